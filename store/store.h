@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libagstore: an immutable, content-addressed blob store indexed by LMDB.
+ *
+ * On disk (format version 1):
+ *   $STORE/index/              LMDB environment
+ *   $STORE/objects/sha256/ab/<hex>   blob bytes, mode 0444
+ *   $STORE/tmp/                staging; garbage after a crash, removed by the next writer
+ *   $STORE/audit.log           hash-chained audit journal, one JSON object per line
+ *   $STORE/lock                flock()ed by every writer
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative
+ * errno or a negative AG_E* code on failure; ag_strerror() names both.
+ * Library code never prints and never exits.  Every pointer returned through
+ * an out parameter is owned by the caller unless said otherwise.
+ */
+#ifndef AGFS_STORE_H
+#define AGFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#define AG_FORMAT_VERSION 1
+#define AG_DEFAULT_STORE  "/var/lib/agfs"
+#define AG_DEFAULT_CHUNK  (64u * 1024u)
+#define AG_MIN_CHUNK	  (4u * 1024u)
+#define AG_MAX_CHUNK	  (4u * 1024u * 1024u)
+#define AG_ALIGN	  4096u /* buffers for ag_blob_read() are aligned to this */
+
+/* Project error codes, returned negated like errno values. */
+enum ag_error {
+	AG_EBASE = 4200,
+	AG_ENOTSTORE, /* the directory is not an agfs store */
+	AG_EFORMAT,   /* the store has a format version this build does not know */
+	AG_EDIGEST,   /* bytes do not hash to the expected digest */
+	AG_ECORRUPT,  /* an object or record is damaged (size, chunk hash, encoding) */
+	AG_EBADNAME,  /* a model name or digest string is malformed */
+	AG_ELOCKED,   /* another writer holds the store lock (AG_NOWAIT) */
+	AG_ECHAIN,    /* the audit log's hash chain is broken */
+	AG_ELAST
+};
+const char *ag_strerror(int err); /* err may be negative or positive */
+
+/* ---------- digests and hashing ---------- */
+
+typedef struct {
+	uint8_t b[32];
+} ag_digest;
+
+#define AG_HEX_LEN 64
+void ag_digest_hex(const ag_digest *d, char out[AG_HEX_LEN + 1]);
+/* Exactly 64 hex digits (either case); -AG_EBADNAME otherwise. */
+int ag_digest_parse(const char *hex, size_t len, ag_digest *out);
+bool ag_digest_eq(const ag_digest *a, const ag_digest *b);
+
+typedef struct ag_hash ag_hash; /* streaming SHA-256 (OpenSSL EVP) */
+ag_hash *ag_hash_new(void);
+void ag_hash_update(ag_hash *h, const void *buf, size_t len);
+void ag_hash_final(ag_hash *h, ag_digest *out); /* also resets h for reuse */
+void ag_hash_free(ag_hash *h);
+void ag_sha256(const void *buf, size_t len, ag_digest *out);
+
+/* ---------- the store ---------- */
+
+typedef struct ag_store ag_store;
+
+enum ag_open_flags {
+	AG_RDONLY = 0,	   /* reader: never locks, never blocks on a writer */
+	AG_WRITE = 1 << 0, /* writer: takes the store lock, cleans tmp/ */
+	AG_CREATE =
+		1 << 1, /* with AG_WRITE: initialise the store if the path is missing or empty */
+	AG_NOWAIT =
+		1 << 2, /* with AG_WRITE: fail with -AG_ELOCKED instead of waiting for the lock */
+};
+
+/* Creates an empty store at path (the directory may exist and be empty).
+ * -EEXIST if it already is a store, -AG_ENOTSTORE if it holds something else. */
+int ag_store_init(const char *path);
+int ag_store_open(const char *path, unsigned flags, ag_store **out);
+void ag_store_close(ag_store *s); /* accepts NULL */
+const char *ag_store_path(const ag_store *s);
+int ag_store_dirfd(const ag_store *s);
+bool ag_store_writable(const ag_store *s);
+/* Free bytes on the store's file system. */
+int ag_store_free_space(const ag_store *s, uint64_t *bytes);
+
+/* ---------- blob records ---------- */
+
+typedef struct {
+	ag_digest digest;
+	uint64_t size;
+	uint32_t chunk_size;
+	uint64_t nchunks; /* ceil(size / chunk_size); 0 for the empty blob */
+	int64_t created;  /* unix seconds of the first import */
+} ag_blob_info;
+
+/* -ENOENT if the store holds no record for the digest. */
+int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out);
+/* Calls cb for every blob record, in digest order; a non-zero return from cb
+ * stops the walk and is returned. */
+int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), void *arg);
+/* Walks objects/ on disk.  d is NULL for a file whose name is not a valid
+ * object name.  relpath is relative to the store root. */
+int ag_object_foreach(ag_store *s,
+		      int (*cb)(const char *relpath, const ag_digest *d, uint64_t size, void *arg),
+		      void *arg);
+/* "objects/sha256/ab/<hex>" into out (at least 90 bytes). */
+void ag_object_relpath(const ag_digest *d, char *out, size_t outlen);
+/* Writer only: removes the object file (not the record). -ENOENT if absent. */
+int ag_object_unlink(ag_store *s, const ag_digest *d);
+/* Writer only: removes a file under objects/ by relative path (for strays). */
+int ag_object_unlink_path(ag_store *s, const char *relpath);
+
+/* ---------- write transactions ---------- */
+
+typedef struct ag_txn ag_txn;
+int ag_txn_begin(ag_store *s, ag_txn **out); /* writer only: -EROFS otherwise */
+int ag_txn_commit(ag_txn *t);		     /* frees t, whatever the result */
+void ag_txn_abort(ag_txn *t);		     /* frees t; unlinks objects this txn created */
+
+/* ---------- staging: one pass, SHA-256 + chunk table as the bytes go by ---------- */
+
+typedef struct ag_stage ag_stage;
+/* chunk_size: a power of two in [AG_MIN_CHUNK, AG_MAX_CHUNK]; 0 = AG_DEFAULT_CHUNK. */
+int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out);
+int ag_stage_write(ag_stage *st, const void *buf, size_t len);
+/* Finishes hashing and fsyncs the staged file; info->created is now. */
+int ag_stage_end(ag_stage *st, ag_blob_info *info);
+/* After ag_stage_end: if expected is given and differs, -AG_EDIGEST and nothing
+ * is published.  Otherwise the object is linked into objects/ (an existing
+ * object of the same size is deduplication), the directory is fsynced and the
+ * blob record is put into t (an existing record keeps its first-import time).
+ * *was_new (may be NULL) tells whether the object was new. */
+int ag_stage_publish(ag_stage *st, ag_txn *t, const ag_digest *expected, bool *was_new);
+/* After ag_stage_end: a new read-only descriptor of the staged bytes (for
+ * copying verified non-model artifacts elsewhere).  Caller closes it. */
+int ag_stage_open_read(ag_stage *st);
+/* Removes the staged file unless it was published; accepts NULL. */
+void ag_stage_free(ag_stage *st);
+
+/* Conveniences: stage + publish + commit in a transaction of their own. */
+int ag_put_fd(ag_store *s, int fd, uint32_t chunk_size, const ag_digest *expected,
+	      ag_blob_info *out);
+int ag_put_buf(ag_store *s, const void *buf, size_t len, uint32_t chunk_size,
+	       const ag_digest *expected, ag_blob_info *out);
+
+/* Writer, inside t: drop a blob record (gc). */
+int ag_txn_blob_del(ag_txn *t, const ag_digest *d);
+
+/* ---------- verified reads ---------- */
+
+typedef struct ag_blob ag_blob;
+enum ag_blob_flags {
+	AG_BLOB_DIRECT = 1 << 0, /* read the object with O_DIRECT when the file system allows */
+};
+/* Loads the record and chunk table and opens the object; checks the object's
+ * size against the record (-AG_ECORRUPT) and the chunk table's shape.  Cost
+ * does not depend on the blob's size beyond loading its table.  Thread-safe
+ * to read from many threads at once. */
+int ag_blob_open(ag_store *s, const ag_digest *d, unsigned flags, ag_blob **out);
+void ag_blob_close(ag_blob *b); /* accepts NULL */
+const ag_blob_info *ag_blob_get_info(const ag_blob *b);
+/* Bytes of buffer ag_blob_read() needs for a read of len bytes at any offset. */
+size_t ag_blob_bufsize(const ag_blob *b, size_t len);
+/*
+ * Verified read of [off, off+len) clipped to the blob's size.  Reads every
+ * chunk the range touches into buf (AG_ALIGN-aligned, bufsize bytes, at least
+ * ag_blob_bufsize(b, len)), hashes each and compares it with the chunk table
+ * before anything is handed out.  On success returns the number of bytes
+ * (0 at or past the end) and sets *out to the first of them inside buf.
+ * On a mismatch returns -EIO and sets *bad_chunk (may be NULL).
+ */
+ssize_t ag_blob_read(ag_blob *b, uint64_t off, size_t len, void *buf, size_t bufsize,
+		     const uint8_t **out, uint64_t *bad_chunk);
+/* Copying convenience around ag_blob_read(): may return fewer bytes only at EOF. */
+ssize_t ag_blob_pread(ag_blob *b, void *dst, size_t len, uint64_t off, uint64_t *bad_chunk);
+/* Hashes the whole object: every chunk against the table and the whole
+ * against the digest.  -EIO with *bad_chunk set, or -AG_EDIGEST. */
+int ag_blob_verify_full(ag_blob *b, uint64_t *bad_chunk);
+
+/* Re-hash an object file from scratch (fsck): SHA-256 and chunk table
+ * compared with the record.  Returns 0, -AG_ECORRUPT (size), -EIO (a chunk,
+ * *bad_chunk set), -AG_EDIGEST, or -ENOENT (object missing). */
+int ag_object_check(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk);
+
+/* ---------- generations ---------- */
+
+typedef struct {
+	char *media_type;
+	ag_digest digest;
+	uint64_t size;
+} ag_layer;
+
+typedef struct {
+	char *name;	    /* path form: "host/namespace/model/tag" */
+	ag_digest manifest; /* SHA-256 of the manifest bytes (a blob too) */
+	uint64_t manifest_size;
+	int64_t added; /* unix seconds this manifest entered the store */
+	ag_layer config;
+	size_t nlayers;
+	ag_layer *layers;
+} ag_model;
+
+typedef struct {
+	uint64_t id;	 /* 1, 2, 3, ... assigned by ag_txn_gen_add */
+	int64_t created; /* unix seconds; 0 = now at add */
+	char *label;	 /* each string may be NULL */
+	char *operator_name;
+	char *source;
+	char *signer; /* fingerprint of the key that signed the source */
+	bool has_source_sha256;
+	ag_digest source_sha256;
+	char *report; /* verification report, JSON text */
+	size_t nmodels;
+	ag_model *models; /* sorted by name */
+} ag_gen;
+
+/* id 0 = the current generation.  -ENOENT if there is none. */
+int ag_gen_get(ag_store *s, uint64_t id, ag_gen **out);
+/* All generation ids, ascending. */
+int ag_gen_list(ag_store *s, uint64_t **ids, size_t *n);
+/* -ENOENT when the store has no current generation yet. */
+int ag_current(ag_store *s, uint64_t *id);
+/* The generation that was current before the current one (for rollback). */
+int ag_previous(ag_store *s, uint64_t *id);
+ag_gen *ag_gen_new(void);
+void ag_gen_free(ag_gen *g); /* accepts NULL */
+/* Binary search by name (the models must be sorted: ag_gen_sort). */
+ag_model *ag_gen_find(const ag_gen *g, const char *name);
+void ag_gen_sort(ag_gen *g);
+/* Appends a deep copy of m to g's models (unsorted). */
+int ag_gen_add_model(ag_gen *g, const ag_model *m);
+int ag_model_copy(ag_model *dst, const ag_model *src);
+void ag_model_clear(ag_model *m);
+
+/* Writer, inside t.  Assigns g->id (last id + 1) and g->created if 0, sorts
+ * the models, and stores g.  Every manifest, config and layer it names must
+ * have a blob record in the store or in t (-ENOENT otherwise).  Does not
+ * change the current generation. */
+int ag_txn_gen_add(ag_txn *t, ag_gen *g);
+/* Makes id current and remembers the one before it as "previous". */
+int ag_txn_set_current(ag_txn *t, uint64_t id);
+/* Deletes a generation; -EBUSY for the current one. */
+int ag_txn_gen_del(ag_txn *t, uint64_t id);
+/* Read a generation inside a write transaction (sees its own writes). */
+int ag_txn_gen_get(ag_txn *t, uint64_t id, ag_gen **out);
+int ag_txn_current(ag_txn *t, uint64_t *id);
+
+/* Small string key/value metadata (e.g. "last_fsck"), not the format keys. */
+int ag_meta_get(ag_store *s, const char *key, char **value);
+int ag_txn_meta_put(ag_txn *t, const char *key, const char *value);
+
+/* ---------- model names ---------- */
+
+/*
+ * Parses an Ollama model reference "[host/][namespace/]model[:tag]" into the
+ * path form "host/namespace/model/tag" (defaults registry.ollama.ai, library,
+ * latest).  A path form with four parts is accepted as it is.  Rejects empty
+ * parts, "." and "..", and characters outside [A-Za-z0-9._-] (plus ':' in the
+ * host's port), with -AG_EBADNAME.
+ */
+int ag_name_parse(const char *s, size_t len, char **path_out);
+/* "host/namespace/model/tag" -> "host/namespace/model:tag" (caller frees). */
+char *ag_name_display(const char *path);
+
+/* ---------- audit journal ---------- */
+
+/*
+ * Appends one line to audit.log: {"seq":N,"time":"ISO-8601","event":event,
+ * "operator":op, ...fields..., "prev":"<sha256 of the previous line>"}.
+ * Any process may append (readers too, when the file is writable): the file
+ * is flock()ed for the append.  fields may be NULL; it is not stolen.
+ */
+int ag_audit(ag_store *s, const char *event, const char *operator_name, json_t *fields);
+/* Same, by store path, for a program that could not open the store. */
+int ag_audit_path(const char *store_path, const char *event, const char *operator_name,
+		  json_t *fields);
+/* Checks the chain.  On a break returns -AG_ECHAIN with *bad_line (1-based)
+ * and *why (a sentence, caller frees) set. */
+int ag_audit_verify(ag_store *s, uint64_t *bad_line, char **why);
+/* Calls cb with every line parsed (line numbers 1-based). */
+int ag_audit_foreach(ag_store *s, int (*cb)(uint64_t lineno, json_t *obj, void *arg), void *arg);
+
+/* ---------- cleanup helpers (systemd style) ---------- */
+
+static inline void ag_freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_(f)   __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(ag_freep)
+void ag_closep(int *fd);
+#define _cleanup_close_ _cleanup_(ag_closep)
+static inline void ag_store_closep(ag_store **s)
+{
+	ag_store_close(*s);
+}
+#define _cleanup_store_ _cleanup_(ag_store_closep)
+static inline void ag_gen_freep(ag_gen **g)
+{
+	ag_gen_free(*g);
+}
+#define _cleanup_gen_ _cleanup_(ag_gen_freep)
+static inline void ag_blob_closep(ag_blob **b)
+{
+	ag_blob_close(*b);
+}
+#define _cleanup_blob_ _cleanup_(ag_blob_closep)
+static inline void ag_txn_abortp(ag_txn **t)
+{
+	if (*t)
+		ag_txn_abort(*t);
+}
+#define _cleanup_txn_ _cleanup_(ag_txn_abortp)
+static inline void ag_stage_freep(ag_stage **st)
+{
+	ag_stage_free(*st);
+}
+#define _cleanup_stage_ _cleanup_(ag_stage_freep)
+static inline void *ag_take_ptr(void *pp)
+{
+	void **p = pp;
+	void *v = *p;
+	*p = NULL;
+	return v;
+}
+#define TAKE_PTR(p) ag_take_ptr(&(p))
+
+#endif

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Blobs: single-pass put, dedup, chunk tables, verified reads, corruption. */
+#include <errno.h>
+
+#include "tests/unit/store-common.h"
+
+static void check_roundtrip(ag_store *s, size_t size, uint32_t cs, uint64_t seed)
+{
+	uint8_t *buf = malloc(size + 1), *back = malloc(size + 1);
+	fill_bytes(buf, size, seed);
+	ag_digest want;
+	ag_sha256(buf, size, &want);
+	ag_blob_info bi;
+	int r = ag_put_buf(s, buf, size, cs, &want, &bi);
+	ok(r == 0, "put %zu bytes with chunk %u: %s", size, cs, ag_strerror(r));
+	ok(ag_digest_eq(&bi.digest, &want) && bi.size == size && bi.chunk_size == cs &&
+		   bi.nchunks == (size + cs - 1) / cs,
+	   "record of %zu bytes: digest, size, chunk size and %llu chunks", size,
+	   (unsigned long long)bi.nchunks);
+	ag_blob *b = NULL;
+	r = ag_blob_open(s, &want, AG_BLOB_DIRECT, &b);
+	ok(r == 0, "open %zu-byte blob", size);
+	if (b) {
+		ssize_t n = ag_blob_pread(b, back, size + 1, 0, NULL);
+		ok(n == (ssize_t)size && memcmp(buf, back, size) == 0,
+		   "verified read returns the %zu bytes", size);
+		ok(ag_blob_verify_full(b, NULL) == 0, "full verification of %zu bytes", size);
+		ag_blob_close(b);
+	}
+	free(buf);
+	free(back);
+}
+
+static void test_sizes(void)
+{
+	ag_store *s = new_store("sizes");
+	check_roundtrip(s, 0, AG_DEFAULT_CHUNK, 1);
+	for (uint32_t cs = AG_MIN_CHUNK; cs <= AG_MAX_CHUNK; cs *= 4) {
+		check_roundtrip(s, (size_t)cs * 3, cs, cs);	    /* exactly N chunks */
+		check_roundtrip(s, (size_t)cs * 3 + 1, cs, cs + 7); /* N chunks + 1 byte */
+	}
+	check_roundtrip(s, 1, AG_MIN_CHUNK, 99);
+	ag_blob_info bi;
+	ok(ag_put_buf(s, "x", 1, 3000, NULL, &bi) == -EINVAL,
+	   "chunk size not a power of two refused");
+	ok(ag_put_buf(s, "x", 1, 8u << 20, NULL, &bi) == -EINVAL, "chunk size over 4 MiB refused");
+	ag_store_close(s);
+}
+
+static void test_dedup(void)
+{
+	ag_store *s = new_store("dedup");
+	uint8_t buf[10000];
+	fill_bytes(buf, sizeof(buf), 5);
+	ag_blob_info a, b;
+	ok(ag_put_buf(s, buf, sizeof(buf), 0, NULL, &a) == 0, "first put");
+	int before = count_objects(s);
+	sleep(1);
+	ok(ag_put_buf(s, buf, sizeof(buf), 0, NULL, &b) == 0, "second put of the same bytes");
+	is_int(count_objects(s), before, "dedup: no new object");
+	is_int(b.created, a.created, "dedup keeps the first-import time");
+	is_int(count_dir_entries(ag_store_path(s), "tmp"), 0, "nothing left in tmp/");
+	ag_store_close(s);
+}
+
+static void test_expected_mismatch(void)
+{
+	ag_store *s = new_store("mismatch");
+	uint8_t buf[5000];
+	fill_bytes(buf, sizeof(buf), 6);
+	ag_digest wrong;
+	memset(&wrong, 0xab, sizeof(wrong));
+	ag_blob_info bi;
+	int r = ag_put_buf(s, buf, sizeof(buf), 0, &wrong, &bi);
+	is_int(r, -AG_EDIGEST, "put with a wrong expected digest fails");
+	is_int(count_objects(s), 0, "no object left behind");
+	is_int(count_dir_entries(ag_store_path(s), "tmp"), 0, "no staging file left behind");
+	ag_digest real;
+	ag_sha256(buf, sizeof(buf), &real);
+	is_int(ag_blob_lookup(s, &real, &bi), -ENOENT, "no record left behind");
+	ag_store_close(s);
+}
+
+static void flip_byte(ag_store *s, const ag_digest *d, uint64_t off)
+{
+	char p[1024];
+	object_path(s, d, p, sizeof(p));
+	chmod(p, 0644);
+	int fd = open(p, O_RDWR);
+	uint8_t c;
+	if (fd < 0 || pread(fd, &c, 1, (off_t)off) != 1)
+		bail("cannot open object %s", p);
+	c ^= 0x01;
+	if (pwrite(fd, &c, 1, (off_t)off) != 1)
+		bail("cannot write object");
+	fsync(fd);
+	close(fd);
+}
+
+static void test_corruption(void)
+{
+	ag_store *s = new_store("corrupt");
+	const uint32_t cs = 4096;
+	const size_t size = cs * 8 + 100;
+	uint8_t *buf = malloc(size), *back = malloc(size);
+	fill_bytes(buf, size, 7);
+	ag_blob_info bi;
+	if (ag_put_buf(s, buf, size, cs, NULL, &bi) < 0)
+		bail("put failed");
+	flip_byte(s, &bi.digest, cs * 5 + 17); /* inside chunk 5 */
+	ag_blob *b;
+	if (ag_blob_open(s, &bi.digest, 0, &b) < 0)
+		bail("open failed");
+	int bad_reads = 0, good_reads = 0, wrong = 0;
+	uint64_t bad = 999;
+	for (uint64_t off = 0; off < size; off += 1000) {
+		size_t len = off + 1500 > size ? size - off : 1500;
+		bool touches = off < cs * 6 && off + len > cs * 5;
+		ssize_t n = ag_blob_pread(b, back, len, off, &bad);
+		if (touches) {
+			bad_reads += n == -EIO && bad == 5;
+			wrong += n != -EIO;
+		} else {
+			good_reads += n == (ssize_t)len && !memcmp(back, buf + off, len);
+			wrong += n != (ssize_t)len;
+		}
+	}
+	ok(bad_reads > 0 && wrong == 0,
+	   "every read touching chunk 5 fails with -EIO naming it (%d)", bad_reads);
+	ok(good_reads > 0, "every other range still reads correctly (%d)", good_reads);
+	uint64_t badc = 0;
+	is_int(ag_blob_verify_full(b, &badc), -EIO, "full verification fails");
+	is_int(badc, 5, "and names chunk 5");
+	is_int(ag_object_check(s, &bi, &badc), -EIO, "object check finds it too");
+	ag_blob_close(b);
+
+	/* A truncated object is refused at open. */
+	char p[1024];
+	object_path(s, &bi.digest, p, sizeof(p));
+	if (truncate(p, (off_t)size - 1) < 0)
+		bail("truncate");
+	is_int(ag_blob_open(s, &bi.digest, 0, &b), -AG_ECORRUPT,
+	       "object of the wrong size refused");
+	unlink(p);
+	is_int(ag_blob_open(s, &bi.digest, 0, &b), -ENOENT, "missing object reported");
+	free(buf);
+	free(back);
+	ag_store_close(s);
+}
+
+static void test_read_api(void)
+{
+	ag_store *s = new_store("readapi");
+	const size_t size = 200000;
+	uint8_t *buf = malloc(size);
+	fill_bytes(buf, size, 8);
+	ag_blob_info bi;
+	if (ag_put_buf(s, buf, size, 16384, NULL, &bi) < 0)
+		bail("put failed");
+	ag_blob *b;
+	if (ag_blob_open(s, &bi.digest, AG_BLOB_DIRECT, &b) < 0)
+		bail("open");
+	size_t bs = ag_blob_bufsize(b, 50000);
+	void *abuf;
+	if (posix_memalign(&abuf, AG_ALIGN, bs))
+		bail("memalign");
+	const uint8_t *p;
+	ssize_t n = ag_blob_read(b, 12345, 50000, abuf, bs, &p, NULL);
+	ok(n == 50000 && !memcmp(p, buf + 12345, 50000), "zero-copy read at an unaligned offset");
+	n = ag_blob_read(b, size - 10, 50000, abuf, bs, &p, NULL);
+	ok(n == 10 && !memcmp(p, buf + size - 10, 10), "read clipped at the end");
+	is_int(ag_blob_read(b, size, 10, abuf, bs, &p, NULL), 0, "read at EOF returns 0");
+	is_int(ag_blob_read(b, 0, 50000, abuf, bs / 2, &p, NULL), -EINVAL,
+	       "too small buffer refused");
+	free(abuf);
+	ag_blob_close(b);
+	free(buf);
+	ag_store_close(s);
+}
+
+static void test_open_refusals(void)
+{
+	const char *p = temp_store_path("notastore");
+	mkdir(p, 0755);
+	char f[600];
+	snprintf(f, sizeof(f), "%s/somefile", p);
+	FILE *fp = fopen(f, "w");
+	fclose(fp);
+	ag_store *s = NULL;
+	is_int(ag_store_open(p, AG_RDONLY, &s), -AG_ENOTSTORE, "a plain directory is not a store");
+	is_int(ag_store_open(p, AG_WRITE | AG_CREATE, &s), -AG_ENOTSTORE,
+	       "a non-empty plain directory is not turned into a store");
+	is_int(ag_store_open(temp_store_path("missing"), AG_RDONLY, &s), -ENOENT,
+	       "a missing store is reported");
+	ag_store *w = new_store("ro");
+	uint8_t x = 1;
+	ag_store_close(w);
+	ok(ag_store_open(temp_store_path("ro"), AG_RDONLY, &s) == 0, "reader opens");
+	is_int(ag_put_buf(s, &x, 1, 0, NULL, NULL), -EROFS, "reader cannot write");
+	ag_store *w2;
+	ok(ag_store_open(temp_store_path("ro"), AG_WRITE, &w2) == 0,
+	   "writer opens beside a reader");
+	ag_store *w3;
+	is_int(ag_store_open(temp_store_path("ro"), AG_WRITE | AG_NOWAIT, &w3), -AG_ELOCKED,
+	       "a second writer is refused while the lock is held");
+	ag_store_close(w2);
+	ag_store_close(s);
+	is_int(ag_store_init(temp_store_path("ro")), -EEXIST, "init of an existing store");
+}
+
+int main(void)
+{
+	test_sizes();
+	test_dedup();
+	test_expected_mismatch();
+	test_corruption();
+	test_read_api();
+	test_open_refusals();
+	return done_testing();
+}
