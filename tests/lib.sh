@@ -113,7 +113,8 @@ store_snapshot() {
 	local s=$1
 	(
 		cd "$s" || exit 1
-		find objects index -type f -print0 2>/dev/null | sort -z | xargs -0r sha256sum
+		# lock.mdb is LMDB's reader table: every reader writes it.
+		find objects index -type f ! -name lock.mdb -print0 2>/dev/null | sort -z | xargs -0r sha256sum
 		find objects -print 2>/dev/null | sort
 	)
 }

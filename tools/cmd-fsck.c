@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agstore fsck: re-hash every object (SHA-256 and chunk table) on all cores,
+ * then check the structure: stray files under objects/ and generations that
+ * name blobs without a record.  The hashing runs without the store lock (an
+ * import or gc may run meanwhile); what it found is re-checked against the
+ * records afterwards, so a blob a concurrent gc deleted is not reported.  The
+ * structural checks need the lock (a writer in progress looks like strays or
+ * dangling references) and are skipped, with a note, when it is busy.  The result goes into the
+ * store's "last_fsck" metadata and the audit log.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/tool.h"
+
+struct fsck_rec {
+	ag_blob_info bi;
+	int result;	/* of ag_object_check */
+	uint64_t chunk; /* the bad chunk for -EIO */
+};
+
+struct fsck {
+	struct tool *t;
+	ag_store *s;
+	struct fsck_rec *recs;
+	size_t nrecs, cap;
+	uint64_t total_bytes;
+	atomic_size_t next, done;
+	atomic_uint_fast64_t done_bytes;
+	unsigned jobs;
+	json_t *problems;
+	size_t ncorrupt, nmissing, nstray, ndangling;
+	bool locked;  /* the structural pass ran under the store lock */
+	int lock_err; /* why not */
+};
+
+static int collect(const ag_blob_info *bi, void *arg)
+{
+	struct fsck *f = arg;
+
+	if (f->nrecs == f->cap) {
+		size_t ncap = f->cap ? f->cap * 2 : 256;
+		struct fsck_rec *n = realloc(f->recs, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		f->recs = n;
+		f->cap = ncap;
+	}
+	f->recs[f->nrecs++] = (struct fsck_rec){.bi = *bi};
+	f->total_bytes += bi->size;
+	return 0;
+}
+
+static void *worker(void *arg)
+{
+	struct fsck *f = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&f->next, 1)) < f->nrecs) {
+		struct fsck_rec *rec = &f->recs[i];
+		rec->result = ag_object_check(f->s, &rec->bi, &rec->chunk);
+		atomic_fetch_add(&f->done_bytes, rec->bi.size);
+		atomic_fetch_add(&f->done, 1);
+	}
+	return NULL;
+}
+
+static void progress(struct fsck *f, bool final)
+{
+	char a[TOOL_SIZE_LEN], b[TOOL_SIZE_LEN];
+
+	fmt_size(atomic_load(&f->done_bytes), a);
+	fmt_size(f->total_bytes, b);
+	fprintf(stderr, "\rfsck: %zu/%zu objects, %s of %s%s", atomic_load(&f->done), f->nrecs, a,
+		b, final ? "\n" : "   ");
+}
+
+/* Hashes every recorded object with f->jobs threads. */
+static int hash_all(struct fsck *f)
+{
+	pthread_t th[256];
+	unsigned n = 0;
+	bool tty = tool_interactive();
+
+	for (; n < f->jobs && n < f->nrecs; n++)
+		if (pthread_create(&th[n], NULL, worker, f) != 0)
+			break;
+	if (n == 0 && f->nrecs > 0)
+		worker(f); /* no thread could start: do it here */
+	while (tty && atomic_load(&f->done) < f->nrecs) {
+		progress(f, false);
+		nanosleep(&(struct timespec){0, 250 * 1000 * 1000}, NULL);
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	if (tty)
+		progress(f, true);
+	return 0;
+}
+
+static void problem(struct fsck *f, size_t *counter, json_t *p)
+{
+	(*counter)++;
+	json_array_append_new(f->problems, p);
+}
+
+/* What the hashing found, kept only if the record still exists (not gc'ed). */
+static void hash_problems(struct fsck *f)
+{
+	for (size_t i = 0; i < f->nrecs; i++) {
+		struct fsck_rec *rec = &f->recs[i];
+		char rel[96];
+		if (rec->result == 0 ||
+		    ag_blob_lookup(f->s, &rec->bi.digest, &(ag_blob_info){0}) < 0)
+			continue;
+		ag_object_relpath(&rec->bi.digest, rel, sizeof(rel));
+		json_t *p = json_pack("{s:s,s:o,s:s,s:s}", "kind",
+				      rec->result == -ENOENT ? "missing" : "corrupt", "digest",
+				      json_digest(&rec->bi.digest), "object", rel, "detail",
+				      ag_strerror(rec->result));
+		if (rec->result == -EIO)
+			json_object_set_new(p, "chunk", json_integer((json_int_t)rec->chunk));
+		problem(f, rec->result == -ENOENT ? &f->nmissing : &f->ncorrupt, p);
+	}
+}
+
+struct present {
+	ag_digest *d;
+	size_t n, cap;
+};
+
+static int present_add(const ag_blob_info *bi, void *arg)
+{
+	struct present *p = arg;
+
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 256;
+		ag_digest *nd = realloc(p->d, ncap * sizeof(*nd));
+		if (!nd)
+			return -ENOMEM;
+		p->d = nd;
+		p->cap = ncap;
+	}
+	p->d[p->n++] = bi->digest; /* ag_blob_foreach walks in digest order */
+	return 0;
+}
+
+static int dcmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(ag_digest));
+}
+
+static bool present_has(const struct present *p, const ag_digest *d)
+{
+	return p->n && bsearch(d, p->d, p->n, sizeof(ag_digest), dcmp);
+}
+
+struct stray_ctx {
+	struct fsck *f;
+	struct present *recs;
+};
+
+static int stray_one(const char *relpath, const ag_digest *d, uint64_t size, void *arg)
+{
+	struct stray_ctx *c = arg;
+
+	if (d && present_has(c->recs, d))
+		return 0;
+	problem(c->f, &c->f->nstray,
+		json_pack("{s:s,s:s,s:s}", "kind", "stray", "object", relpath, "detail",
+			  d ? "object without a blob record" : "not an object name"));
+	return 0;
+}
+
+static void dangling(struct fsck *f, const ag_gen *g, const ag_model *m, const char *what,
+		     const ag_digest *d)
+{
+	_cleanup_free_ char *disp = ag_name_display(m->name);
+
+	problem(f, &f->ndangling,
+		json_pack("{s:s,s:I,s:s,s:s,s:o,s:s}", "kind", "dangling", "generation",
+			  (json_int_t)g->id, "model", disp ? disp : m->name, "blob", what, "digest",
+			  json_digest(d), "detail", "no blob record for this digest"));
+}
+
+static void check_model(struct fsck *f, const struct present *recs, const ag_gen *g,
+			const ag_model *m)
+{
+	if (!present_has(recs, &m->manifest))
+		dangling(f, g, m, "manifest", &m->manifest);
+	if (!present_has(recs, &m->config.digest))
+		dangling(f, g, m, "config", &m->config.digest);
+	for (size_t i = 0; i < m->nlayers; i++)
+		if (!present_has(recs, &m->layers[i].digest))
+			dangling(f, g, m, "layer", &m->layers[i].digest);
+}
+
+static int check_gens(struct fsck *f, const struct present *recs)
+{
+	_cleanup_free_ uint64_t *ids = NULL;
+	size_t n = 0;
+	int r = ag_gen_list(f->s, &ids, &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		_cleanup_gen_ ag_gen *g = NULL;
+		r = ag_gen_get(f->s, ids[i], &g);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		for (size_t j = 0; r >= 0 && j < g->nmodels; j++)
+			check_model(f, recs, g, &g->models[j]);
+	}
+	return r;
+}
+
+/* Strays and dangling references, from a fresh look at the store. */
+static int structure(struct fsck *f)
+{
+	struct present recs = {0};
+	int r = ag_blob_foreach(f->s, present_add, &recs);
+
+	if (r >= 0)
+		qsort(recs.d, recs.n, sizeof(ag_digest), dcmp);
+	if (r >= 0)
+		r = ag_object_foreach(f->s, stray_one, &(struct stray_ctx){f, &recs});
+	if (r >= 0)
+		r = check_gens(f, &recs);
+	free(recs.d);
+	return r;
+}
+
+static json_t *summary(const struct fsck *f, int64_t now)
+{
+	char tm[TOOL_TIME_LEN];
+
+	fmt_time(now, tm);
+	return json_pack("{s:s,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "time", tm, "time_unix",
+			 (json_int_t)now, "ok", json_array_size(f->problems) == 0, "objects",
+			 (json_int_t)f->nrecs, "bytes", (json_int_t)f->total_bytes, "corrupt",
+			 (json_int_t)f->ncorrupt, "missing", (json_int_t)f->nmissing, "stray",
+			 (json_int_t)f->nstray, "dangling", (json_int_t)f->ndangling, "recorded",
+			 f->locked);
+}
+
+/* Stores the summary as "last_fsck" (writer only). */
+static int record(struct fsck *f, json_t *sum)
+{
+	_cleanup_txn_ ag_txn *txn = NULL;
+	_cleanup_free_ char *text = json_dumps(sum, JSON_COMPACT);
+	int r;
+
+	if (!text)
+		return -ENOMEM;
+	r = ag_txn_begin(f->s, &txn);
+	if (r >= 0)
+		r = ag_txn_meta_put(txn, "last_fsck", text);
+	if (r >= 0)
+		r = ag_txn_commit(TAKE_PTR(txn));
+	return r;
+}
+
+static void print_problem(json_t *p)
+{
+	const char *k = json_string_value(json_object_get(p, "kind"));
+	const char *detail = json_string_value(json_object_get(p, "detail"));
+	json_t *ch = json_object_get(p, "chunk");
+
+	if (strcmp(k, "dangling") == 0) {
+		printf("dangling  generation %" JSON_INTEGER_FORMAT " model %s: %s %s: %s\n",
+		       json_integer_value(json_object_get(p, "generation")),
+		       json_string_value(json_object_get(p, "model")),
+		       json_string_value(json_object_get(p, "blob")),
+		       json_string_value(json_object_get(p, "digest")), detail);
+		return;
+	}
+	printf("%-8s  %s: %s", k, json_string_value(json_object_get(p, "object")), detail);
+	if (ch)
+		printf(" (chunk %" JSON_INTEGER_FORMAT ")", json_integer_value(ch));
+	printf("\n");
+}
+
+static void report(const struct fsck *f)
+{
+	char sz[TOOL_SIZE_LEN];
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(f->problems, i, p) print_problem(p);
+	fmt_size(f->total_bytes, sz);
+	printf("fsck: %zu objects (%s) checked with %u jobs: %zu corrupt, %zu missing, %zu stray, "
+	       "%zu dangling\n",
+	       f->nrecs, sz, f->jobs, f->ncorrupt, f->nmissing, f->nstray, f->ndangling);
+	if (f->locked)
+		return;
+	printf("fsck: %s: stray and dangling checks were skipped and the result was not "
+	       "recorded as last_fsck\n",
+	       f->lock_err == -AG_ELOCKED ? "another writer held the store lock"
+					  : ag_strerror(f->lock_err));
+}
+
+/* Phase 1, without the lock: every object re-hashed. */
+static int phase_hash(struct fsck *f)
+{
+	struct tool *t = f->t;
+	int r = tool_open(t, AG_RDONLY, &f->s);
+
+	if (r > 0)
+		return r;
+	r = ag_blob_foreach(f->s, collect, f);
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot list the blobs of %s", t->store_path);
+	hash_all(f);
+	ag_store_close(TAKE_PTR(f->s)); /* one LMDB environment per process at a time */
+	return EX_AG_OK;
+}
+
+/* Phase 2, under the lock if it is free: re-check, structure, record. */
+static int phase_check(struct fsck *f, json_t **sum)
+{
+	struct tool *t = f->t;
+	int r = ag_store_open(t->store_path, AG_WRITE | AG_NOWAIT, &f->s);
+
+	f->locked = r >= 0;
+	f->lock_err = r;
+	if (r < 0) /* another writer, or no write permission: check what we can */
+		r = ag_store_open(t->store_path, AG_RDONLY, &f->s);
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot open the store %s", t->store_path);
+	hash_problems(f);
+	/* Without the lock a writer may be between its steps (objects placed
+	 * before their records commit, records deleted before their objects):
+	 * strays and dangling references cannot be told from that. */
+	r = f->locked ? structure(f) : 0;
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot check the structure of %s", t->store_path);
+	*sum = summary(f, (int64_t)time(NULL));
+	if (f->locked && (r = record(f, *sum)) < 0)
+		return tool_fail_err(t, r, "cannot record the result in %s/index", t->store_path);
+	json_object_set_new(*sum, "problems", json_copy(f->problems));
+	json_t *ev = json_deep_copy(*sum);
+	json_object_del(ev, "time"); /* the audit record has its own */
+	json_object_del(ev, "time_unix");
+	r = tool_audit(t, f->s, "FSCK", ev);
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot append to %s/audit.log", t->store_path);
+	return EX_AG_OK;
+}
+
+static int fsck_opt(struct tool *t, int c, const char *arg, void *jobs)
+{
+	uint64_t v;
+
+	if (parse_u64(arg, 1, 256, &v) < 0)
+		return tool_fail(t, EX_AG_USAGE, "--jobs '%s' is not a number from 1 to 256", arg);
+	*(unsigned *)jobs = (unsigned)v;
+	return -1;
+}
+
+static const char fsck_usage[] =
+	"Usage: agstore [--store DIR] [--operator NAME] [--json] fsck [--jobs N]\n"
+	"Re-hash every object (SHA-256 and chunk table) with N threads (default:\n"
+	"all cores); report corrupt, missing and stray objects and generations that\n"
+	"name blobs without a record.  Exit status 1 on any problem.  The result is\n"
+	"recorded (agstore status shows it) and written to the audit log.\n";
+
+int cmd_fsck(struct tool *t, int argc, char **argv)
+{
+	static const struct option opts[] = {TOOL_COMMON_OPTIONS,
+					     {"jobs", required_argument, NULL, OPT_FIRST_CMD},
+					     {NULL, 0, NULL, 0}};
+	struct fsck f = {.t = t};
+	_cleanup_json_ json_t *sum = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int r;
+
+	f.jobs = ncpu > 0 ? (ncpu > 256 ? 256 : (unsigned)ncpu) : 1;
+	r = tool_getopt(t, argc, argv, opts, fsck_usage, fsck_opt, &f.jobs);
+	if (r >= 0)
+		return r;
+	if (argc != optind)
+		return tool_fail(t, EX_AG_USAGE, "fsck takes no operand (see agstore fsck --help)");
+	f.problems = json_array();
+	r = phase_hash(&f);
+	if (r == EX_AG_OK)
+		r = phase_check(&f, &sum);
+	if (r == EX_AG_OK && t->json)
+		r = out_json(json_incref(sum)) < 0 ? EX_AG_IO : EX_AG_OK;
+	else if (r == EX_AG_OK)
+		report(&f);
+	if (r == EX_AG_OK && json_array_size(f.problems) > 0)
+		r = tool_fail(t, EX_AG_PROBLEM, "fsck found %zu problem%s in %s",
+			      json_array_size(f.problems),
+			      json_array_size(f.problems) == 1 ? "" : "s", t->store_path);
+	ag_store_close(f.s);
+	json_decref(f.problems);
+	free(f.recs);
+	return r;
+}

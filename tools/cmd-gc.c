@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agstore gc: keep the current generation and the N most recent, delete the
+ * others, then every blob no kept generation references and every stray file
+ * under objects/.  Mark and sweep, under the store lock (so no import runs
+ * meanwhile): the records go in one transaction, the object files after it
+ * commits.  A file a mount already has open keeps reading: an unlinked file
+ * stays readable through its open descriptors.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/tool.h"
+
+struct digest_set {
+	ag_digest *d;
+	size_t n, cap;
+};
+
+static int set_add(struct digest_set *set, const ag_digest *d)
+{
+	if (set->n == set->cap) {
+		size_t ncap = set->cap ? set->cap * 2 : 256;
+		ag_digest *nd = realloc(set->d, ncap * sizeof(*nd));
+		if (!nd)
+			return -ENOMEM;
+		set->d = nd;
+		set->cap = ncap;
+	}
+	set->d[set->n++] = *d;
+	return 0;
+}
+
+static int digest_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(ag_digest));
+}
+
+static void set_sort(struct digest_set *set)
+{
+	size_t w = 0;
+
+	if (set->n == 0)
+		return;
+	qsort(set->d, set->n, sizeof(ag_digest), digest_cmp);
+	for (size_t i = 1; i < set->n; i++)
+		if (!ag_digest_eq(&set->d[w], &set->d[i]))
+			set->d[++w] = set->d[i];
+	set->n = w + 1;
+}
+
+static bool set_has(const struct digest_set *set, const ag_digest *d)
+{
+	return set->n && bsearch(d, set->d, set->n, sizeof(ag_digest), digest_cmp);
+}
+
+struct gc_plan {
+	uint64_t keep, current;
+	json_t *kept, *dropped;	   /* generation ids */
+	struct digest_set marked;  /* referenced by a kept generation */
+	struct digest_set records; /* every blob record */
+	struct digest_set sweep;   /* records to delete */
+	uint64_t sweep_bytes;
+	json_t *strays; /* relpaths of files under objects/ without a record */
+};
+
+static void plan_free(struct gc_plan *p)
+{
+	json_decref(p->kept);
+	json_decref(p->dropped);
+	json_decref(p->strays);
+	free(p->marked.d);
+	free(p->records.d);
+	free(p->sweep.d);
+}
+
+static int mark_model(struct digest_set *set, const ag_model *m)
+{
+	int r = set_add(set, &m->manifest);
+
+	if (r >= 0)
+		r = set_add(set, &m->config.digest);
+	for (size_t i = 0; r >= 0 && i < m->nlayers; i++)
+		r = set_add(set, &m->layers[i].digest);
+	return r;
+}
+
+static int mark_gen(ag_store *s, uint64_t id, struct digest_set *set)
+{
+	_cleanup_gen_ ag_gen *g = NULL;
+	int r = ag_gen_get(s, id, &g);
+
+	for (size_t i = 0; r >= 0 && i < g->nmodels; i++)
+		r = mark_model(set, &g->models[i]);
+	return r;
+}
+
+/* Splits generations into kept and dropped, and marks what the kept ones use. */
+static int plan_gens(ag_store *s, struct gc_plan *p)
+{
+	_cleanup_free_ uint64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	r = ag_current(s, &p->current);
+	if (r == -ENOENT)
+		p->current = 0;
+	else if (r < 0)
+		return r;
+	r = ag_gen_list(s, &ids, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		bool keep = ids[i] == p->current || n - i <= p->keep;
+		json_array_append_new(keep ? p->kept : p->dropped,
+				      json_integer((json_int_t)ids[i]));
+		if (keep)
+			r = mark_gen(s, ids[i], &p->marked);
+	}
+	set_sort(&p->marked);
+	return r;
+}
+
+static int collect_record(const ag_blob_info *bi, void *arg)
+{
+	struct gc_plan *p = arg;
+	int r = set_add(&p->records, &bi->digest);
+
+	if (r >= 0 && !set_has(&p->marked, &bi->digest)) {
+		r = set_add(&p->sweep, &bi->digest);
+		p->sweep_bytes += bi->size;
+	}
+	return r;
+}
+
+static int collect_stray(const char *relpath, const ag_digest *d, uint64_t size, void *arg)
+{
+	struct gc_plan *p = arg;
+
+	if (d && set_has(&p->records, d))
+		return 0;
+	return json_array_append_new(p->strays, json_string(relpath)) < 0 ? -ENOMEM : 0;
+}
+
+static int plan(ag_store *s, struct gc_plan *p)
+{
+	int r;
+
+	p->kept = json_array();
+	p->dropped = json_array();
+	p->strays = json_array();
+	if (!p->kept || !p->dropped || !p->strays)
+		return -ENOMEM;
+	r = plan_gens(s, p);
+	if (r >= 0)
+		r = ag_blob_foreach(s, collect_record, p);
+	set_sort(&p->records);
+	if (r >= 0)
+		r = ag_object_foreach(s, collect_stray, p);
+	return r;
+}
+
+/* The records, in one transaction. */
+static int sweep_records(ag_store *s, const struct gc_plan *p)
+{
+	_cleanup_txn_ ag_txn *txn = NULL;
+	size_t i;
+	json_t *v;
+	int r;
+
+	if (json_array_size(p->dropped) == 0 && p->sweep.n == 0)
+		return 0;
+	r = ag_txn_begin(s, &txn);
+	json_array_foreach(p->dropped, i, v)
+	{
+		if (r >= 0)
+			r = ag_txn_gen_del(txn, (uint64_t)json_integer_value(v));
+	}
+	for (i = 0; r >= 0 && i < p->sweep.n; i++)
+		r = ag_txn_blob_del(txn, &p->sweep.d[i]);
+	if (r >= 0)
+		r = ag_txn_commit(TAKE_PTR(txn));
+	return r;
+}
+
+/* The files, after the commit.  Returns the first error; goes on past it. */
+static int sweep_files(ag_store *s, const struct gc_plan *p)
+{
+	int first = 0, r;
+	size_t i;
+	json_t *v;
+
+	for (i = 0; i < p->sweep.n; i++) {
+		r = ag_object_unlink(s, &p->sweep.d[i]);
+		if (r < 0 && r != -ENOENT && !first)
+			first = r;
+	}
+	json_array_foreach(p->strays, i, v)
+	{
+		r = ag_object_unlink_path(s, json_string_value(v));
+		if (r < 0 && r != -ENOENT && !first)
+			first = r;
+	}
+	return first;
+}
+
+static json_t *plan_json(const struct gc_plan *p, bool dry_run)
+{
+	json_t *blobs = json_array();
+
+	for (size_t i = 0; i < p->sweep.n; i++)
+		json_array_append_new(blobs, json_digest(&p->sweep.d[i]));
+	return json_pack("{s:b,s:I,s:O,s:O,s:o,s:I,s:O}", "dry_run", dry_run, "keep",
+			 (json_int_t)p->keep, "kept_generations", p->kept, "removed_generations",
+			 p->dropped, "removed_blobs", blobs, "bytes_freed",
+			 (json_int_t)p->sweep_bytes, "removed_strays", p->strays);
+}
+
+static void print_ids(const char *what, json_t *ids)
+{
+	size_t i;
+	json_t *v;
+
+	printf("%s:", what);
+	if (json_array_size(ids) == 0)
+		printf(" none");
+	json_array_foreach(ids, i, v) printf(" %" JSON_INTEGER_FORMAT, json_integer_value(v));
+	printf("\n");
+}
+
+static void plan_print(const struct gc_plan *p, bool dry_run)
+{
+	char size[TOOL_SIZE_LEN];
+	const char *verb = dry_run ? "would remove" : "removed";
+	size_t nstrays = json_array_size(p->strays);
+
+	fmt_size(p->sweep_bytes, size);
+	print_ids("kept generations", p->kept);
+	print_ids(dry_run ? "generations to remove" : "removed generations", p->dropped);
+	printf("%s %zu blob%s (%s) and %zu stray file%s\n", verb, p->sweep.n,
+	       p->sweep.n == 1 ? "" : "s", size, nstrays, nstrays == 1 ? "" : "s");
+}
+
+struct gc_opts {
+	uint64_t keep;
+	bool dry_run;
+};
+
+static int gc_opt(struct tool *t, int c, const char *arg, void *arg2)
+{
+	struct gc_opts *o = arg2;
+
+	if (c == OPT_FIRST_CMD + 1) {
+		o->dry_run = true;
+		return -1;
+	}
+	if (parse_u64(arg, 0, 1000000, &o->keep) < 0)
+		return tool_fail(t, EX_AG_USAGE, "--keep '%s' is not a number of generations", arg);
+	return -1;
+}
+
+static const char gc_usage[] =
+	"Usage: agstore [--store DIR] [--operator NAME] [--json] gc [--keep N] [--dry-run]\n"
+	"Keep the current generation and the N most recent ones (default 5);\n"
+	"delete the others, every blob no kept generation references and every\n"
+	"stray file under objects/.  Waits for the store lock, so it is safe while\n"
+	"an import runs; safe while a mount serves.  --dry-run only says what it\n"
+	"would remove.\n";
+
+static int gc_run(struct tool *t, ag_store *s, struct gc_plan *p, bool dry_run)
+{
+	int r = plan(s, p), rf;
+
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot read the store %s", t->store_path);
+	if (dry_run)
+		return EX_AG_OK;
+	r = sweep_records(s, p);
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot delete records in %s/index", t->store_path);
+	rf = sweep_files(s, p);
+	json_t *ev = plan_json(p, false);
+	json_object_del(ev, "dry_run");
+	r = tool_audit(t, s, "GC", ev);
+	if (rf < 0)
+		return tool_fail_err(t, rf, "cannot remove every object file under %s/objects",
+				     t->store_path);
+	if (r < 0)
+		return tool_fail_err(t, r, "gc done but %s/audit.log", t->store_path);
+	return EX_AG_OK;
+}
+
+int cmd_gc(struct tool *t, int argc, char **argv)
+{
+	static const struct option opts[] = {TOOL_COMMON_OPTIONS,
+					     {"keep", required_argument, NULL, OPT_FIRST_CMD},
+					     {"dry-run", no_argument, NULL, OPT_FIRST_CMD + 1},
+					     {NULL, 0, NULL, 0}};
+	_cleanup_store_ ag_store *s = NULL;
+	struct gc_opts o = {.keep = 5};
+	struct gc_plan p = {0};
+	int r;
+
+	r = tool_getopt(t, argc, argv, opts, gc_usage, gc_opt, &o);
+	if (r >= 0)
+		return r;
+	if (argc != optind)
+		return tool_fail(t, EX_AG_USAGE, "gc takes no operand (see agstore gc --help)");
+	r = tool_open(t, o.dry_run ? AG_RDONLY : AG_WRITE, &s);
+	if (r > 0)
+		return r;
+	p.keep = o.keep;
+	r = gc_run(t, s, &p, o.dry_run);
+	if (r == EX_AG_OK) {
+		if (t->json)
+			r = out_json(plan_json(&p, o.dry_run)) < 0 ? EX_AG_IO : EX_AG_OK;
+		else
+			plan_print(&p, o.dry_run);
+	}
+	plan_free(&p);
+	return r;
+}
