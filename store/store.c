@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "store/internal.h"
@@ -97,7 +98,9 @@ int ag_store_init(const char *path)
 	ag_index_close(&s);
 	if ((r = ag_fsync_dir(dfd, ".")) < 0)
 		return r;
-	return ag_audit_path(path, "STORE_INIT", NULL, NULL);
+	/* The store is made by whoever runs this; no caller passes an operator. */
+	struct passwd *pw = getpwuid(geteuid());
+	return ag_audit_path(path, "STORE_INIT", pw ? pw->pw_name : NULL, NULL);
 }
 
 /* Staging files left by a writer that died: nothing references them. */
