@@ -128,6 +128,6 @@ make_gpg_key() { # make_gpg_key [NAME] [EXPIRE]
 	gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
 		--quick-gen-key "$name <signer@example.invalid>" ed25519 sign "$expire" 2>/dev/null ||
 		bail "gpg could not make a key"
-	KEY_FPR=$(gpg --batch --with-colons --list-keys "$name" | awk -F: '/^fpr/ {print $10; exit}')
+	KEY_FPR=$(gpg --batch --no-auto-check-trustdb --with-colons --list-keys "$name" 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
 	gpg --batch --armor --export "$KEY_FPR" >"$T/pubkey.asc"
 }

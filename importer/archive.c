@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Reading a bundle archive in one pass.  libarchive pulls the raw bytes
+ * through our read callback, which hashes them (the outer SHA-256 the site
+ * carries out of band) before handing them on; the compression is detected
+ * from the content.  Each regular member is streamed into staging while the
+ * store hashes it and builds its chunk table.  Members that are links,
+ * devices or have unsafe paths refuse the whole source.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "importer/import.h"
+#include "importer/sink.h"
+
+#define RAW_BUF (1u << 20)
+
+struct raw_reader {
+	int fd;
+	char *buf;
+	ag_hash *hash;
+	uint64_t bytes;
+	int err;
+	struct imp_progress *progress;
+};
+
+static ssize_t raw_read(struct archive *a, void *arg, const void **out)
+{
+	struct raw_reader *rr = arg;
+	ssize_t n;
+
+	do
+		n = read(rr->fd, rr->buf, RAW_BUF);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		rr->err = -errno;
+		if (a)
+			archive_set_error(a, errno, "read failed");
+		return -1;
+	}
+	ag_hash_update(rr->hash, rr->buf, (size_t)n);
+	rr->bytes += (uint64_t)n;
+	imp_progress_add(rr->progress, (uint64_t)n);
+	*out = rr->buf;
+	return n;
+}
+
+/* After the end of the archive: hash whatever follows (padding, trailers). */
+static int raw_drain(struct raw_reader *rr)
+{
+	const void *p;
+	ssize_t n;
+
+	while ((n = raw_read(NULL, rr, &p)) > 0)
+		;
+	return n < 0 ? rr->err : 0;
+}
+
+static const char *type_refusal(struct archive_entry *ae)
+{
+	if (archive_entry_hardlink(ae))
+		return "it is a hard link";
+	switch (archive_entry_filetype(ae)) {
+	case AE_IFREG:
+	case AE_IFDIR:
+		return NULL;
+	case AE_IFLNK:
+		return "it is a symbolic link";
+	default:
+		return "it is a device, FIFO or socket";
+	}
+}
+
+static int copy_data(struct archive *a, struct imp_sink *k, struct imp_error *e)
+{
+	static const char zeros[4096];
+	const void *buf;
+	size_t len;
+	la_int64_t off, pos = 0;
+	int r;
+
+	for (;;) {
+		r = archive_read_data_block(a, &buf, &len, &off);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r != ARCHIVE_OK)
+			return imp_fail(e, IMP_REFUSED, -EIO, k->mb->path,
+					"the archive is damaged or truncated (%s)",
+					archive_error_string(a));
+		while (pos < off) { /* sparse hole */
+			size_t z = off - pos > (la_int64_t)sizeof(zeros) ? sizeof(zeros)
+									 : (size_t)(off - pos);
+			if ((r = imp_sink_write(k, zeros, z, e)) < 0)
+				return r;
+			pos += (la_int64_t)z;
+		}
+		if ((r = imp_sink_write(k, buf, len, e)) < 0)
+			return r;
+		pos += (la_int64_t)len;
+	}
+}
+
+static int read_member(struct archive *a, struct archive_entry *ae, const struct imp_read *rd,
+		       struct imp_source *src, struct imp_error *e)
+{
+	const char *raw = archive_entry_pathname(ae), *why;
+	_cleanup_free_ char *path = NULL;
+	struct imp_sink k;
+	int r;
+
+	if (!raw)
+		return imp_fail(e, IMP_REFUSED, -EINVAL, "", "a member has no readable path");
+	r = imp_tarpath_check(raw, strlen(raw), &path, &why);
+	if (r < 0 && archive_entry_filetype(ae) == AE_IFDIR && strstr(why, "bundle root"))
+		return 0;
+	if (r < 0)
+		return imp_fail(e, IMP_REFUSED, r, raw, "%s", why);
+	if ((why = type_refusal(ae)))
+		return imp_fail(e, IMP_REFUSED, -EINVAL, path, "%s", why);
+	if (archive_entry_filetype(ae) == AE_IFDIR)
+		return 0;
+	struct imp_member *mb = imp_member_add(src, path);
+	if (!mb)
+		return imp_fail(e, IMP_REFUSED, -E2BIG, path, "the bundle has too many members");
+	int64_t hint = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : -1;
+	if ((r = imp_sink_begin(&k, mb, rd, src, hint, e)) < 0)
+		return r;
+	if ((r = copy_data(a, &k, e)) < 0) {
+		imp_sink_abort(&k);
+		return r;
+	}
+	return imp_sink_end(&k, e);
+}
+
+static int read_entries(struct archive *a, const struct imp_read *rd, struct imp_source *src,
+			struct imp_error *e)
+{
+	struct archive_entry *ae;
+	size_t count = 0;
+	int r;
+
+	for (;;) {
+		r = archive_read_next_header(a, &ae);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return imp_fail(e, IMP_REFUSED, -EIO, src->n ? src->m[src->n - 1].path : "",
+					count ? "the archive is damaged or truncated after it (%s)"
+					      : "the source is not a readable tar archive (%s)",
+					archive_error_string(a) ? archive_error_string(a) : "?");
+		count++;
+		if ((r = read_member(a, ae, rd, src, e)) < 0)
+			return r;
+	}
+	if (count == 0)
+		return imp_fail(e, IMP_REFUSED, -ENOENT, "", "the archive is empty");
+	return 0;
+}
+
+static struct archive *new_reader(void)
+{
+	struct archive *a = archive_read_new();
+
+	if (!a)
+		return NULL;
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_format_tar(a);
+	return a;
+}
+
+int imp_read_archive(int fd, const struct imp_read *rd, struct imp_source *src, struct imp_error *e)
+{
+	struct raw_reader rr = {.fd = fd, .progress = rd->progress};
+	struct archive *a;
+	int r;
+
+	rr.buf = malloc(RAW_BUF);
+	rr.hash = ag_hash_new();
+	a = new_reader();
+	if (!rr.buf || !rr.hash || !a) {
+		r = imp_fail(e, IMP_IO, -ENOMEM, "", "out of memory");
+		goto out;
+	}
+	if (archive_read_open(a, &rr, NULL, raw_read, NULL) != ARCHIVE_OK) {
+		r = rr.err ? imp_fail(e, IMP_IO, rr.err, "", "the source cannot be read")
+			   : imp_fail(e, IMP_REFUSED, -EINVAL, "",
+				      "the source is not a readable tar archive (%s)",
+				      archive_error_string(a));
+		goto out;
+	}
+	r = read_entries(a, rd, src, e);
+	if (r < 0 && rr.err)
+		e->cls = IMP_IO;
+	if (r == 0 && (r = raw_drain(&rr)) < 0)
+		imp_fail(e, IMP_IO, r, "", "the source cannot be read");
+	ag_hash_final(rr.hash, &src->outer);
+	src->has_outer = true;
+	src->raw_bytes = rr.bytes;
+out:
+	if (a)
+		archive_read_free(a);
+	ag_hash_free(rr.hash);
+	free(rr.buf);
+	return r;
+}

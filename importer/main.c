@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agimport: verify a signed air-gap bundle (or a plain Ollama models tree)
+ * and publish its models into an agfs store as a new generation, all or
+ * nothing.  Options, the one-sentence report and the exit codes live here:
+ * 0 imported (or verified, with --dry-run), 1 verification failure or
+ * refused input, 2 usage error, 4 I/O or system failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "importer/import.h"
+
+struct run {
+	struct imp_options o;
+	const char *source;
+	ag_store *store;
+	struct imp_keyring *ks;
+	struct imp_source src;
+	struct imp_result res;
+	struct imp_error err;
+	char *artifacts_made;
+	uint64_t gen_id;
+	int fd; /* the source */
+	struct stat st;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: agimport [OPTIONS] SOURCE     (a .tar[.gz|.zst|.xz], a bundle "
+		   "directory, or -)\n"
+		   "       agimport [OPTIONS] --ollama-dir DIR\n"
+		   "  --store DIR          the store (default $AGFS_STORE, else " AG_DEFAULT_STORE
+		   ")\n"
+		   "  --keyring FILE|DIR   trusted public keys (a key file or a GnuPG home)\n"
+		   "  --signer FPR         allowed signing key (repeatable)\n"
+		   "  --sha256 HEX         the tarball's expected SHA-256\n"
+		   "  --sha256-file FILE   the same, from a sha256sum line\n"
+		   "  --label L            the generation's label (default: bundle_version)\n"
+		   "  --replace            the new generation holds only this source's models\n"
+		   "  --allow-downgrade    accept a bundle_version older than the current label\n"
+		   "  --artifacts-dir DIR  copy verified non-model artifacts to DIR/<label>/\n"
+		   "  --transfer-log FILE  append the site's transfer record\n"
+		   "  --operator NAME      recorded operator (default: the login name)\n"
+		   "  --dry-run            verify only; the store is not touched\n"
+		   "  --json               print the verification report on stdout\n"
+		   "  --no-signature       accept an unsigned source (audited)\n");
+}
+
+static int die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "agimport: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see agimport --help).\n");
+	return IMP_USAGE;
+}
+
+/* "<hex>" or "<hex>  <name>" lines; prefers the line naming the source. */
+static int read_sha256_file(const char *file, const char *source, ag_digest *out)
+{
+	FILE *f = fopen(file, "re");
+	char line[8192];
+	const char *base = source ? strrchr(source, '/') : NULL;
+	int found = -ENOENT;
+
+	if (!f)
+		return -errno;
+	base = base ? base + 1 : source;
+	while (fgets(line, sizeof(line), f)) {
+		ag_digest d;
+		char *name = line + AG_HEX_LEN;
+		if (imp_hex_parse(line + (line[0] == '\\'), AG_HEX_LEN, &d) < 0)
+			continue;
+		name += strspn(name, " *");
+		name[strcspn(name, "\r\n")] = '\0';
+		if (found < 0 || (base && strcmp(name, base) == 0)) {
+			*out = d;
+			found = 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static char *login_name(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	return strdup(pw ? pw->pw_name : "unknown");
+}
+
+enum {
+	OPT_STORE = 256,
+	OPT_KEYRING,
+	OPT_SIGNER,
+	OPT_SHA256,
+	OPT_SHA256_FILE,
+	OPT_LABEL,
+	OPT_REPLACE,
+	OPT_DOWNGRADE,
+	OPT_ARTIFACTS,
+	OPT_TRANSFER,
+	OPT_OPERATOR,
+	OPT_DRY_RUN,
+	OPT_JSON,
+	OPT_NO_SIG,
+	OPT_OLLAMA,
+};
+
+static const struct option long_opts[] = {
+	{"store", required_argument, NULL, OPT_STORE},
+	{"keyring", required_argument, NULL, OPT_KEYRING},
+	{"signer", required_argument, NULL, OPT_SIGNER},
+	{"sha256", required_argument, NULL, OPT_SHA256},
+	{"sha256-file", required_argument, NULL, OPT_SHA256_FILE},
+	{"label", required_argument, NULL, OPT_LABEL},
+	{"replace", no_argument, NULL, OPT_REPLACE},
+	{"allow-downgrade", no_argument, NULL, OPT_DOWNGRADE},
+	{"artifacts-dir", required_argument, NULL, OPT_ARTIFACTS},
+	{"transfer-log", required_argument, NULL, OPT_TRANSFER},
+	{"operator", required_argument, NULL, OPT_OPERATOR},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"no-signature", no_argument, NULL, OPT_NO_SIG},
+	{"ollama-dir", required_argument, NULL, OPT_OLLAMA},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static bool label_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* Options that only set a flag or keep their argument. */
+static bool set_simple(struct imp_options *o, int c, const char *arg)
+{
+	bool *flag = c == OPT_REPLACE	  ? &o->replace
+		     : c == OPT_DOWNGRADE ? &o->allow_downgrade
+		     : c == OPT_DRY_RUN	  ? &o->dry_run
+		     : c == OPT_JSON	  ? &o->json
+		     : c == OPT_NO_SIG	  ? &o->no_signature
+					  : NULL;
+	const char **str = c == OPT_STORE	? &o->store_path
+			   : c == OPT_KEYRING	? &o->keyring
+			   : c == OPT_ARTIFACTS ? &o->artifacts_dir
+			   : c == OPT_TRANSFER	? &o->transfer_log
+			   : c == OPT_OPERATOR	? &o->operator_name
+						: NULL;
+
+	if (flag)
+		*flag = true;
+	if (str)
+		*str = arg;
+	return flag || str;
+}
+
+static int add_signer(struct imp_options *o, const char *arg)
+{
+	char **ns = realloc(o->signers, (o->nsigners + 1) * sizeof(*ns));
+
+	if (!ns)
+		return -ENOMEM;
+	o->signers = ns;
+	o->signers[o->nsigners++] = (char *)arg;
+	return 0;
+}
+
+static int set_opt(struct run *rn, int c, const char *arg, const char **sha_file)
+{
+	struct imp_options *o = &rn->o;
+
+	if (set_simple(o, c, arg))
+		return 0;
+	switch (c) {
+	case OPT_SIGNER:
+		return add_signer(o, arg);
+	case OPT_SHA256:
+		if (imp_hex_parse(arg, strlen(arg), &o->sha256) < 0)
+			return die_usage("--sha256 %s is not 64 hex digits", arg);
+		o->has_sha256 = true;
+		return 0;
+	case OPT_SHA256_FILE:
+		*sha_file = arg;
+		return 0;
+	case OPT_LABEL:
+		if (!label_ok(arg))
+			return die_usage(
+				"--label %s is not a plain label ([A-Za-z0-9._-], at most 64)",
+				arg);
+		o->label = arg;
+		return 0;
+	case OPT_OLLAMA:
+		o->ollama_dir = true;
+		rn->source = arg;
+		return 0;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	default:
+		return IMP_USAGE;
+	}
+}
+
+static int check_args(struct run *rn, const char *sha_file)
+{
+	struct imp_options *o = &rn->o;
+	int r;
+
+	if (!rn->source)
+		return die_usage("needs a SOURCE (a bundle, a directory, -) or --ollama-dir DIR%s",
+				 "");
+	if (!o->keyring && !o->no_signature)
+		return die_usage("%s needs --keyring to verify its signature, or --no-signature",
+				 rn->source);
+	if (sha_file && (r = read_sha256_file(sha_file, rn->source, &o->sha256)) < 0)
+		return die_usage("--sha256-file %s holds no SHA-256 line", sha_file);
+	if (sha_file)
+		o->has_sha256 = true;
+	if (!o->store_path)
+		o->store_path = getenv("AGFS_STORE") && *getenv("AGFS_STORE") ? getenv("AGFS_STORE")
+									      : AG_DEFAULT_STORE;
+	return 0;
+}
+
+static int parse_args(struct run *rn, int argc, char **argv)
+{
+	const char *sha_file = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1)
+		if ((r = set_opt(rn, c, optarg, &sha_file)) != 0)
+			return r < 0 ? IMP_IO : IMP_USAGE;
+	if (optind < argc && rn->o.ollama_dir)
+		return die_usage("takes either SOURCE or --ollama-dir, not both (%s)",
+				 argv[optind]);
+	if (optind < argc)
+		rn->source = argv[optind++];
+	if (optind < argc)
+		return die_usage("takes one SOURCE, not also %s", argv[optind]);
+	return check_args(rn, sha_file);
+}
+
+static int open_store(struct run *rn)
+{
+	const char *path = rn->o.store_path;
+	int r;
+
+	if (rn->o.dry_run) {
+		r = ag_store_open(path, AG_RDONLY, &rn->store);
+		if (r == -ENOENT || r == -AG_ENOTSTORE) /* a store yet to be made: empty */
+			return 0;
+	} else {
+		r = ag_store_open(path, AG_WRITE | AG_CREATE, &rn->store);
+	}
+	if (r < 0)
+		return imp_fail(&rn->err, IMP_IO, r, path, "the store cannot be opened (%s)",
+				ag_strerror(r));
+	return 0;
+}
+
+static int open_source(struct run *rn)
+{
+	const char *s = rn->source;
+	struct stat *st = &rn->st;
+
+	rn->fd = strcmp(s, "-") == 0 ? dup(STDIN_FILENO) : open(s, O_RDONLY | O_CLOEXEC);
+	if (rn->fd < 0 || fstat(rn->fd, st) < 0)
+		return imp_fail(&rn->err, errno == ENOENT ? IMP_USAGE : IMP_IO, -errno, "",
+				"it cannot be opened (%m)");
+	if (rn->o.has_sha256 && S_ISDIR(st->st_mode))
+		return imp_fail(&rn->err, IMP_USAGE, -EISDIR, "",
+				"it is a directory, and --sha256 applies to a tarball");
+	if (rn->o.ollama_dir && !S_ISDIR(st->st_mode))
+		return imp_fail(&rn->err, IMP_USAGE, -ENOTDIR, "",
+				"it is not a directory, as --ollama-dir needs");
+	return 0;
+}
+
+static int check_space(struct run *rn, const struct stat *st)
+{
+	uint64_t avail;
+	int r;
+
+	if (!rn->store || rn->o.dry_run || !S_ISREG(st->st_mode))
+		return 0;
+	if ((r = ag_store_free_space(rn->store, &avail)) < 0)
+		return imp_fail(&rn->err, IMP_IO, r, rn->o.store_path,
+				"its free space cannot be read (%s)", ag_strerror(r));
+	if ((uint64_t)st->st_size > avail)
+		return imp_fail(&rn->err, IMP_IO, -ENOSPC, "",
+				"it is %llu bytes and the store has only %llu free",
+				(unsigned long long)st->st_size, (unsigned long long)avail);
+	return 0;
+}
+
+static int read_source(struct run *rn)
+{
+	struct imp_read rd = {.store = rn->store, .dry_run = rn->o.dry_run};
+	int fd = rn->fd, r;
+
+	if ((r = check_space(rn, &rn->st)) < 0)
+		return r;
+	if (!(rn->src.name = strdup(rn->source)))
+		return imp_fail(&rn->err, IMP_IO, -ENOMEM, "", "out of memory");
+	if (rn->store && !rn->o.dry_run && (r = imp_pipe_new(&rd.pipe)) < 0)
+		return imp_fail(&rn->err, IMP_IO, r, "", "the staging thread cannot start");
+	rd.progress = imp_progress_new(S_ISREG(rn->st.st_mode) ? (uint64_t)rn->st.st_size : 0);
+	if (rn->o.ollama_dir)
+		r = imp_read_ollama_dir(fd, &rd, &rn->src, &rn->err);
+	else if (S_ISDIR(rn->st.st_mode))
+		r = imp_read_dir(fd, &rd, &rn->src, &rn->err);
+	else
+		r = imp_read_archive(fd, &rd, &rn->src, &rn->err);
+	imp_progress_done(rd.progress);
+	imp_pipe_free(rd.pipe);
+	return r;
+}
+
+static int open_keyring(struct run *rn)
+{
+	_cleanup_free_ char *why = NULL;
+	int r;
+
+	if (!rn->o.keyring)
+		return 0;
+	r = imp_keyring_open(rn->o.keyring, rn->o.signers, rn->o.nsigners, &rn->ks, &why);
+	if (r < 0)
+		return imp_fail(&rn->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, rn->o.keyring, "%s",
+				why ? why : ag_strerror(r));
+	return 0;
+}
+
+static json_t *model_names(const struct imp_result *res)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < res->nmodels; i++)
+		json_array_append_new(a, json_string(res->models[i].model.name));
+	return a;
+}
+
+static void audit_ingest(struct run *rn)
+{
+	char hex[AG_HEX_LEN + 1] = "";
+	json_t *f;
+
+	if (rn->src.has_outer)
+		imp_hex(&rn->src.outer, hex);
+	f = json_pack("{s:s, s:s?, s:s, s:I, s:s?, s:o, s:b, s:O?}", "source", rn->source,
+		      "source_sha256", hex[0] ? hex : NULL, "label", rn->res.label, "generation",
+		      (json_int_t)rn->gen_id, "signer", rn->res.signer, "models",
+		      model_names(&rn->res), "unsigned", rn->res.signer == NULL, "new_objects",
+		      json_object_get(rn->res.report, "new_objects"));
+	ag_audit(rn->store, "BUNDLE_INGEST", rn->o.operator_name, f);
+	json_decref(f);
+}
+
+static void audit_reject(struct run *rn)
+{
+	json_t *f;
+
+	if (!rn->store || !ag_store_writable(rn->store))
+		return;
+	f = json_pack("{s:s, s:s, s:s}", "source", rn->source ? rn->source : "", "member",
+		      rn->err.member, "reason", rn->err.reason);
+	ag_audit(rn->store, "BUNDLE_REJECTED", rn->o.operator_name, f);
+	json_decref(f);
+}
+
+static void transfer_log(struct run *rn)
+{
+	char hex[AG_HEX_LEN + 1];
+	struct imp_member *bj = imp_member_find(&rn->src, "manifest/bundle.json");
+	int r;
+
+	if (!rn->o.transfer_log)
+		return;
+	if (rn->src.has_outer)
+		imp_hex(&rn->src.outer, hex);
+	else if (bj)
+		imp_hex(&bj->digest, hex);
+	else
+		snprintf(hex, sizeof(hex), "-");
+	r = imp_transfer_log(rn->o.transfer_log, rn->o.operator_name, rn->res.label, hex);
+	if (r < 0)
+		fprintf(stderr,
+			"agimport: warning: %s: the transfer record cannot be written (%s).\n",
+			rn->o.transfer_log, ag_strerror(r));
+}
+
+static int publish(struct run *rn)
+{
+	int r;
+
+	if (rn->o.artifacts_dir &&
+	    (r = imp_copy_artifacts(&rn->src, rn->o.artifacts_dir, rn->res.label,
+				    &rn->artifacts_made, &rn->err)) < 0)
+		return r;
+	r = imp_publish(&rn->src, &rn->o, rn->store, &rn->res, &rn->gen_id, &rn->err);
+	if (r < 0 && rn->artifacts_made)
+		imp_remove_tree(rn->artifacts_made);
+	if (r < 0)
+		return r;
+	audit_ingest(rn);
+	transfer_log(rn);
+	return 0;
+}
+
+static int run(struct run *rn)
+{
+	int r;
+
+	if ((r = open_keyring(rn)) < 0 || (r = open_source(rn)) < 0 || (r = open_store(rn)) < 0 ||
+	    (r = read_source(rn)) < 0)
+		return r;
+	rn->res.require_manifest_sig = rn->o.ollama_dir && rn->ks;
+	r = imp_verify_source(&rn->src, &rn->o, rn->ks, rn->store, &rn->res, &rn->err);
+	if (r < 0 || rn->o.dry_run)
+		return r;
+	return publish(rn);
+}
+
+static void report(struct run *rn, int r)
+{
+	if (rn->o.json && r == 0) {
+		json_dumpf(rn->res.report, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+	} else if (rn->o.json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "source",
+				      rn->source ? rn->source : "", "result", "refused", "member",
+				      rn->err.member, "reason", rn->err.reason);
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+		json_decref(j);
+	} else if (r == 0 && rn->o.dry_run) {
+		printf("agimport: %s verified (%zu models, label %s); nothing was imported "
+		       "(--dry-run).\n",
+		       rn->source, rn->res.nmodels, rn->res.label);
+	} else if (r == 0) {
+		printf("agimport: %s imported as generation %llu (%s, %zu models, %lld new "
+		       "objects).\n",
+		       rn->source, (unsigned long long)rn->gen_id, rn->res.label, rn->res.nmodels,
+		       (long long)json_integer_value(
+			       json_object_get(rn->res.report, "new_objects")));
+	}
+	if (r < 0 && rn->err.member[0])
+		fprintf(stderr, "agimport: refused %s: %s: %s.\n", rn->source ? rn->source : "-",
+			rn->err.member, rn->err.reason);
+	else if (r < 0)
+		fprintf(stderr, "agimport: refused %s: %s.\n", rn->source ? rn->source : "-",
+			rn->err.reason[0] ? rn->err.reason : ag_strerror(r));
+}
+
+int main(int argc, char **argv)
+{
+	struct run rn = {.fd = -1};
+	_cleanup_free_ char *login = login_name();
+	int r, cls;
+
+	r = parse_args(&rn, argc, argv);
+	if (r != 0)
+		return r;
+	if (!rn.o.operator_name)
+		rn.o.operator_name = login ? login : "unknown";
+	r = run(&rn);
+	if (r < 0 && rn.err.cls == IMP_OK)
+		imp_fail(&rn.err, IMP_IO, r, "", "%s", ag_strerror(r));
+	cls = r < 0 ? rn.err.cls : IMP_OK;
+	report(&rn, r);
+	imp_source_free(&rn.src); /* removes everything still staged */
+	if (r < 0 && !rn.o.dry_run)
+		audit_reject(&rn);
+	imp_result_free(&rn.res);
+	imp_keyring_free(rn.ks);
+	ag_store_close(rn.store);
+	free(rn.artifacts_made);
+	free(rn.o.signers);
+	if (rn.fd >= 0)
+		close(rn.fd);
+	return cls;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The member sink shared by the archive and directory readers (sink.c). */
+#ifndef AGFS_IMPORT_SINK_H
+#define AGFS_IMPORT_SINK_H
+
+#include <sys/stat.h>
+
+#include "importer/import.h"
+
+struct imp_sink {
+	struct imp_member *mb;
+	struct imp_source *src;
+	const struct imp_read *rd;
+	ag_hash *hash; /* dry run or unstaged metadata */
+	bool keep;
+	char *data;
+	size_t len;
+	uint64_t size;
+};
+
+/* size_hint: the announced size, or -1. */
+int imp_sink_begin(struct imp_sink *k, struct imp_member *mb, const struct imp_read *rd,
+		   struct imp_source *src, int64_t size_hint, struct imp_error *e);
+int imp_sink_write(struct imp_sink *k, const void *buf, size_t len, struct imp_error *e);
+int imp_sink_end(struct imp_sink *k, struct imp_error *e);
+void imp_sink_abort(struct imp_sink *k);
+
+#endif

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * OpenPGP signatures through gpgme, against a pinned keyring only.
+ *
+ * A private temporary GNUPGHOME is made for each run and holds nothing but
+ * the keys given with --keyring (an armored or binary key file, or a GnuPG
+ * home whose public keys are exported); the operator's own keyring is never
+ * consulted.  A signature counts when it is good, made by a key that is not
+ * expired or revoked, and (with --signer) by an allowed key.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gpgme.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "importer/import.h"
+
+struct imp_keyring {
+	char home[256];
+	gpgme_ctx_t ctx;
+	char **signers;
+	size_t nsigners;
+};
+
+static int new_ctx(const char *home, gpgme_ctx_t *out)
+{
+	gpgme_check_version(NULL);
+	if (gpgme_new(out))
+		return -ENOMEM;
+	if (gpgme_ctx_set_engine_info(*out, GPGME_PROTOCOL_OpenPGP, NULL, home)) {
+		gpgme_release(*out);
+		*out = NULL;
+		return -ENOENT;
+	}
+	gpgme_set_armor(*out, 0);
+	return 0;
+}
+
+static int make_home(struct imp_keyring *k)
+{
+	const char *tmp = getenv("TMPDIR");
+	char conf[300];
+	int fd;
+
+	snprintf(k->home, sizeof(k->home), "%s/agimport-gnupg.XXXXXX",
+		 tmp && *tmp && strlen(tmp) < 100 ? tmp : "/tmp");
+	if (!mkdtemp(k->home))
+		return -errno;
+	snprintf(conf, sizeof(conf), "%s/gpg.conf", k->home);
+	fd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* Public keys only: no agent, no network, no trust database prompts. */
+	static const char text[] = "no-autostart\nno-auto-key-retrieve\ntrust-model always\n";
+	ssize_t n = write(fd, text, sizeof(text) - 1);
+	close(fd);
+	return n == (ssize_t)sizeof(text) - 1 ? 0 : -EIO;
+}
+
+/* Public keys of a GnuPG home, exported through a context of its own. */
+static int export_home(const char *dir, gpgme_data_t *out)
+{
+	gpgme_ctx_t c;
+	int r = new_ctx(dir, &c);
+
+	if (r < 0)
+		return r;
+	if (gpgme_data_new(out) || gpgme_op_export(c, NULL, 0, *out))
+		r = -EIO;
+	gpgme_release(c);
+	return r;
+}
+
+/* Imports one blob of key material; returns the number of keys it held. */
+static int import_data(struct imp_keyring *k, gpgme_data_t d)
+{
+	gpgme_data_seek(d, 0, SEEK_SET);
+	if (gpgme_op_import(k->ctx, d))
+		return 0;
+	gpgme_import_result_t ir = gpgme_op_import_result(k->ctx);
+	return ir ? ir->imported + ir->unchanged : 0;
+}
+
+static int import_file(struct imp_keyring *k, const char *path)
+{
+	gpgme_data_t d = NULL;
+	int n;
+
+	if (gpgme_data_new_from_file(&d, path, 1))
+		return -EIO;
+	n = import_data(k, d);
+	gpgme_data_release(d);
+	return n;
+}
+
+static bool is_gnupg_home(int dfd)
+{
+	return faccessat(dfd, "pubring.kbx", F_OK, 0) == 0 ||
+	       faccessat(dfd, "pubring.gpg", F_OK, 0) == 0;
+}
+
+/* A directory: a GnuPG home (its public keys exported), or key files. */
+static int import_dir(struct imp_keyring *k, const char *path)
+{
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
+	DIR *d;
+	struct dirent *de;
+
+	if (dfd < 0)
+		return -errno;
+	if (is_gnupg_home(dfd)) {
+		gpgme_data_t data = NULL;
+		close(dfd);
+		if (export_home(path, &data) < 0)
+			return -EIO;
+		n = import_data(k, data);
+		gpgme_data_release(data);
+		return n;
+	}
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		char *f;
+		if (de->d_name[0] == '.' || asprintf(&f, "%s/%s", path, de->d_name) < 0)
+			continue;
+		struct stat st;
+		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) && import_file(k, f) > 0)
+			n++;
+		free(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static int import_keys(struct imp_keyring *k, const char *path, char **why)
+{
+	struct stat st;
+	int n;
+
+	if (stat(path, &st) < 0) {
+		*why = strdup("the keyring cannot be read");
+		return -errno;
+	}
+	n = S_ISDIR(st.st_mode) ? import_dir(k, path) : import_file(k, path);
+	if (n < 0) {
+		*why = strdup("the keyring cannot be read");
+		return n;
+	}
+	if (n == 0) {
+		*why = strdup("the keyring holds no usable public key");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
+		     struct imp_keyring **out, char **why)
+{
+	struct imp_keyring *k = calloc(1, sizeof(*k));
+	int r;
+
+	*why = NULL;
+	if (!k)
+		return -ENOMEM;
+	k->signers = (char **)signers;
+	k->nsigners = nsigners;
+	r = make_home(k);
+	if (r == 0)
+		r = new_ctx(k->home, &k->ctx);
+	if (r < 0 && !*why)
+		*why = strdup("a private GnuPG home cannot be made");
+	if (r == 0)
+		r = import_keys(k, path, why);
+	if (r < 0) {
+		imp_keyring_free(k);
+		return r;
+	}
+	*out = k;
+	return 0;
+}
+
+static void rm_tree(int dfd)
+{
+	int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (dup >= 0)
+			close(dup);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (unlinkat(dfd, de->d_name, 0) == 0)
+			continue;
+		int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0) {
+			rm_tree(sub);
+			close(sub);
+		}
+		unlinkat(dfd, de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+void imp_keyring_free(struct imp_keyring *k)
+{
+	if (!k)
+		return;
+	if (k->ctx)
+		gpgme_release(k->ctx);
+	if (k->home[0]) {
+		int fd = open(k->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			rm_tree(fd);
+			close(fd);
+		}
+		rmdir(k->home);
+	}
+	free(k);
+}
+
+static char *sfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *sfmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static bool fpr_match(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	/* A long key id or fingerprint suffix matches too. */
+	if (la < 16 || lb < 16)
+		return false;
+	return la >= lb ? strcasecmp(a + la - lb, b) == 0 : strcasecmp(b + lb - la, a) == 0;
+}
+
+static bool allowed(struct imp_keyring *k, gpgme_key_t key)
+{
+	if (k->nsigners == 0)
+		return true;
+	for (size_t i = 0; i < k->nsigners; i++)
+		for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next)
+			if (sk->fpr && fpr_match(sk->fpr, k->signers[i]))
+				return true;
+	return false;
+}
+
+static const char *status_clause(gpgme_error_t st)
+{
+	switch (gpg_err_code(st)) {
+	case GPG_ERR_BAD_SIGNATURE:
+		return "the signature does not match the signed file";
+	case GPG_ERR_NO_PUBKEY:
+		return "it is signed by a key that is not in the trusted keyring";
+	case GPG_ERR_KEY_EXPIRED:
+		return "the signing key has expired";
+	case GPG_ERR_SIG_EXPIRED:
+		return "the signature has expired";
+	case GPG_ERR_CERT_REVOKED:
+		return "the signing key is revoked";
+	default:
+		return NULL;
+	}
+}
+
+static int check_key(struct imp_keyring *k, gpgme_signature_t s, char **fpr, char **why)
+{
+	gpgme_key_t key = NULL;
+	int r = -AG_EDIGEST;
+
+	if (s->summary & GPGME_SIGSUM_KEY_REVOKED)
+		*why = strdup("the signing key is revoked");
+	else if (s->summary & GPGME_SIGSUM_KEY_EXPIRED)
+		*why = strdup("the signing key has expired");
+	else if (s->summary & GPGME_SIGSUM_SIG_EXPIRED)
+		*why = strdup("the signature has expired");
+	else if (!s->fpr || gpgme_get_key(k->ctx, s->fpr, &key, 0) || !key || !key->subkeys)
+		*why = strdup("the signing key is not in the trusted keyring");
+	else if (key->revoked)
+		*why = strdup("the signing key is revoked");
+	else if (key->expired)
+		*why = strdup("the signing key has expired");
+	else if (!allowed(k, key))
+		*why = sfmt("the signing key %s is not an allowed signer", key->subkeys->fpr);
+	else
+		r = (*fpr = strdup(key->subkeys->fpr)) ? 0 : -ENOMEM;
+	if (key)
+		gpgme_key_unref(key);
+	return r;
+}
+
+static int check_result(struct imp_keyring *k, gpgme_verify_result_t res, char **fpr, char **why)
+{
+	int r = -AG_EDIGEST;
+
+	if (!res || !res->signatures) {
+		*why = strdup("the signature file holds no OpenPGP signature");
+		return r;
+	}
+	for (gpgme_signature_t s = res->signatures; s; s = s->next) {
+		const char *clause = status_clause(s->status);
+		free(*fpr);
+		*fpr = NULL;
+		if (clause || s->status) {
+			if (clause)
+				*why = strdup(clause);
+			else
+				*why = sfmt("the signature is not good (%s)",
+					    gpgme_strerror(s->status));
+			return -AG_EDIGEST;
+		}
+		if ((r = check_key(k, s, fpr, why)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int imp_verify_detached(struct imp_keyring *k, const char *data, size_t len, const char *sig,
+			size_t siglen, char **fpr, char **why)
+{
+	gpgme_data_t dsig = NULL, dtext = NULL;
+	gpgme_error_t ge;
+	int r;
+
+	*fpr = NULL;
+	*why = NULL;
+	if (gpgme_data_new_from_mem(&dsig, sig, siglen, 0) ||
+	    gpgme_data_new_from_mem(&dtext, data, len, 0)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	ge = gpgme_op_verify(k->ctx, dsig, dtext, NULL);
+	if (ge) {
+		if (gpg_err_code(ge) == GPG_ERR_NO_DATA || gpg_err_code(ge) == GPG_ERR_BAD_DATA)
+			*why = strdup("the signature file holds no OpenPGP signature");
+		else
+			*why = sfmt("the signature cannot be checked (%s)", gpgme_strerror(ge));
+		r = -AG_EDIGEST;
+		goto out;
+	}
+	r = check_result(k, gpgme_op_verify_result(k->ctx), fpr, why);
+out:
+	if (r < 0) {
+		free(*fpr);
+		*fpr = NULL;
+		if (!*why)
+			*why = strdup("the signature cannot be checked");
+	}
+	gpgme_data_release(dsig);
+	gpgme_data_release(dtext);
+	return r;
+}
