@@ -26,6 +26,7 @@ struct ag_stage {
 	uint32_t chunk_fill; /* bytes of the current chunk hashed so far */
 	uint8_t *table;
 	uint64_t nchunks, captable;
+	uint64_t flushed; /* bytes handed to writeback so far */
 	ag_blob_info info;
 	bool ended, published;
 };
@@ -101,6 +102,19 @@ static int push_chunk_hash(ag_stage *st)
 	return 0;
 }
 
+/* Start writeback of what was written so far every few MiB, so the fsync
+ * at the end of a multi-GB blob has little left to do. */
+#define WRITEBACK_STEP (8u << 20)
+static void start_writeback(ag_stage *st)
+{
+	uint64_t written = st->info.size;
+	if (written - st->flushed < WRITEBACK_STEP)
+		return;
+	sync_file_range(st->fd, (off_t)st->flushed, (off_t)(written - st->flushed),
+			SYNC_FILE_RANGE_WRITE);
+	st->flushed = written;
+}
+
 int ag_stage_write(ag_stage *st, const void *buf, size_t len)
 {
 	if (st->ended)
@@ -122,6 +136,7 @@ int ag_stage_write(ag_stage *st, const void *buf, size_t len)
 		if (st->chunk_fill == st->chunk_size && (r = push_chunk_hash(st)) < 0)
 			return r;
 	}
+	start_writeback(st);
 	return 0;
 }
 
