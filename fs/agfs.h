@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agfs internals: the read-only FUSE view of a store as Ollama's models tree.
+ *
+ *   tree.c     nodes, the inode table and the Ollama layout built from a generation
+ *   watch.c    the poll thread: follows the current generation and the generation list
+ *   blobs.c    verified reads: one shared ag_blob per digest, per-thread buffers
+ *   events.c   syslog and audit records (MODEL_OPEN, VERIFY_FAILURE)
+ *   ops.c      the FUSE low-level operations
+ *   options.c  agfs's -o options (a pure parser)
+ *   daemon.c   daemonizing, readiness (parent pipe, sd_notify), bdi read-ahead
+ *   main.c     the program
+ */
+#ifndef AGFS_FS_H
+#define AGFS_FS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fuse_lowlevel.h>
+
+#include "store/store.h"
+
+/* ---------- options ---------- */
+
+enum fs_verify { FS_VERIFY_CHUNKS, FS_VERIFY_FULL };
+
+struct fs_options {
+	uint64_t generation; /* 0 = follow the current generation */
+	enum fs_verify verify;
+	int allow_other; /* -1 = default (on when run as root) */
+	unsigned threads;
+	uint64_t cache; /* bytes for the daemon's read buffers, all threads together */
+};
+
+#define FS_DEFAULT_THREADS 8u
+#define FS_MAX_THREADS	   64u
+#define FS_DEFAULT_CACHE   (32ull << 20)
+#define FS_MIN_CACHE	   (1ull << 20)
+#define FS_MAX_CACHE	   (4ull << 30)
+#define FS_MAX_REQUEST	   (1u << 20) /* largest read the kernel sends (max_pages 256) */
+#define FS_BAD_MEMORY_S	   5	      /* a chunk that failed fails again at once for this long */
+
+void fs_options_init(struct fs_options *o);
+void fs_options_clear(struct fs_options *o);
+/* Parses one -o argument (a comma list) into o.  On an error returns -EINVAL
+ * and sets *bad (caller frees) to the offending option. */
+int fs_options_parse(struct fs_options *o, const char *buf, size_t len, char **bad);
+/* "64M", "1G", "4096" -> bytes; -EINVAL on junk or overflow. */
+int fs_parse_size(const char *s, uint64_t *out);
+/* Largest read request to ask the kernel for, given the buffer budget. */
+unsigned fs_max_read(const struct fs_options *o);
+
+/* ---------- nodes ---------- */
+
+enum node_kind {
+	N_ROOT,	    /* the mount's root: manifests, blobs, versions */
+	N_VERSIONS, /* versions/: one dir per generation + current */
+	N_DIR,	    /* a directory with a fixed list of children */
+	N_BLOB,	    /* a regular file backed by a store object */
+	N_TEXT,	    /* a regular file held in memory (INFO, .keep) */
+	N_LINK,	    /* a symlink (versions/current) */
+};
+
+struct node;
+struct dent {
+	char *name;
+	struct node *node;
+};
+
+struct node {
+	fuse_ino_t ino;
+	enum node_kind kind;
+	struct node *parent; /* directories only; NULL for blobs shared by many dirs */
+	uint64_t size;
+	int64_t mtime;
+	/* N_DIR */
+	size_t nchild, childcap;
+	struct dent *child; /* sorted by name */
+	unsigned nsubdirs;
+	/* N_BLOB */
+	ag_digest digest;
+	bool is_model; /* a layer of media type application/vnd.ollama.image.model */
+	/* N_TEXT, N_LINK */
+	char *text;
+};
+
+/* One generation as seen through the mount. */
+struct gtree {
+	uint64_t id;
+	ag_gen *gen;
+	struct node *cur_manifests,
+		*cur_blobs; /* its tree at the root (built when it is current) */
+	struct node *vdir;  /* versions/<id>/ */
+	struct node *link;  /* a versions/current symlink pointing at it */
+};
+
+struct fs_tree {
+	pthread_rwlock_t lock; /* everything below; nodes themselves never change or go away */
+	struct node **inodes;  /* indexed by ino */
+	size_t ninodes, cap;
+	struct node *root, *versions;
+	struct gtree **gens; /* every generation ever seen, ascending id */
+	size_t ngens;
+	bool *listed;		     /* gens[i] is still in the store (gc drops it) */
+	struct gtree *current;	     /* served at the root */
+	struct gtree *store_current; /* the store's current one (versions/current) */
+	struct node *empty_manifests, *empty_blobs; /* served while there is no generation */
+	struct node *keep;			    /* the empty placeholder file .keep */
+	/* blob and manifest file nodes, shared across generations: */
+	struct node **files;
+	size_t nfiles, files_cap;
+};
+
+int tree_init(struct fs_tree *t);
+void tree_destroy(struct fs_tree *t);
+/* Adds generation g (taken over) unless known; builds versions/<id>.
+ * With the write lock held. */
+int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out);
+struct gtree *tree_find_gen(struct fs_tree *t, uint64_t id);
+/* Makes gt the generation at the root (NULL: none).  With the write lock held. */
+int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt);
+/* Marks which generations the store still lists.  With the write lock held. */
+void tree_set_listed(struct fs_tree *t, const uint64_t *ids, size_t n);
+/* The node for ino, or NULL.  With the read lock held. */
+struct node *tree_node(struct fs_tree *t, fuse_ino_t ino);
+/* Child lookup in any directory kind.  With the read lock held. */
+struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name);
+/* A snapshot of a directory's entries; free with free() (names are not owned).
+ * With the read lock held. */
+int tree_list(struct fs_tree *t, struct node *dir, struct dent **out, size_t *n);
+/* The display names of every model (in any known generation) that uses the
+ * digest, comma separated, into a new string.  With the read lock held. */
+char *tree_models_using(struct fs_tree *t, const ag_digest *d);
+/* The INFO text of a generation (caller frees). */
+char *tree_info_text(const ag_gen *g);
+bool node_is_dir(const struct node *n);
+
+/* ---------- verified reads ---------- */
+
+struct fs_blob; /* one opened object, shared by every open of the digest */
+
+struct fs_blobs {
+	pthread_mutex_t lock;
+	struct fs_blob **tab;
+	size_t n, cap;
+	ag_digest *verified; /* verify=full: digests already hashed whole in this mount */
+	size_t nverified, verified_cap;
+	pthread_key_t bufkey;
+};
+
+int blobs_init(struct fs_blobs *bs);
+void blobs_destroy(struct fs_blobs *bs);
+/* Opens (or shares) the object of n; checks its size against the node.
+ * With full, also hashes it whole on the first open in this mount. */
+int blobs_open(struct fs_blobs *bs, ag_store *s, const struct node *n, bool full,
+	       struct fs_blob **out, uint64_t *bad_chunk);
+void blobs_release(struct fs_blobs *bs, struct fs_blob *b);
+/* Verified read into this thread's buffer; *out points into it. */
+ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *b, uint64_t off, size_t len,
+		   const uint8_t **out, uint64_t *bad_chunk);
+uint32_t blobs_chunk_size(const struct fs_blob *b);
+
+/* ---------- events ---------- */
+
+struct fs_ctx;
+struct fs_auditq;
+/* The MODEL_OPEN writer thread; stop drains its queue. */
+int events_start(struct fs_ctx *c);
+void events_stop(struct fs_ctx *c);
+void event_verify_failure(struct fs_ctx *c, const struct node *n, uint64_t chunk, int err);
+void event_model_open(struct fs_ctx *c, const struct node *n, const struct fuse_ctx *who);
+
+/* ---------- the mount ---------- */
+
+struct fs_ctx {
+	struct fs_options opt;
+	char *store_path;
+	char *mountpoint; /* absolute */
+	char *operator_name;
+	ag_store *store;
+	struct fs_tree tree;
+	struct fs_blobs blobs;
+	struct fuse_session *se;
+	bool foreground;
+	int ready_fd; /* write end of the pipe to the waiting parent, -1 if none */
+	atomic_bool initialized;
+	atomic_bool stopping;
+	pthread_t watcher;
+	bool watcher_started;
+	pthread_mutex_t ev_lock; /* the small de-duplication memory of events.c */
+	struct fs_recent {
+		ag_digest digest;
+		uint64_t key; /* pid for MODEL_OPEN, chunk for VERIFY_FAILURE */
+		int64_t when;
+	} recent[32];
+	unsigned recent_next;
+	struct fs_auditq *auditq;
+};
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* watch.c: load the store's generations into the tree (before serving), and
+ * the thread that follows changes every second. */
+int watch_load(struct fs_ctx *c);
+int watch_start(struct fs_ctx *c);
+void watch_stop(struct fs_ctx *c);
+
+/* daemon.c */
+int daemon_fork(int *ready_fd); /* returns in the child only (0) or -errno */
+void daemon_ready(struct fs_ctx *c);
+int daemon_raise_readahead(const char *mountpoint, unsigned kb);
+int sd_notify_ready(void);
+
+#define FS_POLL_MS	  1000
+#define FS_DYN_TIMEOUT	  1.0	  /* root and versions/: they change with the store */
+#define FS_STATIC_TIMEOUT 86400.0 /* everything inside a generation is immutable */
+
+#endif

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Verified reads.  Every open of a digest shares one ag_blob (so the chunk
+ * table is loaded once, whatever the number of readers); reads go through
+ * ag_blob_read() into a buffer that belongs to the calling thread (allocated
+ * once, AG_ALIGN-aligned), so a reply is sent straight from the bytes that
+ * were just hashed and matched.  With verify=full, a digest is hashed whole
+ * on its first open in this mount, remembered by the object file's identity
+ * (device, inode, ctime) so a replaced object is hashed again.
+ *
+ * Backing reads use O_DIRECT (AG_BLOB_DIRECT): the object's bytes are read
+ * once, straight into the aligned buffer, and are not cached a second time
+ * (unverified) beside the mount's verified pages.  Measured on the
+ * development machine, 1 GiB cold: ~1.1 s of daemon CPU with O_DIRECT
+ * against ~1.75 s for buffered reads with read-ahead and drop-behind hints
+ * (the page allocation, copy and invalidation cost more than they saved).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs/agfs.h"
+
+struct fs_blob {
+	ag_digest digest;
+	ag_blob *b;
+	unsigned refs;
+	_Atomic uint64_t bad;	   /* a chunk that failed verification lately (UINT64_MAX: none) */
+	_Atomic int64_t bad_until; /* ... remembered until then (CLOCK_MONOTONIC seconds) */
+};
+
+struct tbuf {
+	void *p;
+	size_t n;
+};
+
+struct verified {
+	ag_digest digest;
+	dev_t dev;
+	ino_t ino;
+	struct timespec ctime;
+};
+
+static void tbuf_free(void *p)
+{
+	struct tbuf *tb = p;
+	if (tb) {
+		free(tb->p);
+		free(tb);
+	}
+}
+
+int blobs_init(struct fs_blobs *bs)
+{
+	memset(bs, 0, sizeof(*bs));
+	int r = pthread_mutex_init(&bs->lock, NULL);
+	if (r == 0)
+		r = pthread_key_create(&bs->bufkey, tbuf_free);
+	return -r;
+}
+
+void blobs_destroy(struct fs_blobs *bs)
+{
+	for (size_t i = 0; i < bs->n; i++) {
+		ag_blob_close(bs->tab[i]->b);
+		free(bs->tab[i]);
+	}
+	free(bs->tab);
+	free(bs->verified);
+	tbuf_free(pthread_getspecific(bs->bufkey));
+	pthread_setspecific(bs->bufkey, NULL);
+	pthread_key_delete(bs->bufkey);
+	pthread_mutex_destroy(&bs->lock);
+}
+
+/* With the lock held. */
+static struct fs_blob *find(struct fs_blobs *bs, const ag_digest *d)
+{
+	for (size_t i = 0; i < bs->n; i++)
+		if (ag_digest_eq(&bs->tab[i]->digest, d))
+			return bs->tab[i];
+	return NULL;
+}
+
+static int insert(struct fs_blobs *bs, struct fs_blob *fb)
+{
+	if (bs->n == bs->cap) {
+		size_t cap = bs->cap ? bs->cap * 2 : 64;
+		struct fs_blob **tab = realloc(bs->tab, cap * sizeof(*tab));
+		if (!tab)
+			return -ENOMEM;
+		bs->tab = tab;
+		bs->cap = cap;
+	}
+	bs->tab[bs->n++] = fb;
+	return 0;
+}
+
+static int object_identity(ag_store *s, const ag_digest *d, struct verified *v)
+{
+	char rel[128];
+	struct stat st;
+	ag_object_relpath(d, rel, sizeof(rel));
+	if (fstatat(ag_store_dirfd(s), rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	*v = (struct verified){*d, st.st_dev, st.st_ino, st.st_ctim};
+	return 0;
+}
+
+static bool was_verified(struct fs_blobs *bs, const struct verified *v)
+{
+	bool hit = false;
+	pthread_mutex_lock(&bs->lock);
+	for (size_t i = 0; i < bs->nverified && !hit; i++) {
+		const struct verified *w = (const struct verified *)bs->verified + i;
+		hit = ag_digest_eq(&w->digest, &v->digest) && w->dev == v->dev &&
+		      w->ino == v->ino && w->ctime.tv_sec == v->ctime.tv_sec &&
+		      w->ctime.tv_nsec == v->ctime.tv_nsec;
+	}
+	pthread_mutex_unlock(&bs->lock);
+	return hit;
+}
+
+static void remember_verified(struct fs_blobs *bs, const struct verified *v)
+{
+	pthread_mutex_lock(&bs->lock);
+	if (bs->nverified == bs->verified_cap) {
+		size_t cap = bs->verified_cap ? bs->verified_cap * 2 : 64;
+		void *nv = realloc(bs->verified, cap * sizeof(struct verified));
+		if (nv) {
+			bs->verified = nv;
+			bs->verified_cap = cap;
+		}
+	}
+	if (bs->nverified < bs->verified_cap)
+		((struct verified *)bs->verified)[bs->nverified++] = *v;
+	pthread_mutex_unlock(&bs->lock);
+}
+
+/* verify=full: the whole object against its name, once per object identity. */
+static int verify_whole(struct fs_blobs *bs, ag_store *s, ag_blob *b, const ag_digest *d,
+			uint64_t *bad_chunk)
+{
+	struct verified v;
+	int r = object_identity(s, d, &v);
+	if (r < 0)
+		return r;
+	if (was_verified(bs, &v))
+		return 0;
+	if ((r = ag_blob_verify_full(b, bad_chunk)) < 0)
+		return r;
+	remember_verified(bs, &v);
+	return 0;
+}
+
+static struct fs_blob *share(struct fs_blobs *bs, const ag_digest *d)
+{
+	pthread_mutex_lock(&bs->lock);
+	struct fs_blob *fb = find(bs, d);
+	if (fb)
+		fb->refs++;
+	pthread_mutex_unlock(&bs->lock);
+	return fb;
+}
+
+int blobs_open(struct fs_blobs *bs, ag_store *s, const struct node *n, bool full,
+	       struct fs_blob **out, uint64_t *bad_chunk)
+{
+	_cleanup_blob_ ag_blob *b = NULL;
+	*bad_chunk = UINT64_MAX;
+	if (!full && (*out = share(bs, &n->digest)))
+		return 0;
+	int r = ag_blob_open(s, &n->digest, AG_BLOB_DIRECT, &b);
+	if (r < 0)
+		return r;
+	if (ag_blob_get_info(b)->size != n->size)
+		return -AG_ECORRUPT;
+	if (full && (r = verify_whole(bs, s, b, &n->digest, bad_chunk)) < 0)
+		return r;
+	pthread_mutex_lock(&bs->lock);
+	struct fs_blob *fb = find(bs, &n->digest);
+	if (fb) {
+		fb->refs++;
+	} else if ((fb = calloc(1, sizeof(*fb)))) {
+		*fb = (struct fs_blob){n->digest, TAKE_PTR(b), 1, UINT64_MAX, 0};
+		if ((r = insert(bs, fb)) < 0) {
+			b = fb->b;
+			free(fb);
+			fb = NULL;
+		}
+	}
+	pthread_mutex_unlock(&bs->lock);
+	*out = fb;
+	return fb ? 0 : -ENOMEM;
+}
+
+void blobs_release(struct fs_blobs *bs, struct fs_blob *fb)
+{
+	if (!fb)
+		return;
+	pthread_mutex_lock(&bs->lock);
+	if (--fb->refs == 0) {
+		for (size_t i = 0; i < bs->n; i++) {
+			if (bs->tab[i] == fb) {
+				bs->tab[i] = bs->tab[--bs->n];
+				break;
+			}
+		}
+	} else {
+		fb = NULL;
+	}
+	pthread_mutex_unlock(&bs->lock);
+	if (fb) {
+		ag_blob_close(fb->b);
+		free(fb);
+	}
+}
+
+uint32_t blobs_chunk_size(const struct fs_blob *fb)
+{
+	return ag_blob_get_info(fb->b)->chunk_size;
+}
+
+/* This thread's buffer, at least need bytes. */
+static void *thread_buffer(struct fs_blobs *bs, size_t need, size_t *size)
+{
+	struct tbuf *tb = pthread_getspecific(bs->bufkey);
+	if (!tb) {
+		if (!(tb = calloc(1, sizeof(*tb))) || pthread_setspecific(bs->bufkey, tb) != 0) {
+			free(tb);
+			return NULL;
+		}
+	}
+	if (tb->n < need) {
+		size_t n = (need + AG_ALIGN - 1) & ~(size_t)(AG_ALIGN - 1);
+		void *p = NULL;
+		if (posix_memalign(&p, AG_ALIGN, n) != 0)
+			return NULL;
+		free(tb->p);
+		tb->p = p;
+		tb->n = n;
+	}
+	*size = tb->n;
+	return tb->p;
+}
+
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * A client that retries a failing read in a loop (a loader re-faulting the
+ * same page) should not make us re-read and re-hash the chunk every time:
+ * for a few seconds after a mismatch, reads touching that chunk fail at once.
+ */
+static bool known_bad(struct fs_blob *fb, uint64_t off, size_t len, uint64_t *bad_chunk)
+{
+	uint64_t bad = atomic_load(&fb->bad), cs = ag_blob_get_info(fb->b)->chunk_size;
+	if (bad == UINT64_MAX || len == 0 || atomic_load(&fb->bad_until) < mono_now())
+		return false;
+	if (bad < off / cs || bad > (off + len - 1) / cs)
+		return false;
+	*bad_chunk = bad;
+	return true;
+}
+
+static void remember_bad(struct fs_blob *fb, uint64_t chunk)
+{
+	atomic_store(&fb->bad, chunk);
+	atomic_store(&fb->bad_until, mono_now() + FS_BAD_MEMORY_S);
+}
+
+ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t len,
+		   const uint8_t **out, uint64_t *bad_chunk)
+{
+	/* grows to the largest request (max_read) plus its chunk edges, then stays */
+	size_t size;
+	void *buf = thread_buffer(bs, ag_blob_bufsize(fb->b, len), &size);
+	if (!buf)
+		return -ENOMEM;
+	*bad_chunk = UINT64_MAX;
+	if (known_bad(fb, off, len, bad_chunk))
+		return -EIO;
+	ssize_t r = ag_blob_read(fb->b, off, len, buf, size, out, bad_chunk);
+	if (r == -EIO && *bad_chunk != UINT64_MAX)
+		remember_bad(fb, *bad_chunk);
+	return r;
+}

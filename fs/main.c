@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agfs [-f] [-d] [-o OPTIONS] STORE MOUNTPOINT
+ *
+ * Mounts the store read-only as Ollama's models tree (see agfs(8)).  Order
+ * matters: fork first (the parent waits until the mount answers), then open
+ * the store and build the tree (a bad store refuses to mount before anything
+ * is mounted), then mount, then serve until SIGTERM or fusermount3 -u.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs/agfs.h"
+
+enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 4 };
+
+static const char usage_text[] =
+	"usage: agfs [-f] [-d] [-o OPTIONS] STORE MOUNTPOINT\n"
+	"  -f  stay in the foreground      -d  debug (implies -f)\n"
+	"  -o  generation=N, verify=chunks|full, allow_other, threads=N, cache=SIZE\n";
+
+static bool log_perror; /* syslog also prints to stderr (-f) */
+
+/* The one sentence a failed start prints (and logs). */
+static int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int die(int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!log_perror)
+		fprintf(stderr, "agfs: %s\n", msg);
+	syslog(LOG_ERR, "%s", msg);
+	return code;
+}
+
+static void fuse_log_to_syslog(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	vsyslog((int)level, fmt, ap);
+}
+
+struct args {
+	bool foreground, debug;
+	const char *store, *mountpoint;
+};
+
+static int parse_args(int argc, char **argv, struct args *a, struct fs_options *o)
+{
+	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "fdo:h", longopts, NULL)) != -1) {
+		_cleanup_free_ char *bad = NULL;
+		switch (ch) {
+		case 'f':
+			a->foreground = true;
+			break;
+		case 'd':
+			a->foreground = a->debug = true;
+			break;
+		case 'o':
+			if (fs_options_parse(o, optarg, strlen(optarg), &bad) < 0)
+				return die(EXIT_USAGE, "-o %s: unknown option or bad value \"%s\"",
+					   optarg, bad ? bad : "?");
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fputs(usage_text, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	a->store = argv[optind];
+	a->mountpoint = argv[optind + 1];
+	return 0;
+}
+
+static int resolve_paths(struct fs_ctx *c, const struct args *a)
+{
+	struct stat st;
+	if (!(c->store_path = realpath(a->store, NULL)))
+		return die(EXIT_REFUSED, "%s: cannot use this store (%s); refusing to mount",
+			   a->store, strerror(errno));
+	if (!(c->mountpoint = realpath(a->mountpoint, NULL)) || stat(c->mountpoint, &st) < 0)
+		return die(EXIT_REFUSED, "%s: cannot mount here (%s)", a->mountpoint,
+			   strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return die(EXIT_REFUSED, "%s: cannot mount here (not a directory)", a->mountpoint);
+	return 0;
+}
+
+static int open_store(struct fs_ctx *c)
+{
+	int r = ag_store_open(c->store_path, AG_RDONLY, &c->store);
+	if (r < 0)
+		return die(-r >= AG_EBASE || r == -ENOENT || r == -ENOTDIR ? EXIT_REFUSED
+									   : EXIT_SYSTEM,
+			   "%s: %s; refusing to mount", c->store_path, ag_strerror(r));
+	if ((r = tree_init(&c->tree)) < 0 || (r = blobs_init(&c->blobs)) < 0)
+		return die(EXIT_SYSTEM, "cannot start: %s", strerror(-r));
+	r = watch_load(c);
+	if (r == -ENOENT && c->opt.generation)
+		return die(EXIT_REFUSED,
+			   "%s: generation %" PRIu64 " does not exist; refusing to mount",
+			   c->store_path, c->opt.generation);
+	if (r < 0)
+		return die(-r >= AG_EBASE ? EXIT_REFUSED : EXIT_SYSTEM,
+			   "%s: cannot read its generations (%s); refusing to mount", c->store_path,
+			   ag_strerror(r));
+	return 0;
+}
+
+/* "-o ro,...,fsname=agfs:STORE,..." with the store's commas escaped. */
+static char *mount_options(const struct fs_ctx *c)
+{
+	size_t len = strlen(c->store_path);
+	_cleanup_free_ char *esc = malloc(2 * len + 1);
+	if (!esc)
+		return NULL;
+	char *p = esc;
+	for (const char *s = c->store_path; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p = '\0';
+	bool other = c->opt.allow_other > 0 || (c->opt.allow_other < 0 && geteuid() == 0);
+	char *out = NULL;
+	if (asprintf(
+		    &out,
+		    "ro,nodev,nosuid,default_permissions,fsname=agfs:%s,subtype=agfs,max_read=%u%s",
+		    esc, fs_max_read(&c->opt), other ? ",allow_other" : "") < 0)
+		return NULL;
+	return out;
+}
+
+static void free_args(struct fuse_args *a)
+{
+	fuse_opt_free_args(a); /* fuse_session_new() may have copied them */
+}
+
+static int serve(struct fs_ctx *c, bool debug)
+{
+	_cleanup_free_ char *opts = mount_options(c);
+	char *argv[] = {"agfs", "-o", opts, debug ? "-d" : NULL, NULL};
+	_cleanup_(free_args) struct fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, argv);
+	if (!opts)
+		return die(EXIT_SYSTEM, "cannot start: %s", strerror(ENOMEM));
+	c->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), c);
+	if (!c->se)
+		return die(EXIT_SYSTEM, "%s: cannot set up the FUSE session", c->mountpoint);
+	if (fuse_set_signal_handlers(c->se) < 0 || fuse_session_mount(c->se, c->mountpoint) < 0)
+		return die(EXIT_SYSTEM,
+			   "%s: cannot mount (is /dev/fuse usable and fuse3 installed?)",
+			   c->mountpoint);
+	int r = events_start(c);
+	if (r == 0)
+		r = watch_start(c);
+	if (r < 0) {
+		events_stop(c);
+		fuse_session_unmount(c->se);
+		return die(EXIT_SYSTEM, "cannot start the daemon's threads: %s", strerror(-r));
+	}
+	syslog(LOG_INFO, "mounted %s on %s, generation %" PRIu64 ", verify=%s", c->store_path,
+	       c->mountpoint, c->tree.current ? c->tree.current->id : 0,
+	       c->opt.verify == FS_VERIFY_FULL ? "full" : "chunks");
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (cfg) {
+		fuse_loop_cfg_set_max_threads(cfg, c->opt.threads);
+		fuse_loop_cfg_set_idle_threads(cfg, c->opt.threads);
+	}
+	r = fuse_session_loop_mt(c->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	watch_stop(c);
+	events_stop(c);
+	fuse_session_unmount(c->se);
+	fuse_remove_signal_handlers(c->se);
+	if (r < 0 || !atomic_load(&c->initialized))
+		return die(EXIT_SYSTEM, "%s: the FUSE session failed (%s)", c->mountpoint,
+			   strerror(r < 0 ? -r : EPROTO));
+	syslog(LOG_INFO, "unmounted %s", c->mountpoint);
+	return 0;
+}
+
+static char *login_name(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	char *s = NULL;
+	if (pw && pw->pw_name)
+		return strdup(pw->pw_name);
+	if (asprintf(&s, "uid:%u", (unsigned)geteuid()) < 0)
+		return NULL;
+	return s;
+}
+
+static void cleanup(struct fs_ctx *c)
+{
+	if (c->se)
+		fuse_session_destroy(c->se);
+	if (c->store) {
+		blobs_destroy(&c->blobs);
+		tree_destroy(&c->tree);
+	}
+	ag_store_close(c->store);
+	free(c->store_path);
+	free(c->mountpoint);
+	free(c->operator_name);
+	if (c->ready_fd >= 0)
+		close(c->ready_fd);
+}
+
+int main(int argc, char **argv)
+{
+	static struct fs_ctx c = {.ready_fd = -1};
+	struct args a = {0};
+	fs_options_init(&c.opt);
+	int r = parse_args(argc, argv, &a, &c.opt);
+	if (r)
+		return r;
+	c.foreground = log_perror = a.foreground;
+	openlog("agfs", LOG_PID | LOG_NDELAY | (a.foreground ? LOG_PERROR : 0), LOG_DAEMON);
+	fuse_set_log_func(fuse_log_to_syslog);
+	pthread_mutex_init(&c.ev_lock, NULL);
+	if (!(c.operator_name = login_name()))
+		return die(EXIT_SYSTEM, "cannot start: %s", strerror(ENOMEM));
+	if ((r = resolve_paths(&c, &a)))
+		return r;
+	if (!a.foreground && (r = daemon_fork(&c.ready_fd)) < 0)
+		return die(EXIT_SYSTEM, "cannot become a daemon: %s", strerror(-r));
+	if (!(r = open_store(&c)))
+		r = serve(&c, a.debug);
+	cleanup(&c);
+	return r;
+}

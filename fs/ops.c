@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The FUSE low-level operations.  Lookups and attributes come from the
+ * inode table (tree.c) under its read lock; opens share one verified blob
+ * per digest (blobs.c); a read is replied from the thread's buffer only
+ * after every chunk it touches matched the chunk table.  Everything that
+ * would change the tree answers EROFS (the mount is also "ro", so the
+ * kernel refuses most of them before they get here).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+
+#include "fs/agfs.h"
+
+#define BLKSIZE 131072
+
+struct handle {
+	struct node *node;
+	struct fs_blob *blob; /* N_BLOB only */
+};
+
+struct dirh {
+	struct node *dir;
+	struct dent *ents;
+	size_t n;
+};
+
+static struct fs_ctx *ctx(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* An errno for the kernel: project codes mean the store is damaged. */
+static int kerr(int r)
+{
+	return -r >= AG_EBASE ? EIO : -r;
+}
+
+static size_t listed_count(const struct fs_tree *t)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < t->ngens; i++)
+		k += t->listed[i];
+	return k;
+}
+
+/* With the tree's read lock held. */
+static void fill_attr(const struct fs_tree *t, const struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_nlink = 1;
+	st->st_size = (off_t)n->size;
+	switch (n->kind) {
+	case N_ROOT:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 5;
+		break;
+	case N_VERSIONS:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2 + listed_count(t);
+		break;
+	case N_DIR:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2 + n->nsubdirs;
+		st->st_size = (off_t)n->nchild;
+		break;
+	case N_BLOB:
+	case N_TEXT:
+		st->st_mode = S_IFREG | 0444;
+		break;
+	case N_LINK:
+		st->st_mode = S_IFLNK | 0777;
+		break;
+	}
+	st->st_blksize = BLKSIZE;
+	st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
+	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = (time_t)n->mtime;
+}
+
+static bool is_dynamic(const struct node *n)
+{
+	return n->kind == N_ROOT || n->kind == N_VERSIONS;
+}
+
+static void fill_entry(const struct fs_tree *t, const struct node *dir, const struct node *n,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->ino;
+	e->generation = 1;
+	fill_attr(t, n, &e->attr);
+	e->attr_timeout = is_dynamic(n) ? FS_DYN_TIMEOUT : FS_STATIC_TIMEOUT;
+	e->entry_timeout = is_dynamic(dir) ? FS_DYN_TIMEOUT : FS_STATIC_TIMEOUT;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs_ctx *c = userdata;
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+				  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_AUTO_INVAL_DATA);
+	unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
+			  FUSE_CAP_PARALLEL_DIROPS;
+	conn->want |= conn->capable & wanted;
+	conn->max_readahead = fs_max_read(&c->opt);
+	conn->max_read = fs_max_read(&c->opt); /* as the max_read mount option says */
+	if (conn->max_background < 16)
+		conn->max_background = 16;
+	atomic_store(&c->initialized, true);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	struct fuse_entry_param e;
+	int err = 0;
+	pthread_rwlock_rdlock(&t->lock);
+	struct node *dir = tree_node(t, parent), *n = NULL;
+	if (!dir)
+		err = ENOENT;
+	else if (!node_is_dir(dir))
+		err = ENOTDIR;
+	else if (!(n = tree_lookup(t, dir, name)))
+		err = ENOENT;
+	else
+		fill_entry(t, dir, n, &e);
+	pthread_rwlock_unlock(&t->lock);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	struct stat st;
+	pthread_rwlock_rdlock(&t->lock);
+	struct node *n = tree_node(t, ino);
+	if (n)
+		fill_attr(t, n, &st);
+	pthread_rwlock_unlock(&t->lock);
+	if (!n)
+		fuse_reply_err(req, ENOENT);
+	else
+		fuse_reply_attr(req, &st, is_dynamic(n) ? FS_DYN_TIMEOUT : FS_STATIC_TIMEOUT);
+}
+
+static struct node *get_node(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	pthread_rwlock_rdlock(&t->lock);
+	struct node *n = tree_node(t, ino);
+	pthread_rwlock_unlock(&t->lock);
+	return n; /* nodes live as long as the mount */
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = get_node(req, ino);
+	if (!n || n->kind != N_LINK)
+		fuse_reply_err(req, n ? EINVAL : ENOENT);
+	else
+		fuse_reply_readlink(req, n->text);
+}
+
+/* ---------- directories ---------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	struct dirh *h = calloc(1, sizeof(*h));
+	int r = h ? 0 : -ENOMEM;
+	pthread_rwlock_rdlock(&t->lock);
+	struct node *n = tree_node(t, ino);
+	if (r == 0 && !n)
+		r = -ENOENT;
+	else if (r == 0 && !node_is_dir(n))
+		r = -ENOTDIR;
+	else if (r == 0)
+		r = tree_list(t, n, &h->ents, &h->n);
+	pthread_rwlock_unlock(&t->lock);
+	if (r < 0) {
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h->dir = n;
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = !is_dynamic(n);
+	fi->cache_readdir = !is_dynamic(n);
+	fuse_reply_open(req, fi);
+}
+
+/* Entry i of a listing: ".", "..", then the snapshot. */
+static void dir_entry(const struct dirh *h, size_t i, const char **name, const struct node **n)
+{
+	if (i == 0) {
+		*name = ".";
+		*n = h->dir;
+	} else if (i == 1) {
+		*name = "..";
+		*n = h->dir->parent ? h->dir->parent : h->dir;
+	} else {
+		*name = h->ents[i - 2].name;
+		*n = h->ents[i - 2].node;
+	}
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	_cleanup_free_ char *buf = malloc(size);
+	size_t pos = 0;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_rwlock_rdlock(&t->lock);
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < h->n + 2; i++) {
+		const char *name;
+		const struct node *n;
+		size_t ent;
+		dir_entry(h, i, &name, &n);
+		if (plus) {
+			struct fuse_entry_param e;
+			fill_entry(t, h->dir, n, &e);
+			ent = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e,
+						     (off_t)i + 1);
+		} else {
+			struct stat st;
+			fill_attr(t, n, &st);
+			ent = fuse_add_direntry(req, buf + pos, size - pos, name, &st,
+						(off_t)i + 1);
+		}
+		if (ent > size - pos)
+			break;
+		pos += ent;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	fuse_reply_buf(req, buf, pos);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	if (h) {
+		free(h->ents);
+		free(h);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* ---------- files ---------- */
+
+static int open_blob(fuse_req_t req, struct node *n, struct handle *h)
+{
+	struct fs_ctx *c = ctx(req);
+	uint64_t bad = UINT64_MAX;
+	int r = blobs_open(&c->blobs, c->store, n, c->opt.verify == FS_VERIFY_FULL, &h->blob, &bad);
+	if (r == -EIO || r == -AG_EDIGEST || r == -AG_ECORRUPT || r == -ENOENT) {
+		char hex[AG_HEX_LEN + 1];
+		ag_digest_hex(&n->digest, hex);
+		if (r == -ENOENT)
+			syslog(LOG_CRIT, "blob sha256:%s is missing from the store", hex);
+		event_verify_failure(c, n, bad, r);
+		return -EIO;
+	}
+	if (r < 0)
+		return -kerr(r);
+	if (n->is_model)
+		event_model_open(c, n, fuse_req_ctx(req));
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = get_node(req, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (node_is_dir(n) || n->kind == N_LINK) {
+		fuse_reply_err(req, node_is_dir(n) ? EISDIR : ELOOP);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT | O_APPEND))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	struct handle *h = calloc(1, sizeof(*h));
+	int r = h ? 0 : -ENOMEM;
+	if (h) {
+		h->node = n;
+		if (n->kind == N_BLOB)
+			r = open_blob(req, n, h);
+	}
+	if (r < 0) {
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 1; /* immutable: verified pages stay valid for every later open */
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi) != 0) {
+		blobs_release(&ctx(req)->blobs, h->blob);
+		free(h);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct node *n = h->node;
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (n->kind == N_TEXT) {
+		size_t o = (uint64_t)off < n->size ? (size_t)off : n->size;
+		size_t len = n->size - o < size ? n->size - o : size;
+		fuse_reply_buf(req, n->text + o, len);
+		return;
+	}
+	const uint8_t *out;
+	uint64_t bad;
+	struct fs_ctx *c = ctx(req);
+	ssize_t r = blobs_read(&c->blobs, h->blob, (uint64_t)off, size, &out, &bad);
+	if (r == -EIO || r == -AG_ECORRUPT) {
+		event_verify_failure(c, n, bad, (int)r);
+		fuse_reply_err(req, EIO);
+	} else if (r < 0) {
+		fuse_reply_err(req, kerr((int)r));
+	} else {
+		fuse_reply_buf(req, (const char *)out, (size_t)r);
+	}
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (h) {
+		blobs_release(&ctx(req)->blobs, h->blob);
+		free(h);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_ctx *c = ctx(req);
+	struct statvfs sv;
+	if (fstatvfs(ag_store_dirfd(c->store), &sv) < 0)
+		memset(&sv, 0, sizeof(sv));
+	sv.f_bfree = sv.f_bavail = 0;
+	pthread_rwlock_rdlock(&c->tree.lock);
+	sv.f_files = c->tree.ninodes;
+	pthread_rwlock_unlock(&c->tree.lock);
+	sv.f_ffree = sv.f_favail = 0;
+	sv.f_namemax = 255;
+	sv.f_flag |= ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---------- everything that would change the tree ---------- */
+
+static void rofs(fuse_req_t req)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *nm, mode_t m, dev_t d)
+{
+	rofs(req);
+}
+static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *nm, mode_t m)
+{
+	rofs(req);
+}
+static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *nm)
+{
+	rofs(req);
+}
+static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *nm)
+{
+	rofs(req);
+}
+static void op_rename(fuse_req_t req, fuse_ino_t p, const char *nm, fuse_ino_t np, const char *nn,
+		      unsigned int flags)
+{
+	rofs(req);
+}
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
+{
+	rofs(req);
+}
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int set,
+		       struct fuse_file_info *fi)
+{
+	rofs(req);
+}
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *b, size_t n, off_t o,
+		     struct fuse_file_info *fi)
+{
+	rofs(req);
+}
+static void op_create(fuse_req_t req, fuse_ino_t p, const char *nm, mode_t m,
+		      struct fuse_file_info *fi)
+{
+	rofs(req);
+}
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *nm, const char *v, size_t n,
+			int fl)
+{
+	rofs(req);
+}
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *nm)
+{
+	rofs(req);
+}
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t o, off_t n,
+			 struct fuse_file_info *fi)
+{
+	rofs(req);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.statfs = op_statfs,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.setattr = op_setattr,
+	.write = op_write,
+	.create = op_create,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+};

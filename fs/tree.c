@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Ollama layout as inodes.  Every generation gets its own directories
+ * (manifests/<host>/<namespace>/<model>/<tag>, blobs/, versions/<id>/) built
+ * once and kept for the life of the mount, so inode numbers are stable and
+ * a process inside an old tree keeps a consistent view.  Regular files are
+ * shared across generations when their attributes are identical (same
+ * digest, size and mtime), so the kernel keeps one page cache per blob.
+ * Nodes are never freed or changed once published; the root and versions/
+ * are computed from the tree's state under its lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/agfs.h"
+
+#define MAX_NAME    255
+#define MODEL_MEDIA "application/vnd.ollama.image.model"
+
+bool node_is_dir(const struct node *n)
+{
+	return n->kind == N_ROOT || n->kind == N_VERSIONS || n->kind == N_DIR;
+}
+
+static struct node *node_new(struct fs_tree *t, enum node_kind kind)
+{
+	if (t->ninodes == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct node **tab = realloc(t->inodes, cap * sizeof(*tab));
+		if (!tab)
+			return NULL;
+		t->inodes = tab;
+		t->cap = cap;
+	}
+	struct node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->ino = t->ninodes;
+	t->inodes[t->ninodes++] = n;
+	return n;
+}
+
+static void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nchild; i++)
+		free(n->child[i].name);
+	free(n->child);
+	free(n->text);
+	free(n);
+}
+
+static int add_child(struct node *dir, const char *name, size_t len, struct node *child)
+{
+	if (dir->nchild == dir->childcap) {
+		size_t cap = dir->childcap ? dir->childcap * 2 : 4;
+		struct dent *c = realloc(dir->child, cap * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		dir->child = c;
+		dir->childcap = cap;
+	}
+	char *nm = strndup(name, len);
+	if (!nm)
+		return -ENOMEM;
+	dir->child[dir->nchild++] = (struct dent){nm, child};
+	if (node_is_dir(child))
+		dir->nsubdirs++;
+	return 0;
+}
+
+static struct node *dir_new(struct fs_tree *t, struct node *parent, int64_t mtime)
+{
+	struct node *d = node_new(t, N_DIR);
+	if (d) {
+		d->parent = parent;
+		d->mtime = mtime;
+	}
+	return d;
+}
+
+static struct node *text_new(struct fs_tree *t, char *text, int64_t mtime)
+{
+	struct node *n = node_new(t, N_TEXT);
+	if (!n) {
+		free(text);
+		return NULL;
+	}
+	n->text = text;
+	n->size = strlen(text);
+	n->mtime = mtime;
+	return n;
+}
+
+int tree_init(struct fs_tree *t)
+{
+	memset(t, 0, sizeof(*t));
+	int r = -pthread_rwlock_init(&t->lock, NULL);
+	if (r < 0)
+		return r;
+	/* ino 0 is never used; FUSE_ROOT_ID is 1. */
+	if (!node_new(t, N_DIR) || !(t->root = node_new(t, N_ROOT)) ||
+	    !(t->versions = node_new(t, N_VERSIONS)))
+		return -ENOMEM;
+	t->versions->parent = t->root;
+	t->root->mtime = t->versions->mtime = time(NULL);
+	if (!(t->empty_manifests = dir_new(t, t->root, t->root->mtime)) ||
+	    !(t->empty_blobs = dir_new(t, t->root, t->root->mtime)))
+		return -ENOMEM;
+	/* "no directory is ever empty": an empty placeholder file where needed */
+	char *empty = strdup("");
+	if (!empty || !(t->keep = text_new(t, empty, 0)))
+		return -ENOMEM;
+	r = add_child(t->empty_manifests, ".keep", 5, t->keep);
+	if (r == 0)
+		r = add_child(t->empty_blobs, ".keep", 5, t->keep);
+	return r;
+}
+
+void tree_destroy(struct fs_tree *t)
+{
+	for (size_t i = 0; i < t->ninodes; i++)
+		node_free(t->inodes[i]);
+	for (size_t i = 0; i < t->ngens; i++) {
+		ag_gen_free(t->gens[i]->gen);
+		free(t->gens[i]);
+	}
+	free(t->gens);
+	free(t->listed);
+	free(t->inodes);
+	free(t->files);
+	pthread_rwlock_destroy(&t->lock);
+}
+
+/* ---------- shared regular files: (digest, size, mtime) -> node ---------- */
+
+static size_t file_hash(const ag_digest *d, uint64_t size, int64_t mtime)
+{
+	uint64_t h;
+	memcpy(&h, d->b, sizeof(h));
+	h ^= size * 0x9e3779b97f4a7c15ull ^ (uint64_t)mtime * 0xc2b2ae3d27d4eb4full;
+	return (size_t)h;
+}
+
+static int files_grow(struct fs_tree *t)
+{
+	size_t cap = t->files_cap ? t->files_cap * 2 : 1024;
+	struct node **tab = calloc(cap, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->files_cap; i++) {
+		struct node *n = t->files[i];
+		if (!n)
+			continue;
+		size_t j = file_hash(&n->digest, n->size, n->mtime) & (cap - 1);
+		while (tab[j])
+			j = (j + 1) & (cap - 1);
+		tab[j] = n;
+	}
+	free(t->files);
+	t->files = tab;
+	t->files_cap = cap;
+	return 0;
+}
+
+static struct node *file_get(struct fs_tree *t, const ag_digest *d, uint64_t size, int64_t mtime)
+{
+	if ((t->nfiles + 1) * 2 > t->files_cap && files_grow(t) < 0)
+		return NULL;
+	size_t mask = t->files_cap - 1, j = file_hash(d, size, mtime) & mask;
+	for (; t->files[j]; j = (j + 1) & mask) {
+		struct node *n = t->files[j];
+		if (n->size == size && n->mtime == mtime && ag_digest_eq(&n->digest, d))
+			return n;
+	}
+	struct node *n = node_new(t, N_BLOB);
+	if (!n)
+		return NULL;
+	n->digest = *d;
+	n->size = size;
+	n->mtime = mtime;
+	t->files[j] = n;
+	t->nfiles++;
+	return n;
+}
+
+/* The attributes the store records for a blob, else what the manifest says. */
+static struct node *blob_file(struct fs_tree *t, ag_store *s, const ag_layer *l, int64_t fallback)
+{
+	ag_blob_info bi;
+	if (ag_blob_lookup(s, &l->digest, &bi) == 0)
+		return file_get(t, &l->digest, bi.size, bi.created);
+	return file_get(t, &l->digest, l->size, fallback);
+}
+
+/* ---------- building one generation's manifests/ and blobs/ ---------- */
+
+static int cmp_dent(const void *a, const void *b)
+{
+	return strcmp(((const struct dent *)a)->name, ((const struct dent *)b)->name);
+}
+
+static bool part_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > MAX_NAME || (len == 1 && p[0] == '.') ||
+	    (len == 2 && p[0] == '.' && p[1] == '.'))
+		return false;
+	return memchr(p, '\0', len) == NULL;
+}
+
+static struct node *find_child(struct node *dir, const char *name, size_t len)
+{
+	for (size_t i = dir->nchild; i-- > 0;)
+		if (strlen(dir->child[i].name) == len && !memcmp(dir->child[i].name, name, len))
+			return dir->child[i].node;
+	return NULL;
+}
+
+/* manifests/<host>/<namespace>/<model>/<tag> for one model. */
+static int add_manifest(struct fs_tree *t, ag_store *s, struct node *top, const ag_model *m,
+			int64_t mtime)
+{
+	const char *p = m->name, *parts[4];
+	size_t lens[4];
+	for (int i = 0; i < 4; i++) {
+		const char *e = i < 3 ? strchr(p, '/') : p + strlen(p);
+		if (!e || !part_ok(p, (size_t)(e - p)))
+			return -AG_EBADNAME;
+		parts[i] = p;
+		lens[i] = (size_t)(e - p);
+		p = e + 1;
+	}
+	struct node *dir = top;
+	for (int i = 0; i < 3; i++) {
+		struct node *next = find_child(dir, parts[i], lens[i]);
+		if (next && next->kind != N_DIR)
+			return -EEXIST;
+		if (!next) {
+			if (!(next = dir_new(t, dir, mtime)))
+				return -ENOMEM;
+			int r = add_child(dir, parts[i], lens[i], next);
+			if (r < 0)
+				return r;
+		}
+		dir = next;
+	}
+	if (find_child(dir, parts[3], lens[3]))
+		return -EEXIST;
+	ag_layer ml = {.digest = m->manifest, .size = m->manifest_size};
+	ag_blob_info bi;
+	struct node *f = ag_blob_lookup(s, &m->manifest, &bi) == 0
+				 ? file_get(t, &ml.digest, bi.size, m->added)
+				 : file_get(t, &ml.digest, ml.size, m->added);
+	return f ? add_child(dir, parts[3], lens[3], f) : -ENOMEM;
+}
+
+static int add_blob(struct fs_tree *t, ag_store *s, struct node *dir, const ag_layer *l,
+		    int64_t mtime)
+{
+	char name[8 + AG_HEX_LEN] = "sha256-";
+	ag_digest_hex(&l->digest, name + 7);
+	struct node *f = blob_file(t, s, l, mtime);
+	if (!f)
+		return -ENOMEM;
+	if (l->media_type && !strcmp(l->media_type, MODEL_MEDIA))
+		f->is_model = true;
+	return add_child(dir, name, strlen(name), f);
+}
+
+/* Sorts every directory below d, drops duplicate blob names, fills empty ones. */
+static int finish_dir(struct fs_tree *t, struct node *d, struct node *keep)
+{
+	if (d->nchild == 0)
+		return add_child(d, ".keep", 5, keep);
+	qsort(d->child, d->nchild, sizeof(*d->child), cmp_dent);
+	size_t w = 1;
+	for (size_t i = 1; i < d->nchild; i++) {
+		if (!strcmp(d->child[i].name, d->child[w - 1].name)) {
+			free(d->child[i].name);
+			continue;
+		}
+		d->child[w++] = d->child[i];
+	}
+	d->nchild = w;
+	for (size_t i = 0; i < d->nchild; i++) {
+		struct node *c = d->child[i].node;
+		if (c->kind == N_DIR) {
+			int r = finish_dir(t, c, keep);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static struct node *keep_node(struct fs_tree *t)
+{
+	return t->keep;
+}
+
+static int build_ollama(struct fs_tree *t, ag_store *s, const ag_gen *g, struct node *parent,
+			struct node **man_out, struct node **blobs_out)
+{
+	struct node *keep = keep_node(t);
+	struct node *man = dir_new(t, parent, g->created), *blobs = dir_new(t, parent, g->created);
+	if (!keep || !man || !blobs)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->nmodels; i++) {
+		const ag_model *m = &g->models[i];
+		int r = add_manifest(t, s, man, m, m->added ? m->added : g->created);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			continue; /* a name the store should never hold; leave it out */
+		if ((r = add_blob(t, s, blobs, &m->config, g->created)) < 0)
+			return r;
+		for (size_t j = 0; j < m->nlayers; j++)
+			if ((r = add_blob(t, s, blobs, &m->layers[j], g->created)) < 0)
+				return r;
+	}
+	int r = finish_dir(t, man, keep);
+	if (r == 0)
+		r = finish_dir(t, blobs, keep);
+	*man_out = man;
+	*blobs_out = blobs;
+	return r;
+}
+
+/* ---------- generations ---------- */
+
+struct gtree *tree_find_gen(struct fs_tree *t, uint64_t id)
+{
+	size_t lo = 0, hi = t->ngens;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->gens[mid]->id == id)
+			return t->gens[mid];
+		if (t->gens[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
+{
+	const ag_gen *g = gt->gen;
+	struct node *v = dir_new(t, t->versions, g->created), *man, *blobs;
+	char *info = tree_info_text(g), *target = NULL;
+	struct node *inode = info ? text_new(t, info, g->created) : NULL;
+	if (!v || !inode || asprintf(&target, "%" PRIu64, g->id) < 0)
+		return -ENOMEM;
+	struct node *link = text_new(t, target, g->created);
+	if (!link)
+		return -ENOMEM;
+	link->kind = N_LINK;
+	int r = build_ollama(t, s, g, v, &man, &blobs);
+	if (r < 0)
+		return r;
+	if ((r = add_child(v, "INFO", 4, inode)) < 0 || (r = add_child(v, "blobs", 5, blobs)) < 0 ||
+	    (r = add_child(v, "manifests", 9, man)) < 0)
+		return r;
+	gt->vdir = v;
+	gt->link = link;
+	return 0;
+}
+
+int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out)
+{
+	struct gtree *gt = tree_find_gen(t, g->id);
+	if (gt) {
+		ag_gen_free(g);
+		*out = gt;
+		return 0;
+	}
+	struct gtree **gens = realloc(t->gens, (t->ngens + 1) * sizeof(*gens));
+	bool *listed = gens ? realloc(t->listed, (t->ngens + 1) * sizeof(*listed)) : NULL;
+	if (gens)
+		t->gens = gens;
+	if (listed)
+		t->listed = listed;
+	if (!gens || !listed || !(gt = calloc(1, sizeof(*gt)))) {
+		ag_gen_free(g);
+		return -ENOMEM;
+	}
+	gt->id = g->id;
+	gt->gen = g;
+	int r = build_vdir(t, s, gt);
+	if (r < 0) {
+		ag_gen_free(g);
+		free(gt);
+		return r;
+	}
+	size_t i = t->ngens;
+	while (i > 0 && t->gens[i - 1]->id > gt->id) {
+		t->gens[i] = t->gens[i - 1];
+		t->listed[i] = t->listed[i - 1];
+		i--;
+	}
+	t->gens[i] = gt;
+	t->listed[i] = true;
+	t->ngens++;
+	*out = gt;
+	return 0;
+}
+
+int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt)
+{
+	if (gt && !gt->cur_manifests) {
+		int r = build_ollama(t, s, gt->gen, t->root, &gt->cur_manifests, &gt->cur_blobs);
+		if (r < 0)
+			return r;
+	}
+	t->current = gt;
+	t->root->mtime = gt ? gt->gen->created : t->root->mtime;
+	return 0;
+}
+
+void tree_set_listed(struct fs_tree *t, const uint64_t *ids, size_t n)
+{
+	int64_t newest = 0;
+	for (size_t i = 0; i < t->ngens; i++) {
+		t->listed[i] = false;
+		for (size_t j = 0; j < n; j++)
+			if (ids[j] == t->gens[i]->id)
+				t->listed[i] = true;
+		if (t->listed[i] && t->gens[i]->gen->created > newest)
+			newest = t->gens[i]->gen->created;
+	}
+	if (newest)
+		t->versions->mtime = newest;
+}
+
+/* ---------- lookups ---------- */
+
+struct node *tree_node(struct fs_tree *t, fuse_ino_t ino)
+{
+	return ino > 0 && ino < t->ninodes ? t->inodes[ino] : NULL;
+}
+
+static struct node *root_child(struct fs_tree *t, const char *name)
+{
+	if (!strcmp(name, "manifests"))
+		return t->current ? t->current->cur_manifests : t->empty_manifests;
+	if (!strcmp(name, "blobs"))
+		return t->current ? t->current->cur_blobs : t->empty_blobs;
+	if (!strcmp(name, "versions"))
+		return t->versions;
+	return NULL;
+}
+
+static struct node *versions_child(struct fs_tree *t, const char *name)
+{
+	if (!strcmp(name, "current"))
+		return t->store_current ? t->store_current->link : NULL;
+	char *end;
+	errno = 0;
+	unsigned long long id = strtoull(name, &end, 10);
+	if (errno || *end || name[0] < '1' || name[0] > '9')
+		return NULL;
+	for (size_t i = 0; i < t->ngens; i++)
+		if (t->gens[i]->id == id && t->listed[i])
+			return t->gens[i]->vdir;
+	return NULL;
+}
+
+static bool any_listed(const struct fs_tree *t)
+{
+	for (size_t i = 0; i < t->ngens; i++)
+		if (t->listed[i])
+			return true;
+	return false;
+}
+
+struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name)
+{
+	if (dir->kind == N_ROOT)
+		return root_child(t, name);
+	if (dir->kind == N_VERSIONS) {
+		struct node *n = versions_child(t, name);
+		if (!n && !strcmp(name, ".keep") && !t->store_current && !any_listed(t))
+			n = keep_node(t);
+		return n;
+	}
+	if (dir->kind != N_DIR)
+		return NULL;
+	struct dent key = {(char *)name, NULL};
+	struct dent *d = bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent);
+	return d ? d->node : NULL;
+}
+
+static int list_versions(struct fs_tree *t, struct dent **out, size_t *n)
+{
+	struct dent *v = calloc(t->ngens + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	size_t k = 0;
+	/* a generation's directory name is its id, which its link holds as text */
+	for (size_t i = 0; i < t->ngens; i++)
+		if (t->listed[i])
+			v[k++] = (struct dent){t->gens[i]->link->text, t->gens[i]->vdir};
+	struct node *keep = keep_node(t);
+	if (t->store_current)
+		v[k++] = (struct dent){"current", t->store_current->link};
+	else if (k == 0 && keep)
+		v[k++] = (struct dent){".keep", keep};
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int tree_list(struct fs_tree *t, struct node *dir, struct dent **out, size_t *n)
+{
+	if (dir->kind == N_VERSIONS)
+		return list_versions(t, out, n);
+	if (dir->kind == N_ROOT) {
+		static const char *names[] = {"blobs", "manifests", "versions"};
+		struct dent *v = calloc(3, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < 3; i++)
+			v[i] = (struct dent){(char *)names[i], root_child(t, names[i])};
+		*out = v;
+		*n = 3;
+		return 0;
+	}
+	if (dir->kind != N_DIR)
+		return -ENOTDIR;
+	struct dent *v = malloc((dir->nchild ? dir->nchild : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, dir->child, dir->nchild * sizeof(*v));
+	*out = v;
+	*n = dir->nchild;
+	return 0;
+}
+
+/* ---------- texts ---------- */
+
+static bool model_uses(const ag_model *m, const ag_digest *d)
+{
+	if (ag_digest_eq(&m->config.digest, d) || ag_digest_eq(&m->manifest, d))
+		return true;
+	for (size_t i = 0; i < m->nlayers; i++)
+		if (ag_digest_eq(&m->layers[i].digest, d))
+			return true;
+	return false;
+}
+
+static int append(char **buf, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+	char *nb = realloc(*buf, *len + n + 1);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb + *len, s, n + 1);
+	*buf = nb;
+	*len += n;
+	return 0;
+}
+
+char *tree_models_using(struct fs_tree *t, const ag_digest *d)
+{
+	char *buf = strdup("");
+	size_t len = 0;
+	for (size_t i = 0; buf && i < t->ngens; i++) {
+		const ag_gen *g = t->gens[i]->gen;
+		for (size_t j = 0; buf && j < g->nmodels; j++) {
+			if (!model_uses(&g->models[j], d))
+				continue;
+			_cleanup_free_ char *disp = ag_name_display(g->models[j].name);
+			const char *nm = disp ? disp : g->models[j].name;
+			char *hit = strstr(buf, nm);
+			size_t nl = strlen(nm);
+			if (hit && (hit[nl] == ',' || hit[nl] == '\0'))
+				continue;
+			if ((len && append(&buf, &len, ",") < 0) || append(&buf, &len, nm) < 0) {
+				free(buf);
+				buf = NULL;
+			}
+		}
+	}
+	return buf;
+}
+
+static void iso_time(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, 32, "%" PRId64, t);
+}
+
+/* One "key: value" line; a missing value prints as "-", line breaks as spaces. */
+static void info_line(FILE *f, const char *key, const char *val)
+{
+	fprintf(f, "%s: ", key);
+	if (!val || !*val)
+		val = "-";
+	for (; *val; val++)
+		fputc(*val == '\n' || *val == '\r' ? ' ' : *val, f);
+	fputc('\n', f);
+}
+
+char *tree_info_text(const ag_gen *g)
+{
+	char *buf = NULL, when[32], hex[AG_HEX_LEN + 1], num[32];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	snprintf(num, sizeof(num), "%" PRIu64, g->id);
+	info_line(f, "id", num);
+	iso_time(g->created, when);
+	info_line(f, "created", when);
+	info_line(f, "label", g->label);
+	info_line(f, "operator", g->operator_name);
+	info_line(f, "source", g->source);
+	if (g->has_source_sha256)
+		ag_digest_hex(&g->source_sha256, hex);
+	info_line(f, "source_sha256", g->has_source_sha256 ? hex : NULL);
+	info_line(f, "signer", g->signer);
+	snprintf(num, sizeof(num), "%zu", g->nmodels);
+	info_line(f, "models", num);
+	for (size_t i = 0; i < g->nmodels; i++) {
+		const ag_model *m = &g->models[i];
+		_cleanup_free_ char *disp = ag_name_display(m->name);
+		ag_digest_hex(&m->manifest, hex);
+		iso_time(m->added, when);
+		fprintf(f, "model: %s sha256:%s %s\n", disp ? disp : m->name, hex, when);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

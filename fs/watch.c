@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Following the store.  Generations are immutable, so the only things that
+ * change under a running mount are which one is current and which ones
+ * exist.  A thread asks the store every second; a new generation gets its
+ * trees built once, a change of the current one swaps what the root shows
+ * and tells the kernel to forget the root's entries (so new lookups see the
+ * new tree at once; files already open keep their inode and their bytes).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "fs/agfs.h"
+
+#define READ_AHEAD_KB 1024
+
+/* Adds every generation of ids the tree does not know yet. */
+static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		pthread_rwlock_rdlock(&c->tree.lock);
+		bool known = tree_find_gen(&c->tree, ids[i]) != NULL;
+		pthread_rwlock_unlock(&c->tree.lock);
+		if (known)
+			continue;
+		ag_gen *g = NULL;
+		int r = ag_gen_get(c->store, ids[i], &g);
+		if (r == -ENOENT)
+			continue; /* deleted since the listing */
+		if (r < 0)
+			return r;
+		struct gtree *gt;
+		pthread_rwlock_wrlock(&c->tree.lock);
+		r = tree_add_gen(&c->tree, c->store, g, &gt);
+		pthread_rwlock_unlock(&c->tree.lock);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+struct change {
+	bool root;     /* the generation at the root changed */
+	bool versions; /* versions/ lists something else */
+	uint64_t gone[16];
+	size_t ngone;
+};
+
+static bool same_listing(const struct fs_tree *t, const uint64_t *ids, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < t->ngens; i++) {
+		if (!t->listed[i])
+			continue;
+		if (k >= n || ids[k] != t->gens[i]->id)
+			return false;
+		k++;
+	}
+	return k == n;
+}
+
+/* With the write lock held: apply the store's listing and current id. */
+static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, struct change *ch)
+{
+	struct fs_tree *t = &c->tree;
+	if (!same_listing(t, ids, n)) {
+		for (size_t i = 0; i < t->ngens && ch->ngone < 16; i++) {
+			bool still = false;
+			for (size_t j = 0; j < n; j++)
+				still |= ids[j] == t->gens[i]->id;
+			if (t->listed[i] && !still)
+				ch->gone[ch->ngone++] = t->gens[i]->id;
+		}
+		tree_set_listed(t, ids, n);
+		ch->versions = true;
+	}
+	struct gtree *sc = cur ? tree_find_gen(t, cur) : NULL;
+	if (sc != t->store_current) {
+		t->store_current = sc;
+		ch->versions = true;
+	}
+	if (c->opt.generation)
+		return 0; /* pinned: the root never moves */
+	if (sc != t->current) {
+		int r = tree_set_current(t, c->store, sc);
+		if (r < 0)
+			return r;
+		ch->root = true;
+	}
+	return 0;
+}
+
+static void notify(struct fs_ctx *c, const struct change *ch)
+{
+	struct fuse_session *se = c->se;
+	if (!se || !atomic_load(&c->initialized))
+		return;
+	if (ch->root) {
+		fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, "manifests", 9);
+		fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, "blobs", 5);
+		fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, 0, 0);
+	}
+	if (ch->versions) {
+		fuse_ino_t v = c->tree.versions->ino;
+		char name[32];
+		fuse_lowlevel_notify_inval_entry(se, v, "current", 7);
+		fuse_lowlevel_notify_inval_entry(se, v, ".keep", 5);
+		for (size_t i = 0; i < ch->ngone; i++) {
+			int len = snprintf(name, sizeof(name), "%" PRIu64, ch->gone[i]);
+			fuse_lowlevel_notify_inval_entry(se, v, name, (size_t)len);
+		}
+		fuse_lowlevel_notify_inval_inode(se, v, 0, 0);
+	}
+}
+
+/* One look at the store; returns what changed in *ch. */
+static int refresh(struct fs_ctx *c, struct change *ch)
+{
+	_cleanup_free_ uint64_t *ids = NULL;
+	size_t n = 0;
+	uint64_t cur = 0;
+	memset(ch, 0, sizeof(*ch));
+	int r = ag_gen_list(c->store, &ids, &n);
+	if (r < 0)
+		return r;
+	if ((r = load_new(c, ids, n)) < 0)
+		return r;
+	r = ag_current(c->store, &cur);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	pthread_rwlock_wrlock(&c->tree.lock);
+	r = apply(c, ids, n, cur, ch);
+	pthread_rwlock_unlock(&c->tree.lock);
+	return r;
+}
+
+int watch_load(struct fs_ctx *c)
+{
+	struct change ch;
+	int r = refresh(c, &ch);
+	if (r < 0 || !c->opt.generation)
+		return r;
+	pthread_rwlock_wrlock(&c->tree.lock);
+	struct gtree *gt = tree_find_gen(&c->tree, c->opt.generation);
+	r = gt ? tree_set_current(&c->tree, c->store, gt) : -ENOENT;
+	pthread_rwlock_unlock(&c->tree.lock);
+	return r;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* After the kernel's INIT: tune read-ahead, then tell whoever waits. */
+static void when_ready(struct fs_ctx *c)
+{
+	while (!atomic_load(&c->initialized) && !atomic_load(&c->stopping))
+		sleep_ms(5);
+	if (atomic_load(&c->stopping))
+		return;
+	int r = daemon_raise_readahead(c->mountpoint, READ_AHEAD_KB);
+	if (r < 0 && r != -EACCES && r != -EPERM && r != -EROFS)
+		syslog(LOG_WARNING, "cannot raise read-ahead of %s: %s", c->mountpoint,
+		       strerror(-r));
+	daemon_ready(c);
+}
+
+static void *watch_main(void *arg)
+{
+	struct fs_ctx *c = arg;
+	int last_err = 0;
+	when_ready(c);
+	while (!atomic_load(&c->stopping)) {
+		for (unsigned ms = 0; ms < FS_POLL_MS && !atomic_load(&c->stopping); ms += 50)
+			sleep_ms(50);
+		if (atomic_load(&c->stopping))
+			break;
+		struct change ch;
+		int r = refresh(c, &ch);
+		if (r < 0 && r != last_err)
+			syslog(LOG_ERR, "cannot read the generations of %s: %s", c->store_path,
+			       ag_strerror(r));
+		last_err = r;
+		if (r == 0)
+			notify(c, &ch);
+		if (ch.root)
+			syslog(LOG_INFO, "now serving generation %" PRIu64,
+			       c->tree.current ? c->tree.current->id : 0);
+	}
+	return NULL;
+}
+
+int watch_start(struct fs_ctx *c)
+{
+	int r = pthread_create(&c->watcher, NULL, watch_main, c);
+	if (r != 0)
+		return -r;
+	c->watcher_started = true;
+	return 0;
+}
+
+void watch_stop(struct fs_ctx *c)
+{
+	atomic_store(&c->stopping, true);
+	if (c->watcher_started)
+		pthread_join(c->watcher, NULL);
+	c->watcher_started = false;
+}

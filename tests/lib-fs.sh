@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+# Helpers for the mount's tests (tests/t1*-*.sh): small Ollama trees made of
+# random blobs, put into a store with tests/helpers/fs-mkstore.  Source after
+# tests/lib.sh.
+#
+#   fs_model TREE HOST/NS/MODEL/TAG BYTES   a model whose weights are BYTES random bytes
+#   fs_store STORE TREE [fs-mkstore opts]   a new generation holding TREE; prints its id
+#   fs_activate STORE N                     makes generation N current
+#   fs_object STORE HEX                     path of a blob's object file in the store
+#   fs_sha TREE-OR-MOUNT                    "<hex> <relpath>" for every file under blobs/
+
+MKSTORE=$HELPERS/fs-mkstore
+FS_MT_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
+FS_MT_CONFIG=application/vnd.docker.container.image.v1+json
+FS_MT_MODEL=application/vnd.ollama.image.model
+FS_MT_TEMPLATE=application/vnd.ollama.image.template
+
+# _fs_blob TREE FILE: renames FILE to its digest name; sets _hex and _size.
+_fs_blob() {
+	_hex=$(sha256sum "$2" | cut -d' ' -f1)
+	_size=$(stat -c %s "$2")
+	mv -f "$2" "$1/blobs/sha256-$_hex"
+}
+
+fs_model() {
+	local tree=$1 name=$2 bytes=$3 mh ms ch cs th ts
+	mkdir -p "$tree/blobs" "$tree/manifests/$(dirname "$name")"
+	head -c "$bytes" /dev/urandom >"$tree/blobs/.new"
+	_fs_blob "$tree" "$tree/blobs/.new"
+	mh=$_hex ms=$_size
+	printf '{"model_format":"gguf","model_family":"test","model_type":"%s","architecture":"amd64","os":"linux"}\n' \
+		"$name" >"$tree/blobs/.new"
+	_fs_blob "$tree" "$tree/blobs/.new"
+	ch=$_hex cs=$_size
+	printf '{{ .Prompt }}' >"$tree/blobs/.new"
+	_fs_blob "$tree" "$tree/blobs/.new"
+	th=$_hex ts=$_size
+	printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"%s","digest":"sha256:%s","size":%s},{"mediaType":"%s","digest":"sha256:%s","size":%s}]}' \
+		"$FS_MT_MANIFEST" "$FS_MT_CONFIG" "$ch" "$cs" "$FS_MT_MODEL" "$mh" "$ms" \
+		"$FS_MT_TEMPLATE" "$th" "$ts" >"$tree/manifests/$name"
+	FS_MODEL_HEX=$mh
+}
+
+fs_store() {
+	local store=$1 tree=$2
+	shift 2
+	"$MKSTORE" "$@" "$store" "$tree"
+}
+
+fs_activate() {
+	"$MKSTORE" --activate "$2" "$1" >/dev/null
+}
+
+fs_object() {
+	printf '%s/objects/sha256/%s/%s\n' "$1" "${2:0:2}" "$2"
+}
+
+fs_sha() {
+	(cd "$1" && find blobs -type f -name 'sha256-*' -print0 | sort -z | xargs -0r sha256sum)
+}
+
+# fs_wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
+fs_wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+}
