@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Verified reads.  A blob's chunk table (the SHA-256 of every chunk, taken in
- * the same pass as the blob's digest) is loaded at open; every read hashes
- * each chunk it touches and compares before handing out a single byte.
+ * the same pass as the blob's digest) is loaded page by page as reads need
+ * it, each page checked against the hash in the blob's record, so opening a
+ * blob costs the same whatever its size.  Every read hashes each chunk it
+ * touches and compares before handing out a single byte.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,8 +38,10 @@ int ag_blob_open(ag_store *s, const ag_digest *d, unsigned flags, ag_blob **out)
 	b->s = s;
 	b->fd = b->fd_buffered = -1;
 	pthread_mutex_init(&b->lock, NULL);
-	r = ag_blob_rec_get(txn, s, d, &b->info, &b->table);
+	r = ag_blob_rec_get(txn, s, d, &b->info, &b->page_hashes, &b->npages);
 	mdb_txn_abort(txn);
+	if (r == 0 && !(b->pages = calloc(b->npages + 1, sizeof(uint8_t *))))
+		r = -ENOMEM;
 	if (r == 0) {
 		b->fd = open_object_fd(b, flags & AG_BLOB_DIRECT);
 		r = b->fd < 0 ? b->fd : 0;
@@ -64,7 +68,10 @@ void ag_blob_close(ag_blob *b)
 	if (b->fd_buffered >= 0)
 		close(b->fd_buffered);
 	pthread_mutex_destroy(&b->lock);
-	free(b->table);
+	for (uint64_t p = 0; b->pages && p < b->npages; p++)
+		free(b->pages[p]);
+	free(b->pages);
+	free(b->page_hashes);
 	free(b);
 }
 
@@ -105,11 +112,36 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 	return n;
 }
 
-static bool chunk_ok(const ag_blob *b, uint64_t idx, const uint8_t *p, size_t len)
+/* The page of the chunk table holding chunk idx, loaded once per blob. */
+static const uint8_t *table_page(ag_blob *b, uint64_t page)
 {
+	uint8_t *p = __atomic_load_n(&b->pages[page], __ATOMIC_ACQUIRE);
+	if (p)
+		return p;
+	pthread_mutex_lock(&b->lock);
+	p = b->pages[page];
+	if (!p) {
+		uint64_t first = page * AG_PAGE_CHUNKS;
+		uint64_t n = b->info.nchunks - first < AG_PAGE_CHUNKS ? b->info.nchunks - first
+								      : AG_PAGE_CHUNKS;
+		if (ag_table_page_get(b->s, &b->info.digest, page, n, b->page_hashes + page * 32,
+				      &p) == 0)
+			__atomic_store_n(&b->pages[page], p, __ATOMIC_RELEASE);
+		else
+			p = NULL;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return p;
+}
+
+static bool chunk_ok(ag_blob *b, uint64_t idx, const uint8_t *p, size_t len)
+{
+	const uint8_t *page = table_page(b, idx / AG_PAGE_CHUNKS);
+	if (!page)
+		return false; /* a damaged table verifies nothing */
 	uint8_t h[32];
 	ag_sha256_fast(p, len, h);
-	return memcmp(h, b->table + idx * 32, 32) == 0;
+	return memcmp(h, page + (idx % AG_PAGE_CHUNKS) * 32, 32) == 0;
 }
 
 ssize_t ag_blob_read(ag_blob *b, uint64_t off, size_t len, void *buf, size_t bufsize,

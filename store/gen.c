@@ -363,7 +363,7 @@ int ag_txn_current(ag_txn *t, uint64_t *id)
 static int check_ref(ag_txn *t, const ag_digest *d)
 {
 	ag_blob_info bi;
-	return ag_blob_rec_get(t->txn, t->s, d, &bi, NULL);
+	return ag_blob_rec_get(t->txn, t->s, d, &bi, NULL, NULL);
 }
 
 static int check_refs(ag_txn *t, const ag_gen *g)

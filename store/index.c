@@ -3,7 +3,9 @@
  * The LMDB index.  Databases:
  *   meta   "format" -> "1", "current" / "previous" -> generation id (decimal),
  *          other small string values (ag_meta_get)
- *   blobs  32-byte digest -> struct ag_blob_rec + chunk table + table hash
+ *   blobs  32-byte digest -> struct ag_blob_rec + page hashes + record hash
+ *   tables 32-byte digest + 8-byte big-endian page -> up to AG_PAGE_CHUNKS
+ *          chunk hashes
  *   gens   8-byte big-endian id -> JSON (gen.c)
  * Readers: MDB_RDONLY | MDB_NOTLS and one short read transaction per call.
  */
@@ -41,7 +43,8 @@ static int open_dbis(ag_store *s, bool create)
 	unsigned fl = create ? MDB_CREATE : 0;
 	if ((rc = mdb_dbi_open(txn, "meta", fl, &s->dbi_meta)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", fl, &s->dbi_blobs)) ||
-	    (rc = mdb_dbi_open(txn, "gens", fl, &s->dbi_gens))) {
+	    (rc = mdb_dbi_open(txn, "gens", fl, &s->dbi_gens)) ||
+	    (rc = mdb_dbi_open(txn, "tables", fl, &s->dbi_tables))) {
 		mdb_txn_abort(txn);
 		return rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
 	}
@@ -69,7 +72,7 @@ int ag_index_open(ag_store *s, bool create)
 	int rc = mdb_env_create(&s->env);
 	if (rc)
 		return ag_lmdb_err(rc);
-	mdb_env_set_maxdbs(s->env, 4);
+	mdb_env_set_maxdbs(s->env, 8);
 	mdb_env_set_maxreaders(s->env, 256);
 	mdb_env_set_mapsize(s->env, AG_MAP_SIZE);
 	char dir[4096];
@@ -165,7 +168,13 @@ int ag_txn_meta_put(ag_txn *t, const char *key, const char *value)
 
 /* ---------- blob records ---------- */
 
-static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info, uint8_t **table)
+static uint64_t npages_of(uint64_t nchunks)
+{
+	return (nchunks + AG_PAGE_CHUNKS - 1) / AG_PAGE_CHUNKS;
+}
+
+static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info,
+		       uint8_t **page_hashes, uint64_t *npages)
 {
 	struct ag_blob_rec rec;
 	if (v->mv_size < sizeof(rec))
@@ -173,35 +182,73 @@ static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info,
 	memcpy(&rec, v->mv_data, sizeof(rec));
 	if (rec.version != AG_BLOB_REC_VERSION || !ag_chunk_size_ok(rec.chunk_size) ||
 	    rec.nchunks != ag_nchunks(rec.size, rec.chunk_size) ||
-	    v->mv_size != sizeof(rec) + (rec.nchunks + 1) * 32)
+	    rec.npages != npages_of(rec.nchunks) ||
+	    v->mv_size != sizeof(rec) + (rec.npages + 1) * 32)
 		return -AG_ECORRUPT;
 	*info = (ag_blob_info){.digest = *d,
 			       .size = rec.size,
 			       .chunk_size = rec.chunk_size,
 			       .nchunks = rec.nchunks,
 			       .created = rec.created};
-	if (!table)
+	if (!page_hashes)
 		return 0;
-	const uint8_t *tab = (const uint8_t *)v->mv_data + sizeof(rec);
+	size_t body = sizeof(rec) + rec.npages * 32;
 	uint8_t check[32];
-	ag_sha256_fast(tab, rec.nchunks * 32, check);
-	if (memcmp(check, tab + rec.nchunks * 32, 32))
+	ag_sha256_fast(v->mv_data, body, check);
+	if (memcmp(check, (const uint8_t *)v->mv_data + body, 32))
 		return -AG_ECORRUPT;
-	*table = malloc(rec.nchunks * 32 + 1);
-	if (!*table)
+	*page_hashes = malloc(rec.npages * 32 + 1);
+	if (!*page_hashes)
 		return -ENOMEM;
-	memcpy(*table, tab, rec.nchunks * 32);
+	memcpy(*page_hashes, (const uint8_t *)v->mv_data + sizeof(rec), rec.npages * 32);
+	*npages = rec.npages;
 	return 0;
 }
 
 int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info,
-		    uint8_t **table)
+		    uint8_t **page_hashes, uint64_t *npages)
 {
 	MDB_val k = {32, (void *)d->b}, v;
 	int rc = mdb_get(txn, s->dbi_blobs, &k, &v);
 	if (rc)
 		return ag_lmdb_err(rc);
-	return decode_blob(&v, d, info, table);
+	return decode_blob(&v, d, info, page_hashes, npages);
+}
+
+static void page_key(const ag_digest *d, uint64_t p, uint8_t key[40])
+{
+	memcpy(key, d->b, 32);
+	for (int i = 7; i >= 0; i--, p >>= 8)
+		key[32 + i] = (uint8_t)p;
+}
+
+int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nentries,
+		      const uint8_t want[32], uint8_t **out)
+{
+	MDB_txn *txn;
+	int r = ag_rtxn_begin(s, &txn);
+	if (r < 0)
+		return r;
+	uint8_t kb[40];
+	page_key(d, p, kb);
+	MDB_val k = {40, kb}, v;
+	r = ag_lmdb_err(mdb_get(txn, s->dbi_tables, &k, &v));
+	if (r == -ENOENT)
+		r = -AG_ECORRUPT; /* the record promises this page */
+	uint8_t check[32];
+	if (r == 0 && v.mv_size != nentries * 32)
+		r = -AG_ECORRUPT;
+	if (r == 0) {
+		ag_sha256_fast(v.mv_data, v.mv_size, check);
+		if (memcmp(check, want, 32))
+			r = -AG_ECORRUPT;
+	}
+	if (r == 0 && !(*out = malloc(v.mv_size + 1)))
+		r = -ENOMEM;
+	if (r == 0)
+		memcpy(*out, v.mv_data, v.mv_size);
+	mdb_txn_abort(txn);
+	return r;
 }
 
 int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table)
@@ -210,16 +257,27 @@ int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table)
 				  .chunk_size = info->chunk_size,
 				  .size = info->size,
 				  .created = info->created,
-				  .nchunks = info->nchunks};
+				  .nchunks = info->nchunks,
+				  .npages = npages_of(info->nchunks)};
 	MDB_val k = {32, (void *)info->digest.b}, v;
-	v.mv_size = sizeof(rec) + (info->nchunks + 1) * 32;
+	v.mv_size = sizeof(rec) + (rec.npages + 1) * 32;
 	int rc = mdb_put(t->txn, t->s->dbi_blobs, &k, &v, MDB_RESERVE);
 	if (rc)
 		return ag_lmdb_err(rc);
-	uint8_t *p = v.mv_data;
-	memcpy(p, &rec, sizeof(rec));
-	memcpy(p + sizeof(rec), table, info->nchunks * 32);
-	ag_sha256_fast(table, info->nchunks * 32, p + sizeof(rec) + info->nchunks * 32);
+	uint8_t *hdr = v.mv_data;
+	memcpy(hdr, &rec, sizeof(rec));
+	for (uint64_t p = 0; p < rec.npages; p++) {
+		uint64_t first = p * AG_PAGE_CHUNKS;
+		uint64_t n = info->nchunks - first < AG_PAGE_CHUNKS ? info->nchunks - first
+								    : AG_PAGE_CHUNKS;
+		uint8_t kb[40];
+		page_key(&info->digest, p, kb);
+		MDB_val pk = {40, kb}, pv = {n * 32, (void *)(table + first * 32)};
+		if ((rc = mdb_put(t->txn, t->s->dbi_tables, &pk, &pv, 0)))
+			return ag_lmdb_err(rc);
+		ag_sha256_fast(pv.mv_data, pv.mv_size, hdr + sizeof(rec) + p * 32);
+	}
+	ag_sha256_fast(hdr, sizeof(rec) + rec.npages * 32, hdr + sizeof(rec) + rec.npages * 32);
 	return 0;
 }
 
@@ -229,7 +287,7 @@ int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out)
 	int r = ag_rtxn_begin(s, &txn);
 	if (r < 0)
 		return r;
-	r = ag_blob_rec_get(txn, s, d, out, NULL);
+	r = ag_blob_rec_get(txn, s, d, out, NULL, NULL);
 	mdb_txn_abort(txn);
 	return r;
 }
@@ -255,7 +313,7 @@ int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), v
 			break;
 		}
 		memcpy(d.b, k.mv_data, 32);
-		if ((r = decode_blob(&v, &d, &bi, NULL)) < 0)
+		if ((r = decode_blob(&v, &d, &bi, NULL, NULL)) < 0)
 			break;
 		r = cb(&bi, arg);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -328,6 +386,21 @@ void ag_txn_abort(ag_txn *t)
 
 int ag_txn_blob_del(ag_txn *t, const ag_digest *d)
 {
+	ag_blob_info bi;
+	int r = ag_blob_rec_get(t->txn, t->s, d, &bi, NULL, NULL);
+	if (r < 0 && r != -AG_ECORRUPT)
+		return r;
+	/* Every page of this digest's table, however many the record says. */
+	for (uint64_t p = 0;; p++) {
+		uint8_t kb[40];
+		page_key(d, p, kb);
+		MDB_val pk = {40, kb};
+		int rc = mdb_del(t->txn, t->s->dbi_tables, &pk, NULL);
+		if (rc == MDB_NOTFOUND)
+			break;
+		if (rc)
+			return ag_lmdb_err(rc);
+	}
 	MDB_val k = {32, (void *)d->b};
 	return ag_lmdb_err(mdb_del(t->txn, t->s->dbi_blobs, &k, NULL));
 }

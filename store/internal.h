@@ -18,17 +18,25 @@ struct ag_store {
 	int lockfd; /* -1 for readers */
 	bool writer;
 	MDB_env *env;
-	MDB_dbi dbi_meta, dbi_blobs, dbi_gens;
+	MDB_dbi dbi_meta, dbi_blobs, dbi_gens, dbi_tables;
 };
 
-/* Fixed header of a blob record; followed by nchunks * 32 bytes of chunk
- * hashes and 32 bytes of SHA-256 over those hashes (the table's own check). */
+/* Chunk hashes per page of a chunk table (32 KiB of hashes; 64 MiB of blob
+ * at the default chunk size).  Pages are loaded only when a read needs them,
+ * so opening a blob costs the same whatever its size. */
+#define AG_PAGE_CHUNKS 1024u
+
+/* Fixed header of a blob record; followed by npages * 32 bytes (the SHA-256
+ * of each page of the chunk table) and 32 bytes of SHA-256 over everything
+ * before it (the record's own check).  The pages live in the "tables"
+ * database under digest + 8-byte big-endian page number. */
 struct ag_blob_rec {
 	uint32_t version;
 	uint32_t chunk_size;
 	uint64_t size;
 	int64_t created;
 	uint64_t nchunks;
+	uint64_t npages;
 };
 
 struct ag_txn {
@@ -41,7 +49,9 @@ struct ag_txn {
 struct ag_blob {
 	ag_store *s;
 	ag_blob_info info;
-	uint8_t *table;	 /* nchunks * 32 */
+	uint8_t *page_hashes; /* npages * 32, from the record */
+	uint8_t **pages;      /* npages pointers, loaded on first use */
+	uint64_t npages;
 	int fd;		 /* O_DIRECT when asked and allowed */
 	int fd_buffered; /* fallback, opened lazily; -1 until then */
 	pthread_mutex_t lock;
@@ -65,7 +75,10 @@ void ag_index_close(ag_store *s);
 int ag_lmdb_err(int rc);
 int ag_rtxn_begin(ag_store *s, MDB_txn **txn);
 int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info,
-		    uint8_t **table);
+		    uint8_t **page_hashes, uint64_t *npages);
+/* Loads page p of d's chunk table and checks it against its hash. */
+int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nentries,
+		      const uint8_t want[32], uint8_t **out);
 int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table);
 int ag_meta_get_u64(MDB_txn *txn, ag_store *s, const char *key, uint64_t *v);
 int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *value);

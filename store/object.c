@@ -197,7 +197,7 @@ static int link_object(ag_stage *st, const char *rel)
 static int record_blob(ag_stage *st, ag_txn *t)
 {
 	ag_blob_info old;
-	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, NULL);
+	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, NULL, NULL);
 	if (r == 0)
 		return 0; /* first-import time and table stay as they were */
 	if (r != -ENOENT && r != -AG_ECORRUPT)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Blobs: single-pass put, dedup, chunk tables, verified reads, corruption. */
 #include <errno.h>
+#include <lmdb.h>
 
 #include "tests/unit/store-common.h"
 
@@ -208,8 +209,87 @@ static void test_open_refusals(void)
 	is_int(ag_store_init(temp_store_path("ro")), -EEXIST, "init of an existing store");
 }
 
+/* Flips one bit of the stored chunk table page `page` of d, behind the
+ * store's back, with LMDB directly. */
+static void tamper_table_page(const char *store, const ag_digest *d, uint64_t page)
+{
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%s/index", store);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	mdb_env_create(&env);
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, 64ull << 30);
+	if (mdb_env_open(env, dir, 0, 0644) || mdb_txn_begin(env, NULL, 0, &txn) ||
+	    mdb_dbi_open(txn, "tables", 0, &dbi))
+		bail("cannot open the index with LMDB");
+	uint8_t kb[40];
+	memcpy(kb, d->b, 32);
+	for (int i = 7; i >= 0; i--, page >>= 8)
+		kb[32 + i] = (uint8_t)page;
+	MDB_val k = {40, kb}, v;
+	if (mdb_get(txn, dbi, &k, &v))
+		bail("no such table page");
+	uint8_t *copy = malloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	copy[100] ^= 0x80;
+	MDB_val nv = {v.mv_size, copy};
+	if (mdb_put(txn, dbi, &k, &nv, 0) || mdb_txn_commit(txn))
+		bail("cannot write the table page");
+	free(copy);
+	mdb_env_close(env);
+}
+
+/* Tables larger than one page (1024 chunks) are loaded page by page, each
+ * checked against the record; a tampered page verifies nothing it covers. */
+static void test_table_pages(void)
+{
+	ag_store *s = new_store("pages");
+	const uint32_t cs = 4096;
+	const size_t size = (size_t)cs * 2500 + 123; /* 2501 chunks: 3 pages */
+	uint8_t *buf = malloc(size), *back = malloc(size);
+	fill_bytes(buf, size, 11);
+	ag_blob_info bi;
+	if (ag_put_buf(s, buf, size, cs, NULL, &bi) < 0)
+		bail("put failed");
+	ag_blob *b;
+	ok(ag_blob_open(s, &bi.digest, 0, &b) == 0, "open a blob with a 3-page chunk table");
+	ok(ag_blob_pread(b, back, size, 0, NULL) == (ssize_t)size && !memcmp(back, buf, size),
+	   "whole read across all pages");
+	ag_blob_close(b);
+	char path[600];
+	snprintf(path, sizeof(path), "%s", ag_store_path(s));
+	ag_store_close(s);
+	tamper_table_page(path, &bi.digest, 1);
+	if (ag_store_open(path, AG_RDONLY, &s) < 0 || ag_blob_open(s, &bi.digest, 0, &b) < 0)
+		bail("reopen");
+	uint64_t bad = 0;
+	ok(ag_blob_pread(b, back, 4096, (uint64_t)cs * 10, NULL) == 4096 &&
+		   !memcmp(back, buf + cs * 10, 4096),
+	   "page 0 still verifies");
+	is_int(ag_blob_pread(b, back, 4096, (uint64_t)cs * 1500, &bad), -EIO,
+	       "a read covered by the tampered page fails");
+	is_int(bad, 1500, "naming the chunk");
+	ok(ag_blob_pread(b, back, 4096, (uint64_t)cs * 2100, NULL) == 4096 &&
+		   !memcmp(back, buf + cs * 2100, 4096),
+	   "page 2 still verifies");
+	ag_blob_close(b);
+	ag_store_close(s);
+	if (ag_store_open(path, AG_WRITE, &s) < 0)
+		bail("reopen writer");
+	ag_txn *t;
+	ag_txn_begin(s, &t);
+	ok(ag_txn_blob_del(t, &bi.digest) == 0 && ag_txn_commit(t) == 0, "delete the record");
+	is_int(ag_blob_lookup(s, &bi.digest, &bi), -ENOENT, "record gone");
+	ag_store_close(s);
+	free(buf);
+	free(back);
+}
+
 int main(void)
 {
+	test_table_pages();
 	test_sizes();
 	test_dedup();
 	test_expected_mismatch();
