@@ -32,8 +32,8 @@ static int check_outer(struct imp_source *src, const struct imp_options *o, stru
 	if (!src->has_outer)
 		return imp_fail(e, IMP_USAGE, -EINVAL, "",
 				"it is a directory, and --sha256 applies to a tarball");
-	imp_hex(&src->outer, got);
-	imp_hex(&o->sha256, want);
+	ag_digest_hex(&src->outer, got);
+	ag_digest_hex(&o->sha256, want);
 	if (!ag_digest_eq(&src->outer, &o->sha256))
 		return imp_fail(e, IMP_REFUSED, -AG_EDIGEST, "",
 				"its SHA-256 is %s, not the expected %s", got, want);
@@ -209,7 +209,7 @@ static json_t *member_report(const struct imp_member *mb, bool signed_source)
 {
 	char hex[AG_HEX_LEN + 1];
 
-	imp_hex(&mb->digest, hex);
+	ag_digest_hex(&mb->digest, hex);
 	return json_pack("{s:s, s:I, s:s, s:o, s:s}", "path", mb->path, "size",
 			 (json_int_t)mb->size, "sha256", hex, "bound_by", bound_by(mb->bound),
 			 "result", binding_text(mb->bound, signed_source));
@@ -222,7 +222,7 @@ static json_t *models_report(const struct imp_result *res)
 
 	for (size_t i = 0; a && i < res->nmodels; i++) {
 		const struct imp_model *im = &res->models[i];
-		imp_hex(&im->model.manifest, hex);
+		ag_digest_hex(&im->model.manifest, hex);
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s?}", "name", im->model.name,
 						   "manifest", hex, "path", im->manifest->path,
 						   "signature", im->sig_status));
@@ -240,7 +240,7 @@ static json_t *build_report(struct imp_source *src, const struct imp_options *o,
 	for (size_t i = 0; members && i < src->n; i++)
 		json_array_append_new(members, member_report(&src->m[i], signed_source));
 	if (src->has_outer)
-		imp_hex(&src->outer, hex);
+		ag_digest_hex(&src->outer, hex);
 	r = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:o, s:o, s:O?, s:s}", "source", src->name,
 		      "kind", o->ollama_dir ? "ollama-dir" : "bundle", "source_sha256",
 		      src->has_outer ? hex : NULL, "outer_hash",

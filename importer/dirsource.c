@@ -95,7 +95,7 @@ static int blob_name(const char *name, ag_digest *d)
 {
 	if (strncmp(name, "sha256-", 7) != 0 && strncmp(name, "sha256:", 7) != 0)
 		return -EINVAL;
-	return imp_hex_parse(name + 7, strlen(name + 7), d);
+	return ag_digest_parse(name + 7, strlen(name + 7), d);
 }
 
 /* The digests the manifests read so far name (config and layers), sorted. */

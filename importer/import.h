@@ -47,10 +47,6 @@ struct imp_error {
 int imp_fail(struct imp_error *e, int cls, int rc, const char *member, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
-/* Lower-case hex digest parse (64 digits, either case); -AG_EBADNAME otherwise. */
-int imp_hex_parse(const char *hex, size_t len, ag_digest *out);
-void imp_hex(const ag_digest *d, char out[AG_HEX_LEN + 1]);
-
 /* ---------- tar member paths (tarpath.c) ---------- */
 
 /*

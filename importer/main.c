@@ -82,7 +82,7 @@ static int read_sha256_file(const char *file, const char *source, ag_digest *out
 	while (fgets(line, sizeof(line), f)) {
 		ag_digest d;
 		char *name = line + AG_HEX_LEN;
-		if (imp_hex_parse(line + (line[0] == '\\'), AG_HEX_LEN, &d) < 0)
+		if (ag_digest_parse(line + (line[0] == '\\'), AG_HEX_LEN, &d) < 0)
 			continue;
 		name += strspn(name, " *");
 		name[strcspn(name, "\r\n")] = '\0';
@@ -192,7 +192,7 @@ static int set_opt(struct run *rn, int c, const char *arg, const char **sha_file
 	case OPT_SIGNER:
 		return add_signer(o, arg);
 	case OPT_SHA256:
-		if (imp_hex_parse(arg, strlen(arg), &o->sha256) < 0)
+		if (ag_digest_parse(arg, strlen(arg), &o->sha256) < 0)
 			return die_usage("--sha256 %s is not 64 hex digits", arg);
 		o->has_sha256 = true;
 		return 0;
@@ -362,7 +362,7 @@ static void audit_ingest(struct run *rn)
 	json_t *f;
 
 	if (rn->src.has_outer)
-		imp_hex(&rn->src.outer, hex);
+		ag_digest_hex(&rn->src.outer, hex);
 	f = json_pack("{s:s, s:s?, s:s, s:I, s:s?, s:o, s:b, s:O?}", "source", rn->source,
 		      "source_sha256", hex[0] ? hex : NULL, "label", rn->res.label, "generation",
 		      (json_int_t)rn->gen_id, "signer", rn->res.signer, "models",
@@ -393,9 +393,9 @@ static void transfer_log(struct run *rn)
 	if (!rn->o.transfer_log)
 		return;
 	if (rn->src.has_outer)
-		imp_hex(&rn->src.outer, hex);
+		ag_digest_hex(&rn->src.outer, hex);
 	else if (bj)
-		imp_hex(&bj->digest, hex);
+		ag_digest_hex(&bj->digest, hex);
 	else
 		snprintf(hex, sizeof(hex), "-");
 	r = imp_transfer_log(rn->o.transfer_log, rn->o.operator_name, rn->res.label, hex);

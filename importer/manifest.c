@@ -55,7 +55,7 @@ int imp_digest_ref_parse(const char *s, ag_digest *out)
 {
 	if (strncmp(s, "sha256:", 7) != 0)
 		return -AG_EBADNAME;
-	return imp_hex_parse(s + 7, strlen(s + 7), out);
+	return ag_digest_parse(s + 7, strlen(s + 7), out);
 }
 
 static int parse_layer(json_t *o, ag_layer *l, bool config, const char **why)

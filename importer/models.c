@@ -160,7 +160,7 @@ struct imp_member *imp_find_blob(struct imp_source *src, const ag_digest *d)
 	char hex[AG_HEX_LEN + 1], path[IMP_MAX_PATH + 100];
 	struct imp_member *mb;
 
-	imp_hex(d, hex);
+	ag_digest_hex(d, hex);
 	snprintf(path, sizeof(path), "%sblobs/sha256-%s", src->ollama_root, hex);
 	if ((mb = imp_member_find(src, path)))
 		return mb;
@@ -175,7 +175,7 @@ static int check_layer(struct imp_source *src, ag_store *store, struct imp_membe
 	char hex[AG_HEX_LEN + 1];
 	ag_blob_info bi;
 
-	imp_hex(&l->digest, hex);
+	ag_digest_hex(&l->digest, hex);
 	if (!mb) {
 		if (store && ag_blob_lookup(store, &l->digest, &bi) == 0 && bi.size == l->size)
 			return 0;
@@ -283,7 +283,7 @@ static int check_blobs(struct imp_source *src, struct imp_error *e)
 		if (!has_prefix(mb->path, prefix) || mb->referenced)
 			continue;
 		if ((has_prefix(name, "sha256-") || has_prefix(name, "sha256:")) &&
-		    imp_hex_parse(name + 7, strlen(name + 7), &d) == 0 &&
+		    ag_digest_parse(name + 7, strlen(name + 7), &d) == 0 &&
 		    !ag_digest_eq(&d, &mb->digest))
 			return imp_fail(e, IMP_REFUSED, -AG_EDIGEST, mb->path,
 					"its content does not hash to the digest in its name");

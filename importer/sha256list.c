@@ -54,7 +54,7 @@ static int parse_line(const char *p, size_t n, struct imp_sumline *l)
 	}
 	if (n < AG_HEX_LEN + 3 || p[AG_HEX_LEN] != ' ')
 		return -EINVAL;
-	if (imp_hex_parse(p, AG_HEX_LEN, &l->digest) < 0)
+	if (ag_digest_parse(p, AG_HEX_LEN, &l->digest) < 0)
 		return -EINVAL;
 	char mode = p[AG_HEX_LEN + 1];
 	if (mode != ' ' && mode != '*')
@@ -135,7 +135,7 @@ char *imp_sumline_format(const ag_digest *d, const char *path)
 
 	if (!out)
 		return NULL;
-	imp_hex(d, hex);
+	ag_digest_hex(d, hex);
 	o = out;
 	if (esc)
 		*o++ = '\\';
