@@ -76,7 +76,8 @@ static int parse_artifact(struct imp_bundle_json *b, const char *key, json_t *v,
 {
 	ag_digest d;
 
-	if (!json_is_string(v) || ag_digest_parse(json_string_value(v), json_string_length(v), &d)) {
+	if (!json_is_string(v) ||
+	    ag_digest_parse(json_string_value(v), json_string_length(v), &d)) {
 		*why = "an artifacts value is not a SHA-256 hex digest";
 		return -EINVAL;
 	}

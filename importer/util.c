@@ -26,4 +26,3 @@ int imp_fail(struct imp_error *e, int cls, int rc, const char *member, const cha
 			*p = '?';
 	return rc;
 }
-
