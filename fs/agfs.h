@@ -32,7 +32,8 @@ struct fs_options {
 	enum fs_verify verify;
 	int allow_other; /* -1 = default (on when run as root) */
 	unsigned threads;
-	uint64_t cache; /* bytes for the daemon's read buffers, all threads together */
+	uint64_t cache;	 /* bytes for the daemon's read buffers, all threads together */
+	bool kill_stuck; /* SIGKILL a reader stuck re-reading a corrupt chunk (stuck=kill) */
 };
 
 #define FS_DEFAULT_THREADS 8u
@@ -171,6 +172,9 @@ struct fs_auditq;
 int events_start(struct fs_ctx *c);
 void events_stop(struct fs_ctx *c);
 void event_verify_failure(struct fs_ctx *c, const struct node *n, uint64_t chunk, int err);
+/* Counts a failed read by thread tid; a process that keeps re-reading the same
+ * bad chunk is stuck in the kernel's fault-retry loop and is killed (stuck=kill). */
+void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, pid_t tid);
 void event_model_open(struct fs_ctx *c, const struct node *n, const struct fuse_ctx *who);
 
 /* ---------- the mount ---------- */

@@ -7,11 +7,13 @@
  * retrying a read, a loader opening the same file twice) are folded.
  */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/agfs.h"
 
@@ -210,4 +212,73 @@ void event_model_open(struct fs_ctx *c, const struct node *n, const struct fuse_
 			  hex, "mount", c->mountpoint, "models", models_array(models));
 	if (f)
 		queue_record(c, f);
+}
+
+/*
+ * A read that fails verification is EIO; a normal reader gives up.  But a
+ * page fault taken inside the kernel on the reader's behalf (mmap with
+ * MAP_POPULATE, as llama.cpp maps models; mlock) retries a page whose read
+ * failed until the process gets a fatal signal: the reader hangs, spinning,
+ * and SIGBUS is never delivered.  A process that fails STUCK_READS reads of
+ * the same chunk within STUCK_WINDOW_S seconds is in that loop; with
+ * stuck=kill (the default) it is sent SIGKILL, so loading a corrupt model
+ * fails instead of hanging.  Logged at LOG_CRIT and audited (READER_KILLED).
+ */
+#define STUCK_READS    32
+#define STUCK_WINDOW_S 5
+#define STUCK_SLOTS    16
+
+struct stuck {
+	pid_t pid;
+	ag_digest digest;
+	uint64_t chunk;
+	unsigned count;
+	int64_t since;
+};
+static struct stuck stuck_tab[STUCK_SLOTS];
+static pthread_mutex_t stuck_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* True when this failure makes pid's count reach STUCK_READS. */
+static bool count_failure(pid_t pid, const ag_digest *d, uint64_t chunk)
+{
+	int64_t now = time(NULL);
+	struct stuck *slot = NULL, *oldest = &stuck_tab[0];
+	pthread_mutex_lock(&stuck_lock);
+	for (size_t i = 0; i < STUCK_SLOTS && !slot; i++) {
+		struct stuck *s = &stuck_tab[i];
+		if (s->pid == pid && s->chunk == chunk && ag_digest_eq(&s->digest, d))
+			slot = s;
+		else if (s->since < oldest->since)
+			oldest = s;
+	}
+	if (!slot || now - slot->since > STUCK_WINDOW_S) {
+		slot = slot ? slot : oldest;
+		*slot = (struct stuck){pid, *d, chunk, 0, now};
+	}
+	bool stuck = ++slot->count == STUCK_READS;
+	if (stuck)
+		slot->pid = 0;
+	pthread_mutex_unlock(&stuck_lock);
+	return stuck;
+}
+
+void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, pid_t tid)
+{
+	pid_t pid;
+	char comm[MAX_COMM], hex[AG_HEX_LEN + 1];
+	if (!c->opt.kill_stuck || tid <= 1 || chunk == UINT64_MAX)
+		return;
+	who_is(tid, &pid, comm);
+	if (pid <= 1 || pid == getpid() || !count_failure(pid, &n->digest, chunk))
+		return;
+	ag_digest_hex(&n->digest, hex);
+	int r = kill(pid, SIGKILL);
+	syslog(LOG_CRIT,
+	       "killed pid %d (%s): it kept re-reading chunk %" PRIu64 " of blob sha256:%s, which "
+	       "failed verification (stuck in a page-fault retry loop)%s",
+	       (int)pid, comm, chunk, hex, r < 0 ? " - but kill failed" : "");
+	json_t *f = json_pack("{s:I, s:s, s:s, s:I, s:s, s:b}", "pid", (json_int_t)pid, "command",
+			      comm, "digest", hex, "chunk", (json_int_t)chunk, "mount",
+			      c->mountpoint, "killed", r == 0);
+	write_record(c, "READER_KILLED", f);
 }

@@ -347,6 +347,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t r = blobs_read(&c->blobs, h->blob, (uint64_t)off, size, &out, &bad);
 	if (r == -EIO || r == -AG_ECORRUPT) {
 		event_verify_failure(c, n, bad, (int)r);
+		event_failed_read(c, n, bad, fuse_req_ctx(req)->pid);
 		fuse_reply_err(req, EIO);
 	} else if (r < 0) {
 		fuse_reply_err(req, kerr((int)r));

@@ -55,6 +55,7 @@ void fs_options_init(struct fs_options *o)
 	o->allow_other = -1;
 	o->threads = FS_DEFAULT_THREADS;
 	o->cache = FS_DEFAULT_CACHE;
+	o->kill_stuck = true;
 }
 
 void fs_options_clear(struct fs_options *o)
@@ -144,6 +145,13 @@ static int parse_one(struct fs_options *o, const char *opt)
 			o->verify = FS_VERIFY_CHUNKS;
 		else if (!strcmp(val, "full"))
 			o->verify = FS_VERIFY_FULL;
+		else
+			return -EINVAL;
+	} else if (klen == 5 && !strncmp(opt, "stuck", 5) && val) {
+		if (!strcmp(val, "kill"))
+			o->kill_stuck = true;
+		else if (!strcmp(val, "ignore"))
+			o->kill_stuck = false;
 		else
 			return -EINVAL;
 	} else if (!strcmp(opt, "allow_other")) {

@@ -58,6 +58,16 @@ ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 "$HELPERS/fs-mmap" "
 rc=$?
 is "$rc" 135 "a shared mmap reader touching the damaged chunk gets SIGBUS"
 is "$(cat "$T/out")" "" "and no digest of wrong bytes"
+# MAP_POPULATE: the kernel retries a page whose read fails until a fatal
+# signal arrives; agfs sees the same chunk fail again and again for the same
+# process and kills it (stuck=kill) instead of leaving it spinning.
+timeout -k 5 60 env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 \
+	"$HELPERS/fs-mmap" --populate "$blob" >"$T/out" 2>/dev/null
+rc=$?
+is "$rc" 137 "a MAP_POPULATE reader stuck on the damaged chunk is killed, not left hanging"
+is "$(cat "$T/out")" "" "and it printed no digest of wrong bytes"
+fs_wait_for 3 grep -q '"READER_KILLED"' "$store/audit.log"
+ok $? "a READER_KILLED audit event is written"
 
 fs_wait_for 3 grep -q '"VERIFY_FAILURE"' "$store/audit.log"
 ok $? "a VERIFY_FAILURE audit event is written"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fs-mmap FILE: maps FILE shared and read-only (as llama.cpp maps model
- * weights), touches every page in a random order, and prints the SHA-256 of
- * the mapping's bytes in hex.  Exit 1 on any error (e.g. SIGBUS is fatal).
+ * fs-mmap [--populate] FILE: maps FILE shared and read-only (as llama.cpp
+ * maps model weights; --populate adds MAP_POPULATE, as llama.cpp does too),
+ * touches every page in a random order, and prints the SHA-256 of the
+ * mapping's bytes in hex.  Exit 1 on any error (e.g. SIGBUS is fatal).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +17,12 @@
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: fs-mmap FILE\n");
+	int populate = argc == 3 && !strcmp(argv[1], "--populate");
+	if (argc != 2 + populate) {
+		fprintf(stderr, "usage: fs-mmap [--populate] FILE\n");
 		return 2;
 	}
+	argv += populate;
 	_cleanup_close_ int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -27,7 +30,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	size_t len = (size_t)st.st_size;
-	const uint8_t *p = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
+	const uint8_t *p =
+		len ? mmap(NULL, len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0)
+		    : NULL;
 	if (len && p == MAP_FAILED) {
 		fprintf(stderr, "fs-mmap: %s: mmap: %s\n", argv[1], strerror(errno));
 		return 1;
