@@ -143,6 +143,7 @@ install: all
 	install -m 0644 $(wildcard doc/*.8) $(DESTDIR)$(MANDIR)/man8/
 	install -d $(DESTDIR)$(DATADIR)
 	cp -R contrib $(DESTDIR)$(DATADIR)/
+	sed -i 's|/usr/sbin/agfs|$(SBINDIR)/agfs|' $(DESTDIR)$(DATADIR)/contrib/systemd/agfs.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/agimport $(DESTDIR)$(BINDIR)/agstore $(DESTDIR)$(SBINDIR)/agfs \

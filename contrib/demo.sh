@@ -73,7 +73,7 @@ echo "signer $KEY_FPR (public key: $DEMO/signer.asc)"
 
 say "An Ollama tree around a generated GGUF model ($MODEL)"
 . "$SRC/tests/lib-bundle.sh"
-. "$SRC/tests/lib-fixtures.sh" # after lib-bundle.sh: its make_ollama_tree is the GGUF one
+. "$SRC/tests/lib-fixtures.sh" # make_ollama_tree: an Ollama tree around a generated GGUF model
 make_ollama_tree "$DEMO/low-side/models" --model "$MODEL"
 
 say "A signed air-gap bundle, as the low side builds it"

@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils libarchive-dev
       libgpgme-dev libjansson-dev libssl-dev gnupg zstd xz-utils openssl perl clang
-      systemd procps python3 bc jq util-linux diffutils coreutils tar gzip"
+      systemd procps python3 bc jq util-linux diffutils coreutils tar gzip logrotate"
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -27,5 +27,5 @@ if [ -n "$missing" ]; then
 fi
 if [ "${1:-}" = --tests ] && [ -f tests/llama/package.json ] && [ ! -d tests/llama/node_modules/node-llama-cpp ]; then
 	echo "agfs: installing the pinned node-llama-cpp client into tests/llama" >&2
-	(cd tests/llama && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-audit --no-fund >/dev/null)
+	(cd tests/llama && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund >/dev/null)
 fi

@@ -4,7 +4,7 @@
 # gpg).  Source after tests/lib.sh (it needs make_gpg_key and $T), or define
 # GNUPGHOME/KEY_FPR yourself.
 #
-#   make_ollama_tree DIR [WEIGHT_BYTES]   a small Ollama models tree, two models
+#   make_random_ollama_tree DIR [WEIGHT_BYTES]   a small Ollama models tree, two models
 #   make_bundle_dir TREE BDIR [LABEL]     the bundle's directory, signed
 #   bundle_tar BDIR OUT [z|J|--zstd|'']   tar it as bundle-format.md does
 #   make_bundle TREE OUTDIR [LABEL]       OUTDIR/airgap-bundle-LABEL.tar.gz and
@@ -41,7 +41,7 @@ make_model() {
 	rm -rf "$tmp"
 }
 
-make_ollama_tree() {
+make_random_ollama_tree() {
 	local tree=$1 bytes=${2:-300000}
 	mkdir -p "$tree/manifests" "$tree/blobs"
 	make_model "$tree" registry.ollama.ai/library/tiny/latest "$bytes" tiny

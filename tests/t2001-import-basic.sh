@@ -11,7 +11,7 @@ need_cmd gpg tar gzip sha256sum openssl
 
 make_gpg_key
 TREE=$T/tree
-make_ollama_tree "$TREE"
+make_random_ollama_tree "$TREE"
 nobj() { find "$1/objects" -type f | wc -l; }
 
 # --- a plain Ollama tree ---

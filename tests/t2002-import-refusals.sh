@@ -23,7 +23,7 @@ gpg --batch --armor --export "$KEY_FPR" "$OLD" >"$T/keys.asc"
 [ -n "$STRANGER" ] && [ -n "$OLD" ] || bail "gpg could not make the extra keys"
 
 TREE=$T/tree
-make_ollama_tree "$TREE" 70000
+make_random_ollama_tree "$TREE" 70000
 S=$T/store
 make_bundle "$TREE" "$T/first" 20260423
 "$AGIMPORT" --store "$S" --keyring "$T/keys.asc" "$T/first/airgap-bundle-20260423.tar.gz" >/dev/null 2>&1 ||

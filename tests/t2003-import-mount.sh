@@ -13,7 +13,7 @@ need_root_fuse
 
 make_gpg_key
 TREE=$T/tree
-make_ollama_tree "$TREE" 1000000
+make_random_ollama_tree "$TREE" 1000000
 make_bundle "$TREE" "$T/out" 20260423
 S=$T/store
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --sha256-file "$T/out/airgap-bundle-final.sha256" \
