@@ -34,6 +34,15 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -D_FORTIFY_SOURCE=2 
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 LIBS := $(PKG_LIBS) -lpthread
 
+# Quiet by default: `make V=1` shows the full commands.
+ifeq ($(V),1)
+Q :=
+quiet = @true
+else
+Q := @
+quiet = @echo "  $(1)	$@"
+endif
+
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: deps all check unit install uninstall demo demo-clean bench fuzz clean format format-check
@@ -66,7 +75,8 @@ all: $(PROGS) $(HELPERS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(call quiet,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBSTORE): $(call obj,$(STORE_SRC))
 $(LIBIMPORT): $(call obj,$(IMPORT_LIB))
@@ -74,14 +84,15 @@ $(LIBFS): $(call obj,$(FS_LIB))
 $(LIBTOOLS): $(call obj,$(TOOLS_LIB))
 $(ALL_LIBS):
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	$(call quiet,AR)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBSTORE)
 $(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSTORE)
 $(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBSTORE)
 $(PROGS):
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(call quiet,LD)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests, helpers and fuzz targets link only the library their name
 # prefix names (store-, import-, fs-, tools-), so one area's work in progress
@@ -89,10 +100,12 @@ $(PROGS):
 define area_rules
 $(BUILD)/tests/unit/$(1)-%: $(BUILD)/obj/tests/unit/$(1)-%.o $(2)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+	$$(call quiet,LD)
+	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 $(BUILD)/tests/replay/fuzz-$(1)-%: $(BUILD)/obj/tests/fuzz/fuzz-$(1)-%.o $(BUILD)/obj/tests/fuzz/replay.o $(2)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+	$$(call quiet,LD)
+	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 $(eval $(call area_rules,store,$(LIBSTORE)))
 $(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSTORE)))
@@ -102,7 +115,8 @@ $(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSTORE)))
 # Test helper programs (fixture generators, mmap reader, ...): store library only.
 $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(call quiet,LD)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Fuzz targets: replayed over their saved corpus by `make check` (any compiler),
 # run for real with libFuzzer by `make fuzz` (clang).
