@@ -112,9 +112,27 @@ for mib in $sizes; do
 done
 rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
 
+# sequential, cold, with -o backing=buffered (kernel read-ahead on the object,
+# drop-behind) instead of O_DIRECT, against the same native reads
+fusermount3 -u "$mnt"
+"$AGFS" -o backing=buffered "$W/store" "$mnt" || { echo "agfs did not mount"; exit 1; }
+bpid=$(pgrep -f -x "$AGFS -o backing=buffered $W/store $mnt")
+nb="" ab=""
+for _ in $(seq "$RUNS"); do
+	drop_caches
+	nb="$nb $(ms_of cat "$obj")"
+	drop_caches
+	c0=$(awk '{print $14 + $15}' "/proc/$bpid/stat")
+	ab="$ab $(ms_of cat "$blob")"
+	c1=$(awk '{print $14 + $15}' "/proc/$bpid/stat")
+	bcpu_ms=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
+done
+nb=$(echo $nb | median) ab=$(echo $ab | median)
+
 echo "| measure | agfs | reference | ratio | goal |"
 echo "|---|---|---|---|---|"
 echo "| sequential read 1 GiB, cold (median of $RUNS) | $ac ms | $nc ms (cat of the object) | $(ratio "$nc" "$ac") | >= 0.8 |"
+echo "| sequential read 1 GiB, cold, -o backing=buffered (median of $RUNS) | $ab ms | $nb ms (cat of the object) | $(ratio "$nb" "$ab") | >= 0.8 |"
 echo "| sequential read 1 GiB, warm (median of $RUNS) | $aw ms | $nw ms (cat of the object) | $(ratio "$nw" "$aw") | >= 0.9 |"
 echo "| 2000 random 4 KiB preads, cold | $((ar / 1000)) ms | $((nr / 1000)) ms (pread of the object) | $(ratio "$nr" "$ar") | - |"
 printf '%s' "$first_rows"
@@ -123,4 +141,5 @@ echo
 echo "Ratios are reference time / agfs time (higher is better) except open to first byte"
 echo "(agfs time / hashing time).  Worst open to first byte: $(awk -v u="$worst" 'BEGIN {printf "%.2f", u / 1000}') ms."
 echo "agfs: 64 KiB chunks, O_DIRECT backing reads, 1 MiB requests, read_ahead_kb 1024, 8 threads;"
-echo "daemon CPU for the last cold 1 GiB read: ${cpu_ms} ms; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+echo "daemon CPU for the last cold 1 GiB read: ${cpu_ms} ms (O_DIRECT), ${bcpu_ms} ms (backing=buffered);"
+echo " $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."

@@ -34,6 +34,7 @@ struct fs_options {
 	unsigned threads;
 	uint64_t cache;	 /* bytes for the daemon's read buffers, all threads together */
 	bool kill_stuck; /* SIGKILL a reader stuck re-reading a corrupt chunk (stuck=kill) */
+	bool buffered;	 /* backing=buffered: page-cache reads with drop-behind, not O_DIRECT */
 };
 
 #define FS_DEFAULT_THREADS 8u
@@ -150,6 +151,7 @@ struct fs_blobs {
 	ag_digest *verified; /* verify=full: digests already hashed whole in this mount */
 	size_t nverified, verified_cap;
 	pthread_key_t bufkey;
+	unsigned open_flags; /* AG_BLOB_DIRECT, or AG_BLOB_STREAM with backing=buffered */
 };
 
 int blobs_init(struct fs_blobs *bs);

@@ -54,6 +54,7 @@ static void tbuf_free(void *p)
 int blobs_init(struct fs_blobs *bs)
 {
 	memset(bs, 0, sizeof(*bs));
+	bs->open_flags = AG_BLOB_DIRECT;
 	int r = pthread_mutex_init(&bs->lock, NULL);
 	if (r == 0)
 		r = pthread_key_create(&bs->bufkey, tbuf_free);
@@ -171,7 +172,7 @@ int blobs_open(struct fs_blobs *bs, ag_store *s, const struct node *n, bool full
 	*bad_chunk = UINT64_MAX;
 	if (!full && (*out = share(bs, &n->digest)))
 		return 0;
-	int r = ag_blob_open(s, &n->digest, AG_BLOB_DIRECT, &b);
+	int r = ag_blob_open(s, &n->digest, bs->open_flags, &b);
 	if (r < 0)
 		return r;
 	if (ag_blob_get_info(b)->size != n->size)

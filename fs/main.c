@@ -113,6 +113,8 @@ static int open_store(struct fs_ctx *c)
 			   "%s: %s; refusing to mount", c->store_path, ag_strerror(r));
 	if ((r = tree_init(&c->tree)) < 0 || (r = blobs_init(&c->blobs)) < 0)
 		return die(EXIT_SYSTEM, "cannot start: %s", strerror(-r));
+	if (c->opt.buffered)
+		c->blobs.open_flags = AG_BLOB_STREAM;
 	r = watch_load(c);
 	if (r == -ENOENT && c->opt.generation)
 		return die(EXIT_REFUSED,

@@ -147,6 +147,13 @@ static int parse_one(struct fs_options *o, const char *opt)
 			o->verify = FS_VERIFY_FULL;
 		else
 			return -EINVAL;
+	} else if (klen == 7 && !strncmp(opt, "backing", 7) && val) {
+		if (!strcmp(val, "direct"))
+			o->buffered = false;
+		else if (!strcmp(val, "buffered"))
+			o->buffered = true;
+		else
+			return -EINVAL;
 	} else if (klen == 5 && !strncmp(opt, "stuck", 5) && val) {
 		if (!strcmp(val, "kill"))
 			o->kill_stuck = true;

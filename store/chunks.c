@@ -46,6 +46,10 @@ int ag_blob_open(ag_store *s, const ag_digest *d, unsigned flags, ag_blob **out)
 		b->fd = open_object_fd(b, flags & AG_BLOB_DIRECT);
 		r = b->fd < 0 ? b->fd : 0;
 	}
+	if (r == 0 && (flags & AG_BLOB_STREAM) && !b->direct) {
+		posix_fadvise(b->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		b->dropbehind = true;
+	}
 	struct stat st;
 	if (r == 0 && fstat(b->fd, &st) < 0)
 		r = ag_errno();
@@ -63,6 +67,8 @@ void ag_blob_close(ag_blob *b)
 {
 	if (!b)
 		return;
+	if (b->fd >= 0 && b->dropbehind)
+		posix_fadvise(b->fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (b->fd >= 0)
 		close(b->fd);
 	if (b->fd_buffered >= 0)
@@ -97,6 +103,8 @@ static int buffered_fd(ag_blob *b)
 	return fd;
 }
 
+#define DROP_LAG (16u << 20)
+
 static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 {
 	size_t want = len;
@@ -109,6 +117,12 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 			return fd;
 		n = ag_pread_all(fd, buf, len, off);
 	}
+	/* The verified copy is what the mount caches; the object's pages would
+	 * only be a second, unverified copy.  Drop them a little behind the
+	 * reader: pages just read may still sit in per-CPU LRU batches, where
+	 * DONTNEED cannot reach them. */
+	if (n > 0 && b->dropbehind && off >= DROP_LAG)
+		posix_fadvise(b->fd, (off_t)(off - DROP_LAG), n, POSIX_FADV_DONTNEED);
 	return n;
 }
 

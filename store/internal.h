@@ -56,6 +56,7 @@ struct ag_blob {
 	int fd_buffered; /* fallback, opened lazily; -1 until then */
 	pthread_mutex_t lock;
 	bool direct;
+	bool dropbehind;
 };
 
 /* util.c */

@@ -157,6 +157,8 @@ int ag_txn_blob_del(ag_txn *t, const ag_digest *d);
 typedef struct ag_blob ag_blob;
 enum ag_blob_flags {
 	AG_BLOB_DIRECT = 1 << 0, /* read the object with O_DIRECT when the file system allows */
+	AG_BLOB_STREAM =
+		1 << 1, /* buffered reads, kernel read-ahead, dropped from the cache once read */
 };
 /* Loads the record and chunk table and opens the object; checks the object's
  * size against the record (-AG_ECORRUPT) and the chunk table's shape.  Cost

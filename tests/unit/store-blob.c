@@ -5,6 +5,11 @@
 
 #include "tests/unit/store-common.h"
 
+static void fail_open(const char *how)
+{
+	ok(0, "open with %s", how);
+}
+
 static void check_roundtrip(ag_store *s, size_t size, uint32_t cs, uint64_t seed)
 {
 	uint8_t *buf = malloc(size + 1), *back = malloc(size + 1);
@@ -27,6 +32,15 @@ static void check_roundtrip(ag_store *s, size_t size, uint32_t cs, uint64_t seed
 		   "verified read returns the %zu bytes", size);
 		ok(ag_blob_verify_full(b, NULL) == 0, "full verification of %zu bytes", size);
 		ag_blob_close(b);
+	}
+	if (ag_blob_open(s, &want, AG_BLOB_STREAM, &b) == 0) {
+		memset(back, 0, size + 1);
+		ssize_t n = ag_blob_pread(b, back, size + 1, 0, NULL);
+		ok(n == (ssize_t)size && memcmp(buf, back, size) == 0,
+		   "buffered drop-behind read returns the %zu bytes", size);
+		ag_blob_close(b);
+	} else {
+		fail_open("AG_BLOB_STREAM");
 	}
 	free(buf);
 	free(back);
