@@ -119,7 +119,9 @@ $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Fuzz targets: replayed over their saved corpus by `make check` (any compiler),
-# run for real with libFuzzer by `make fuzz` (clang).
+# run for real with libFuzzer by `make fuzz` (clang).  The saved corpus is
+# read, not written; a crash input lands in build-fuzz/ to be fixed and then
+# saved under tests/fuzz/corpus/ so make check replays it.
 FUZZ_BUILD := build-fuzz
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 $(FUZZ_BUILD)/lib.stamp: $(STORE_SRC) $(IMPORT_LIB) $(FS_LIB) $(TOOLS_LIB)
@@ -133,9 +135,10 @@ $(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib.stamp
 
 FUZZ_SECONDS ?= 60
 fuzz: $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRC))
-	@for f in $^; do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
-	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/$$n || exit 1; done
+	@for f in $^; do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS)s; new inputs in $(FUZZ_BUILD)/corpus/$$n)"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=$(FUZZ_BUILD)/ \
+	        $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
 
 unit: $(UNITS) $(REPLAYS)
 
