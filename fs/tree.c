@@ -545,10 +545,8 @@ int tree_list(struct fs_tree *t, struct node *dir, struct dent **out, size_t *n)
 
 static bool model_uses(const ag_model *m, const ag_digest *d)
 {
-	if (ag_digest_eq(&m->config.digest, d) || ag_digest_eq(&m->manifest, d))
-		return true;
-	for (size_t i = 0; i < m->nlayers; i++)
-		if (ag_digest_eq(&m->layers[i].digest, d))
+	for (size_t i = 0; i < ag_model_nblobs(m); i++)
+		if (ag_digest_eq(ag_model_blob(m, i), d))
 			return true;
 	return false;
 }

@@ -42,12 +42,9 @@ static int publish_objects(struct imp_source *src, struct imp_result *res, ag_tx
 	for (size_t i = 0; r == 0 && i < res->nmodels; i++) {
 		ag_model *m = &res->models[i].model;
 		r = publish_member(res->models[i].manifest, t, &m->manifest, nnew, e);
-		if (r == 0)
-			r = publish_member(imp_find_blob(src, &m->config.digest), t,
-					   &m->config.digest, nnew, e);
-		for (size_t j = 0; r == 0 && j < m->nlayers; j++)
-			r = publish_member(imp_find_blob(src, &m->layers[j].digest), t,
-					   &m->layers[j].digest, nnew, e);
+		for (size_t j = 1; r == 0 && j < ag_model_nblobs(m); j++) /* config, layers */
+			r = publish_member(imp_find_blob(src, ag_model_blob(m, j)), t,
+					   ag_model_blob(m, j), nnew, e);
 	}
 	return r;
 }

@@ -373,12 +373,27 @@ static int check_refs(ag_txn *t, const ag_gen *g)
 		const ag_model *m = &g->models[i];
 		if (!m->name || !*m->name)
 			return -EINVAL;
-		if ((r = check_ref(t, &m->manifest)) == 0)
-			r = check_ref(t, &m->config.digest);
-		for (size_t j = 0; r == 0 && j < m->nlayers; j++)
-			r = check_ref(t, &m->layers[j].digest);
+		for (size_t j = 0; r == 0 && j < ag_model_nblobs(m); j++)
+			r = check_ref(t, ag_model_blob(m, j));
 	}
 	return r;
+}
+
+/* The largest id in use: the last key of the gens database. */
+static int last_gen_id(ag_txn *t, uint64_t *id)
+{
+	MDB_cursor *cur;
+	int r = ag_lmdb_err(mdb_cursor_open(t->txn, t->s->dbi_gens, &cur));
+	if (r < 0)
+		return r;
+	MDB_val k, v;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	*id = 0;
+	if (rc == 0 && k.mv_size == 8)
+		for (int i = 0; i < 8; i++)
+			*id = *id << 8 | ((const uint8_t *)k.mv_data)[i];
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ag_lmdb_err(rc);
 }
 
 int ag_txn_gen_add(ag_txn *t, ag_gen *g)
@@ -386,15 +401,14 @@ int ag_txn_gen_add(ag_txn *t, ag_gen *g)
 	int r = check_refs(t, g);
 	if (r < 0)
 		return r;
-	_cleanup_free_ uint64_t *ids = NULL;
-	size_t n;
-	if ((r = gen_ids(t->txn, t->s, &ids, &n)) < 0)
-		return r;
-	uint64_t last = 0;
+	/* last_id outlives deleted generations, so ids are never reused. */
+	uint64_t last = 0, in_use = 0;
 	if ((r = ag_meta_get_u64(t->txn, t->s, "last_id", &last)) < 0 && r != -ENOENT)
 		return r;
-	if (n && ids[n - 1] > last)
-		last = ids[n - 1];
+	if ((r = last_gen_id(t, &in_use)) < 0)
+		return r;
+	if (in_use > last)
+		last = in_use;
 	g->id = last + 1;
 	if (!g->created)
 		g->created = ag_now();

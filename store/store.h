@@ -222,6 +222,17 @@ typedef struct {
 	ag_model *models; /* sorted by name */
 } ag_gen;
 
+/* Every blob a model needs, by index: 0 the manifest, 1 the config, then the
+ * layers.  For walks such as gc's mark or fsck's reference check. */
+static inline size_t ag_model_nblobs(const ag_model *m)
+{
+	return m->nlayers + 2;
+}
+static inline const ag_digest *ag_model_blob(const ag_model *m, size_t i)
+{
+	return i == 0 ? &m->manifest : i == 1 ? &m->config.digest : &m->layers[i - 2].digest;
+}
+
 /* id 0 = the current generation.  -ENOENT if there is none. */
 int ag_gen_get(ag_store *s, uint64_t id, ag_gen **out);
 /* All generation ids, ascending. */

@@ -194,13 +194,11 @@ static void dangling(struct fsck *f, const ag_gen *g, const ag_model *m, const c
 static void check_model(struct fsck *f, const struct present *recs, const ag_gen *g,
 			const ag_model *m)
 {
-	if (!present_has(recs, &m->manifest))
-		dangling(f, g, m, "manifest", &m->manifest);
-	if (!present_has(recs, &m->config.digest))
-		dangling(f, g, m, "config", &m->config.digest);
-	for (size_t i = 0; i < m->nlayers; i++)
-		if (!present_has(recs, &m->layers[i].digest))
-			dangling(f, g, m, "layer", &m->layers[i].digest);
+	static const char *const what[] = {"manifest", "config", "layer"};
+
+	for (size_t i = 0; i < ag_model_nblobs(m); i++)
+		if (!present_has(recs, ag_model_blob(m, i)))
+			dangling(f, g, m, what[i < 2 ? i : 2], ag_model_blob(m, i));
 }
 
 static int check_gens(struct fsck *f, const struct present *recs)

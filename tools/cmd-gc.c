@@ -79,12 +79,10 @@ static void plan_free(struct gc_plan *p)
 
 static int mark_model(struct digest_set *set, const ag_model *m)
 {
-	int r = set_add(set, &m->manifest);
+	int r = 0;
 
-	if (r >= 0)
-		r = set_add(set, &m->config.digest);
-	for (size_t i = 0; r >= 0 && i < m->nlayers; i++)
-		r = set_add(set, &m->layers[i].digest);
+	for (size_t i = 0; r >= 0 && i < ag_model_nblobs(m); i++)
+		r = set_add(set, ag_model_blob(m, i));
 	return r;
 }
 
