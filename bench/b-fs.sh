@@ -65,18 +65,24 @@ big=${hex[1024]}
 obj=$(fs_object "$W/store" "$big")
 blob=$mnt/blobs/sha256-$big
 
-# sequential, cold: interleaved so both see the same machine load
-nc="" ac=""
-for _ in $(seq "$RUNS"); do
-	drop_caches
-	nc="$nc $(ms_of cat "$obj")"
-	drop_caches
-	c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-	ac="$ac $(ms_of cat "$blob")"
-	c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-	cpu_ms=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
-done
-nc=$(echo $nc | median) ac=$(echo $ac | median)
+# cold_seq DAEMON_PID: sequential cold reads of the object and of the blob
+# through the mount, interleaved so both see the same machine load; sets
+# NATIVE_MS and AGFS_MS (medians) and CPU_MS (the daemon's CPU, last run).
+cold_seq() {
+	local n="" a="" c0 c1
+	for _ in $(seq "$RUNS"); do
+		drop_caches
+		n="$n $(ms_of cat "$obj")"
+		drop_caches
+		c0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+		a="$a $(ms_of cat "$blob")"
+		c1=$(awk '{print $14 + $15}' "/proc/$1/stat")
+		CPU_MS=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
+	done
+	NATIVE_MS=$(echo $n | median) AGFS_MS=$(echo $a | median)
+}
+cold_seq "$pid"
+nc=$NATIVE_MS ac=$AGFS_MS cpu_ms=$CPU_MS
 
 # sequential, warm
 cat "$obj" "$blob" >/dev/null
@@ -117,17 +123,8 @@ rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
 fusermount3 -u "$mnt"
 "$AGFS" -o backing=buffered "$W/store" "$mnt" || { echo "agfs did not mount"; exit 1; }
 bpid=$(pgrep -f -x "$AGFS -o backing=buffered $W/store $mnt")
-nb="" ab=""
-for _ in $(seq "$RUNS"); do
-	drop_caches
-	nb="$nb $(ms_of cat "$obj")"
-	drop_caches
-	c0=$(awk '{print $14 + $15}' "/proc/$bpid/stat")
-	ab="$ab $(ms_of cat "$blob")"
-	c1=$(awk '{print $14 + $15}' "/proc/$bpid/stat")
-	bcpu_ms=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
-done
-nb=$(echo $nb | median) ab=$(echo $ab | median)
+cold_seq "$bpid"
+nb=$NATIVE_MS ab=$AGFS_MS bcpu_ms=$CPU_MS
 
 echo "| measure | agfs | reference | ratio | goal |"
 echo "|---|---|---|---|---|"

@@ -8,12 +8,13 @@
  * on its first open in this mount, remembered by the object file's identity
  * (device, inode, ctime) so a replaced object is hashed again.
  *
- * Backing reads use O_DIRECT (AG_BLOB_DIRECT): the object's bytes are read
- * once, straight into the aligned buffer, and are not cached a second time
- * (unverified) beside the mount's verified pages.  Measured on the
- * development machine, 1 GiB cold: ~1.1 s of daemon CPU with O_DIRECT
- * against ~1.75 s for buffered reads with read-ahead and drop-behind hints
- * (the page allocation, copy and invalidation cost more than they saved).
+ * Backing reads use O_DIRECT (AG_BLOB_DIRECT) by default: the object's bytes
+ * are read once, straight into the aligned buffer, and are not cached a
+ * second time (unverified) beside the mount's verified pages; that costs the
+ * least CPU per byte.  -o backing=buffered (AG_BLOB_STREAM) reads through the
+ * page cache instead, with the kernel reading ahead on the object and the
+ * pages dropped behind the reader, for storage where single O_DIRECT streams
+ * are slow.
  */
 #include <errno.h>
 #include <string.h>
