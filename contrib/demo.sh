@@ -7,7 +7,9 @@
 #                            throw-away signing key, builds a signed air-gap
 #                            bundle (../shared/bundle-format.md) around a small
 #                            generated GGUF model, imports it into ./demo/store,
-#                            mounts it at ./demo/models and shows the result
+#                            mounts it at ./demo/models and shows the result;
+#                            then a flipped byte refused (in a scratch copy),
+#                            a second bundle and a live rollback
 #   contrib/demo.sh clean    unmounts and removes ./demo
 #
 # Idempotent: a second run starts from a clean ./demo.
@@ -32,10 +34,13 @@ die() {
 bail() { die "$@"; } # lib-fixtures.sh reports through bail
 
 clean() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" ||
-			die "cannot unmount $MNT (is something still using it?)"
-	fi
+	local m
+	for m in "$DEMO/tampered" "$MNT"; do
+		if mountpoint -q "$m" 2>/dev/null; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" ||
+				die "cannot unmount $m (is something still using it?)"
+		fi
+	done
 	if [ -d "$DEMO/gnupg" ]; then
 		gpgconf --homedir "$DEMO/gnupg" --kill all 2>/dev/null || true
 	fi
@@ -108,5 +113,50 @@ blob=$(fixture_model_blob "$MNT" "$MODEL")
 got=$(sha256sum "$MNT/blobs/$blob" | cut -d' ' -f1)
 [ "sha256-$got" = "$blob" ] || die "the model read through the mount hashes to $got, not its name $blob"
 echo "proof: sha256 of $(basename "$MNT")/blobs/$blob read through the mount = $got = its name"
+
+say "A flipped byte is refused (in a scratch copy of the store at $DEMO/tampered-store)"
+# The copy is the demo's own: the real store is never touched.
+cp -a "$STORE" "$DEMO/tampered-store"
+hex=${blob#sha256-}
+obj=$DEMO/tampered-store/objects/sha256/${hex:0:2}/$hex
+chmod u+w "$obj"
+printf '\xff' | dd of="$obj" bs=1 seek=4096 conv=notrunc status=none
+echo "flipped the byte at offset 4096 of objects/sha256/${hex:0:2}/$hex"
+mkdir -p "$DEMO/tampered"
+"$AGFS_BUILD/agfs" "$DEMO/tampered-store" "$DEMO/tampered"
+if err=$(cat "$DEMO/tampered/blobs/$blob" 2>&1 >/dev/null); then
+	fusermount3 -u "$DEMO/tampered"
+	die "the tampered model was served without an error"
+fi
+echo "refused: cat tampered/blobs/$blob: ${err##*: }"
+fusermount3 -u "$DEMO/tampered"
+"$AGFS_BUILD/agstore" --store "$DEMO/tampered-store" audit | grep VERIFY_FAILURE | tail -n 1
+
+say "A second bundle (a newer label, one more model): generation 2, live"
+LABEL2=$(date -u -d tomorrow +%Y%m%d)
+make_ollama_tree "$DEMO/low-side/models2" --model tiny:v2 --seed 7
+make_bundle "$DEMO/low-side/models2" "$DEMO/media2" "$LABEL2"
+gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true
+"$AGFS_BUILD/agimport" --store "$STORE" --keyring "$DEMO/signer.asc" \
+	--sha256-file "$DEMO/media2/airgap-bundle-final.sha256" "$DEMO/media2/airgap-bundle-$LABEL2.tar.gz"
+wait_current() { # the mount follows the store within a second or two
+	local i
+	for i in $(seq 50); do
+		[ "$(readlink "$MNT/versions/current")" = "$1" ] && return 0
+		sleep 0.1
+	done
+	die "the mount did not switch to generation $1"
+}
+wait_current 2
+echo "ls $(basename "$MNT")/versions/: $(ls "$MNT/versions" | tr '\n' ' ')"
+echo "current -> $(readlink "$MNT/versions/current"); models now:"
+(cd "$MNT/manifests" && find . -type f | sed 's|^\./|  |' | sort)
+
+say "Live rollback (agstore rollback; the mount follows without a remount)"
+"$AGFS_BUILD/agstore" --store "$STORE" rollback
+wait_current 1
+echo "current -> $(readlink "$MNT/versions/current"); models now:"
+(cd "$MNT/manifests" && find . -type f | sed 's|^\./|  |' | sort)
+"$AGFS_BUILD/agstore" --store "$STORE" versions
 echo
 echo "$MNT stays mounted; make demo-clean unmounts it and removes $DEMO"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # make demo's script end to end, in a temporary directory instead of ./demo:
-# signed bundle around a generated model, import, mount, the proof line; a
+# signed bundle around a generated model, import, mount, the proof line, a
+# refused flipped byte in a scratch copy, a second bundle and a live rollback; a
 # second run works (idempotent); `demo.sh clean` leaves nothing mounted.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-fixtures.sh"
@@ -26,6 +27,20 @@ grep -qE '^\*1 ' "$T/out"
 ok $? "it prints agstore versions with generation 1 current"
 grep -q 'manifests' "$T/out" && grep -q 'sha256-' "$T/out"
 ok $? "it prints the tree"
+grep -qE '^refused: cat tampered/blobs/sha256-[0-9a-f]{64}: Input/output error$' "$T/out"
+ok $? "a flipped byte in the scratch copy is refused with EIO" || sed 's/^/# /' "$T/out"
+grep -qE 'VERIFY_FAILURE .*chunk hash mismatch' "$T/out"
+ok $? "and the demo shows the VERIFY_FAILURE audit line"
+! mountpoint -q "$T/demo/tampered"
+ok $? "the scratch mount is gone again"
+grep -qE '^ls models/versions/: 1 2 current $' "$T/out"
+ok $? "the second bundle is generation 2, visible live in versions/" || sed 's/^/# /' "$T/out"
+grep -qE '^generation 1 is current \(was 2\)$' "$T/out"
+ok $? "agstore rollback runs"
+is "$(readlink "$T/demo/models/versions/current")" 1 "the mount followed the rollback"
+[ -f "$T/demo/models/manifests/registry.ollama.ai/library/tiny/latest" ] &&
+	[ ! -e "$T/demo/models/manifests/registry.ollama.ai/library/tiny/v2" ]
+ok $? "after the rollback the mount shows generation 1's models only"
 blob=$(fixture_model_blob "$T/demo/models" tiny:latest)
 cmp -s "$T/demo/models/blobs/$blob" "$T/demo/low-side/models/blobs/$blob"
 ok $? "the mounted model is byte-identical to the one the low side bundled"
