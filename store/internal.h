@@ -86,6 +86,9 @@ int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *valu
 int ag_txn_note_created(ag_txn *t, const ag_digest *d);
 
 /* object.c */
+/* O_NONBLOCK | O_NOFOLLOW, then fstat: not a regular file = -AG_ECORRUPT. */
 int ag_object_open(ag_store *s, const ag_digest *d, int flags);
+int ag_object_open_rel(ag_store *s, const char *rel, int flags);
+int ag_object_hash_check(int fd, uint64_t size, const ag_digest *d);
 
 #endif

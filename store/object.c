@@ -38,12 +38,76 @@ void ag_object_relpath(const ag_digest *d, char *out, size_t outlen)
 	snprintf(out, outlen, "objects/sha256/%.2s/%s", hex, hex);
 }
 
+/*
+ * Every object open: never blocks (a FIFO put in an object's place would
+ * otherwise hang the opener), never follows a symlink, and hands out only a
+ * regular file.  Anything else in an object's place is tampering:
+ * -AG_ECORRUPT.  -ENOENT when there is nothing there.
+ */
+int ag_object_open_rel(ag_store *s, const char *rel, int flags)
+{
+	int fd = openat(s->dirfd, rel, flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENXIO ? -AG_ECORRUPT : ag_errno();
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int r = ag_errno();
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -AG_ECORRUPT;
+	}
+	return fd;
+}
+
 int ag_object_open(ag_store *s, const ag_digest *d, int flags)
 {
 	char rel[96];
 	ag_object_relpath(d, rel, sizeof(rel));
-	int fd = openat(s->dirfd, rel, flags | O_CLOEXEC | O_NOFOLLOW);
-	return fd < 0 ? ag_errno() : fd;
+	return ag_object_open_rel(s, rel, flags);
+}
+
+/* The whole file hashed: 0 when it is size bytes that hash to d, -AG_EDIGEST
+ * or -AG_ECORRUPT when not, another error when it could not be read. */
+int ag_object_hash_check(int fd, uint64_t size, const ag_digest *d)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ag_errno();
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return -AG_ECORRUPT;
+	size_t bufsz = 1u << 20;
+	_cleanup_free_ uint8_t *buf = malloc(bufsz);
+	ag_hash *h = ag_hash_new();
+	if (!buf || !h) {
+		ag_hash_free(h);
+		return -ENOMEM;
+	}
+	uint64_t off = 0;
+	int r = 0;
+	while (off < size) {
+		size_t want = size - off < bufsz ? (size_t)(size - off) : bufsz;
+		ssize_t n = ag_pread_all(fd, buf, want, off);
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		if ((size_t)n != want) {
+			r = -AG_ECORRUPT; /* shrank under us */
+			break;
+		}
+		ag_hash_update(h, buf, want);
+		off += want;
+	}
+	ag_digest got;
+	ag_hash_final(h, &got);
+	ag_hash_free(h);
+	if (r == 0 && !ag_digest_eq(&got, d))
+		r = -AG_EDIGEST;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	return r;
 }
 
 int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out)
@@ -176,36 +240,60 @@ static int ensure_fanout(ag_store *s, const char *hex, char dir[32])
 	return errno == EEXIST ? 0 : ag_errno();
 }
 
-/* Links the staged file at rel; 1 if it was new, 0 for dedup. */
+/* Links the staged file at rel: AG_PUBLISH_NEW, or, when an object of that
+ * name exists, AG_PUBLISH_DEDUP if it hashes to the digest and
+ * AG_PUBLISH_REPAIRED after replacing it with the verified staged bytes. */
 static int link_object(ag_stage *st, const char *rel)
 {
 	ag_store *s = st->s;
 	if (linkat(s->dirfd, st->name, s->dirfd, rel, 0) == 0)
-		return 1;
+		return AG_PUBLISH_NEW;
 	if (errno != EEXIST)
 		return ag_errno();
-	struct stat o;
-	if (fstatat(s->dirfd, rel, &o, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(o.st_mode) &&
-	    (uint64_t)o.st_size == st->info.size)
-		return 0;
-	/* A damaged object of this name: replace it with the verified bytes. */
+	int fd = ag_object_open_rel(s, rel, O_RDONLY);
+	int r = fd;
+	if (fd >= 0) {
+		r = ag_object_hash_check(fd, st->info.size, &st->info.digest);
+		close(fd);
+	}
+	if (r == 0)
+		return AG_PUBLISH_DEDUP;
+	if (r == -ENOMEM)
+		return r;
+	/* Damaged, truncated, unreadable, or not a regular file: the staged bytes
+	 * are verified, so they replace it atomically (the directory is fsynced
+	 * by the caller). */
 	if (renameat(s->dirfd, st->name, s->dirfd, rel) < 0)
 		return ag_errno();
-	return 0;
+	return AG_PUBLISH_REPAIRED;
 }
 
+/* The blob record: an existing sound one is kept (first-import time and
+ * table stay); a missing one is written, a damaged one rewritten (1). */
 static int record_blob(ag_stage *st, ag_txn *t)
 {
 	ag_blob_info old;
-	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, NULL, NULL);
-	if (r == 0)
-		return 0; /* first-import time and table stay as they were */
-	if (r != -ENOENT && r != -AG_ECORRUPT)
+	_cleanup_free_ uint8_t *ph = NULL;
+	uint64_t np = 0;
+	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, &ph, &np);
+	if (r == 0 && old.size == st->info.size)
+		return 0;
+	if (r != 0 && r != -ENOENT && r != -AG_ECORRUPT && r != -EBADMSG)
 		return r;
-	return ag_blob_rec_put(t, &st->info, st->table ? st->table : (const uint8_t *)"");
+	int put = ag_blob_rec_put(t, &st->info, st->table ? st->table : (const uint8_t *)"");
+	return put < 0 ? put : r == -ENOENT ? 0 : 1;
 }
 
 int ag_stage_publish(ag_stage *st, ag_txn *t, const ag_digest *expected, bool *was_new)
+{
+	enum ag_publish how;
+	int r = ag_stage_publish_ex(st, t, expected, &how);
+	if (r == 0 && was_new)
+		*was_new = how == AG_PUBLISH_NEW;
+	return r;
+}
+
+int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum ag_publish *how)
 {
 	if (!st->ended || st->published || t->s != st->s)
 		return -EINVAL;
@@ -219,18 +307,22 @@ int ag_stage_publish(ag_stage *st, ag_txn *t, const ag_digest *expected, bool *w
 	if (fchmod(st->fd, 0444) < 0)
 		return ag_errno();
 	ag_object_relpath(&st->info.digest, rel, sizeof(rel));
-	int isnew = link_object(st, rel);
-	if (isnew < 0)
-		return isnew;
-	unlinkat(st->s->dirfd, st->name, 0);
+	int placed = link_object(st, rel);
+	if (placed < 0)
+		return placed;
+	unlinkat(st->s->dirfd, st->name, 0); /* gone already after a rename */
 	st->published = true;
 	if ((r = ag_fsync_dir(st->s->dirfd, dir)) < 0)
 		return r;
-	if (isnew && (r = ag_txn_note_created(t, &st->info.digest)) < 0)
+	if (placed == AG_PUBLISH_NEW && (r = ag_txn_note_created(t, &st->info.digest)) < 0)
 		return r;
-	if (was_new)
-		*was_new = isnew;
-	return record_blob(st, t);
+	if ((r = record_blob(st, t)) < 0)
+		return r;
+	if (r == 1 && placed == AG_PUBLISH_DEDUP)
+		placed = AG_PUBLISH_REPAIRED; /* the object was sound, its record was not */
+	if (how)
+		*how = (enum ag_publish)placed;
+	return 0;
 }
 
 void ag_stage_free(ag_stage *st)

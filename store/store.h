@@ -42,6 +42,7 @@ enum ag_error {
 	AG_EBADNAME,  /* a model name or digest string is malformed */
 	AG_ELOCKED,   /* another writer holds the store lock (AG_NOWAIT) */
 	AG_ECHAIN,    /* the audit log's hash chain is broken */
+	AG_EINDEX,    /* an LMDB read faulted or returned structurally invalid data */
 	AG_ELAST
 };
 const char *ag_strerror(int err); /* err may be negative or positive */
@@ -121,7 +122,19 @@ int ag_object_unlink_path(ag_store *s, const char *relpath);
 typedef struct ag_txn ag_txn;
 int ag_txn_begin(ag_store *s, ag_txn **out); /* writer only: -EROFS otherwise */
 int ag_txn_commit(ag_txn *t);		     /* frees t, whatever the result */
-void ag_txn_abort(ag_txn *t);		     /* frees t; unlinks objects this txn created */
+/*
+ * Appends the audit record {event, operator, ...fields...} and commits t as
+ * one unit: the record is appended and fdatasync'ed first (it carries
+ * "index_txn", the number this commit will have), then t commits, storing
+ * the record's seq in the meta key "audit_seq".  If the record cannot be
+ * written, t is aborted and the error returned; if the commit fails after
+ * the record was written, an INDEX_COMMIT_FAILED record follows it.  A
+ * writer killed between the two steps is repaired by the next writer's
+ * ag_store_open() (an INDEX_COMMIT_LOST record).  Frees t whatever the
+ * result; fields may be NULL and is not stolen.
+ */
+int ag_txn_commit_audit(ag_txn *t, const char *event, const char *operator_name, json_t *fields);
+void ag_txn_abort(ag_txn *t); /* frees t; unlinks objects this txn created */
 
 /* ---------- staging: one pass, SHA-256 + chunk table as the bytes go by ---------- */
 
@@ -137,6 +150,18 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info);
  * blob record is put into t (an existing record keeps its first-import time).
  * *was_new (may be NULL) tells whether the object was new. */
 int ag_stage_publish(ag_stage *st, ag_txn *t, const ag_digest *expected, bool *was_new);
+/* How ag_stage_publish_ex() placed the object. */
+enum ag_publish {
+	AG_PUBLISH_NEW,	     /* no object of this name: linked */
+	AG_PUBLISH_DEDUP,    /* an existing object hashed to the digest: kept */
+	AG_PUBLISH_REPAIRED, /* an existing object (or its record) was damaged, missing
+				bytes, not a regular file: replaced with the verified bytes */
+};
+/* Like ag_stage_publish(), but an existing object is re-hashed in whole (and
+ * checked to be a regular file of the right size) before it counts as
+ * deduplication; a damaged one is replaced atomically (rename over it, then
+ * the directory fsynced).  how may be NULL. */
+int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum ag_publish *how);
 /* After ag_stage_end: a new read-only descriptor of the staged bytes (for
  * copying verified non-model artifacts elsewhere).  Caller closes it. */
 int ag_stage_open_read(ag_stage *st);
@@ -175,19 +200,31 @@ size_t ag_blob_bufsize(const ag_blob *b, size_t len);
  * ag_blob_bufsize(b, len)), hashes each and compares it with the chunk table
  * before anything is handed out.  On success returns the number of bytes
  * (0 at or past the end) and sets *out to the first of them inside buf.
- * On a mismatch returns -EIO and sets *bad_chunk (may be NULL).
+ *
+ * Errors of the verified reads (ag_blob_read, ag_blob_pread,
+ * ag_blob_verify_full, ag_object_check) come in two classes:
+ *   checked, and wrong: -EBADMSG (a chunk hashed differently from its table
+ *     entry, *bad_chunk set, may be NULL; or a chunk-table page that does not
+ *     match the hash in its record), -AG_EDIGEST (the whole blob), and
+ *     -AG_ECORRUPT (size mismatch, a record that fails its own check, an
+ *     object that is not a regular file: FIFO, symlink, device).
+ *   could not check: anything else (-ENOMEM; -EAGAIN, LMDB's reader table is
+ *     full; -EIO from the disk; -AG_EINDEX, the index faulted or is
+ *     structurally damaged; ...).  Report and retry; never a verdict on the
+ *     blob's bytes.
  */
 ssize_t ag_blob_read(ag_blob *b, uint64_t off, size_t len, void *buf, size_t bufsize,
 		     const uint8_t **out, uint64_t *bad_chunk);
 /* Copying convenience around ag_blob_read(): may return fewer bytes only at EOF. */
 ssize_t ag_blob_pread(ag_blob *b, void *dst, size_t len, uint64_t off, uint64_t *bad_chunk);
 /* Hashes the whole object: every chunk against the table and the whole
- * against the digest.  -EIO with *bad_chunk set, or -AG_EDIGEST. */
+ * against the digest.  -EBADMSG with *bad_chunk set, or -AG_EDIGEST. */
 int ag_blob_verify_full(ag_blob *b, uint64_t *bad_chunk);
 
 /* Re-hash an object file from scratch (fsck): SHA-256 and chunk table
- * compared with the record.  Returns 0, -AG_ECORRUPT (size), -EIO (a chunk,
- * *bad_chunk set), -AG_EDIGEST, or -ENOENT (object missing). */
+ * compared with the record.  Returns 0, -AG_ECORRUPT (size, not a regular
+ * file), -EBADMSG (a chunk, *bad_chunk set; or a table page), -AG_EDIGEST,
+ * -ENOENT (object missing), or a could-not-check error (see above). */
 int ag_object_check(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk);
 
 /* ---------- generations ---------- */

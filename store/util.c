@@ -18,6 +18,7 @@ static const char *const ag_errstr[] = {
 	[AG_EBADNAME - AG_EBASE] = "malformed name or digest",
 	[AG_ELOCKED - AG_EBASE] = "another writer holds the store lock",
 	[AG_ECHAIN - AG_EBASE] = "audit hash chain is broken",
+	[AG_EINDEX - AG_EBASE] = "the store's index is damaged",
 };
 
 const char *ag_strerror(int err)
