@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * agstore status: the current generation and its age (exit 3 when it is
- * older than --max-age days, for monitoring), store size, object count,
- * and the last fsck.
+ * agstore status: the current generation and the age of its data (from the
+ * signed bundle's creation_date, so neither `agstore rm` nor a re-import
+ * resets it), store size, object count, the last fsck, the audit chain and,
+ * with --mount, whether a mount serves the current generation.  For
+ * monitoring: exit 1 for a problem (last fsck found problems, audit chain
+ * broken, mount not serving the current generation), else 3 when stale.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,13 +17,18 @@
 #include "tools/tool.h"
 
 static const char status_usage[] =
-	"Usage: agstore [--store DIR] [--json] status [--max-age DAYS]\n"
-	"Show the current generation (id, label, age), the store's size and object\n"
-	"count, free space and the last fsck.  Exit status 3 when the current\n"
-	"generation is older than DAYS (default 90) or there is none.\n";
+	"Usage: agstore [--store DIR] [--json] status [--max-age DAYS] [--mount DIR]\n"
+	"Show the current generation (id, label, age of its data), the store's size\n"
+	"and object count, free space, the last fsck and the audit chain; with\n"
+	"--mount, whether the agfs mount at DIR serves the current generation.\n"
+	"The age is measured from the bundle's signed creation_date.\n"
+	"Exit: 0 ok; 1 the last fsck found problems, the audit chain is broken or\n"
+	"the mount does not serve the current generation; 3 the current generation\n"
+	"is older than DAYS (default 90) or there is none; 4 I/O error.\n";
 
 struct status {
 	uint64_t max_age_days;
+	const char *mount; /* --mount DIR, or NULL */
 	int64_t now;
 	ag_gen *cur; /* NULL: no current generation */
 	size_t ngens;
@@ -29,6 +37,14 @@ struct status {
 	json_t *last_fsck; /* NULL: never */
 	bool stale;
 	double age_days;
+	struct data_date date;
+	bool fsck_problems;
+	bool chain_ok;
+	uint64_t chain_line;
+	char *chain_why;
+	bool mount_ok;
+	uint64_t mount_shows; /* versions/current of the mount, 0: unreadable */
+	char *mount_why;
 };
 
 static int count_blob(const ag_blob_info *bi, void *arg)
@@ -59,13 +75,47 @@ static int gather(ag_store *s, struct status *st)
 		st->last_fsck = json_loads(fsck, 0, NULL);
 	else if (r < 0 && r != -ENOENT)
 		return r;
+	st->fsck_problems = st->last_fsck && !json_is_true(json_object_get(st->last_fsck, "ok"));
+	r = ag_audit_verify(s, &st->chain_line, &st->chain_why);
+	if (r < 0 && r != -AG_ECHAIN && r != -ENOENT)
+		return r;
+	st->chain_ok = r == 0;
+	if (r == -ENOENT)
+		st->chain_why = strdup("audit.log is missing");
 	if (st->cur) {
-		st->age_days = (double)(st->now - st->cur->created) / 86400.0;
-		st->stale = st->now - st->cur->created > (int64_t)st->max_age_days * 86400;
+		gen_data_date(s, st->cur, &st->date);
+		st->age_days = (double)(st->now - st->date.when) / 86400.0;
+		st->stale = st->now - st->date.when > (int64_t)st->max_age_days * 86400;
 	} else {
 		st->stale = true;
 	}
+	if (st->mount && st->cur) {
+		r = mount_serves(st->mount, st->cur, &st->mount_shows, &st->mount_why);
+		if (r < 0)
+			return r;
+		st->mount_ok = r == 0;
+	} else if (st->mount) {
+		st->mount_why = strdup("the store has no current generation");
+	}
 	return 0;
+}
+
+static json_t *chain_json(const struct status *st)
+{
+	if (st->chain_ok)
+		return json_pack("{s:b}", "ok", 1);
+	return json_pack("{s:b,s:I,s:s?}", "ok", 0, "line", (json_int_t)st->chain_line, "why",
+			 st->chain_why);
+}
+
+static json_t *mount_json(const struct status *st)
+{
+	if (!st->mount)
+		return json_null();
+	return json_pack("{s:s,s:b,s:o,s:s?}", "path", st->mount, "serves_current", st->mount_ok,
+			 "versions_current",
+			 st->mount_shows ? json_integer((json_int_t)st->mount_shows) : json_null(),
+			 "why", st->mount_ok ? NULL : st->mount_why);
 }
 
 static json_t *status_json(const struct tool *t, const struct status *st)
@@ -73,18 +123,20 @@ static json_t *status_json(const struct tool *t, const struct status *st)
 	json_t *cur = json_null();
 
 	if (st->cur)
-		cur = json_pack("{s:I,s:o,s:o,s:o,s:f,s:I}", "id", (json_int_t)st->cur->id, "label",
-				json_str_or_null(st->cur->label), "created",
-				json_time(st->cur->created), "operator",
-				json_str_or_null(st->cur->operator_name), "age_days", st->age_days,
-				"models", (json_int_t)st->cur->nmodels);
-	return json_pack("{s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:o,s:O?}", "store", t->store_path,
-			 "current", cur, "stale", st->stale, "max_age_days",
+		cur = json_pack(
+			"{s:I,s:o,s:o,s:o,s:o,s:s,s:f,s:I}", "id", (json_int_t)st->cur->id, "label",
+			json_str_or_null(st->cur->label), "created", json_time(st->cur->created),
+			"operator", json_str_or_null(st->cur->operator_name), "data_date",
+			json_time(st->date.when), "age_from", data_date_source(st->date.from),
+			"age_days", st->age_days, "models", (json_int_t)st->cur->nmodels);
+	return json_pack("{s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:o,s:O?,s:b,s:o,s:o}", "store",
+			 t->store_path, "current", cur, "stale", st->stale, "max_age_days",
 			 (json_int_t)st->max_age_days, "generations", (json_int_t)st->ngens,
 			 "objects", (json_int_t)st->objects, "bytes", (json_int_t)st->bytes,
 			 "free_bytes",
 			 st->has_free ? json_integer((json_int_t)st->free_bytes) : json_null(),
-			 "last_fsck", st->last_fsck);
+			 "last_fsck", st->last_fsck, "fsck_problems", st->fsck_problems,
+			 "audit_chain", chain_json(st), "mount", mount_json(st));
 }
 
 static void print_fsck(json_t *f)
@@ -116,7 +168,13 @@ static void status_print(const struct tool *t, const struct status *st)
 		       st->cur->label ? " \"" : "", st->cur->label ? st->cur->label : "",
 		       st->cur->label ? "\"" : "", st->cur->nmodels,
 		       st->cur->nmodels == 1 ? "" : "s");
-		printf("created:      %s (%.1f days ago)\n", created, st->age_days);
+		printf("created:      %s\n", created);
+		fmt_time(st->date.when, created);
+		printf("data date:    %s (%.1f days ago; %s", created, st->age_days,
+		       data_date_source(st->date.from));
+		if (st->date.via_gen != st->cur->id)
+			printf(" of generation %" PRIu64, st->date.via_gen);
+		printf(")\n");
 	} else {
 		printf("current:      none (nothing is served)\n");
 	}
@@ -135,11 +193,56 @@ static void status_print(const struct tool *t, const struct status *st)
 		print_fsck(st->last_fsck);
 	else
 		printf("last fsck:    never\n");
+	if (st->chain_ok)
+		printf("audit chain:  intact\n");
+	else
+		printf("audit chain:  BROKEN at line %" PRIu64 ": %s\n", st->chain_line,
+		       st->chain_why ? st->chain_why : "the hash chain is broken");
+	if (st->mount && st->mount_ok)
+		printf("mount:        %s serves generation %" PRIu64 "\n", st->mount, st->cur->id);
+	else if (st->mount)
+		printf("mount:        %s does NOT serve the current generation: %s\n", st->mount,
+		       st->mount_why ? st->mount_why : "unknown");
 }
 
-static int status_opt(struct tool *t, int c, const char *arg, void *days)
+/* The exit code and its one sentence: problems (1) before staleness (3). */
+static int verdict(struct tool *t, const struct status *st)
 {
-	if (parse_u64(arg, 0, 1000000, days) < 0)
+	if (st->fsck_problems)
+		return tool_fail(
+			t, EX_AG_PROBLEM,
+			"the last fsck of %s found problems (run agstore fsck to see them)",
+			t->store_path);
+	if (!st->chain_ok)
+		return tool_fail(t, EX_AG_PROBLEM,
+				 "the audit chain of %s is broken at line %" PRIu64 ": %s",
+				 t->store_path, st->chain_line,
+				 st->chain_why ? st->chain_why : "the hash chain is broken");
+	if (st->mount && !st->mount_ok)
+		return tool_fail(t, EX_AG_PROBLEM,
+				 "the mount %s does not serve the current generation of %s: %s",
+				 st->mount, t->store_path,
+				 st->mount_why ? st->mount_why : "unknown");
+	if (st->stale && st->cur)
+		return tool_fail(t, EX_AG_STALE,
+				 "generation %" PRIu64
+				 " of %s is %.0f days old, older than %" PRIu64 " days",
+				 st->cur->id, t->store_path, st->age_days, st->max_age_days);
+	if (st->stale)
+		return tool_fail(t, EX_AG_STALE, "the store %s has no current generation",
+				 t->store_path);
+	return EX_AG_OK;
+}
+
+static int status_opt(struct tool *t, int c, const char *arg, void *stp)
+{
+	struct status *st = stp;
+
+	if (c == OPT_FIRST_CMD + 1) {
+		st->mount = arg;
+		return -1;
+	}
+	if (parse_u64(arg, 0, 1000000, &st->max_age_days) < 0)
 		return tool_fail(t, EX_AG_USAGE, "--max-age '%s' is not a number of days", arg);
 	return -1;
 }
@@ -148,12 +251,13 @@ int cmd_status(struct tool *t, int argc, char **argv)
 {
 	static const struct option opts[] = {TOOL_COMMON_OPTIONS,
 					     {"max-age", required_argument, NULL, OPT_FIRST_CMD},
+					     {"mount", required_argument, NULL, OPT_FIRST_CMD + 1},
 					     {NULL, 0, NULL, 0}};
 	_cleanup_store_ ag_store *s = NULL;
 	struct status st = {.max_age_days = 90, .now = (int64_t)time(NULL)};
 	int r;
 
-	r = tool_getopt(t, argc, argv, opts, status_usage, status_opt, &st.max_age_days);
+	r = tool_getopt(t, argc, argv, opts, status_usage, status_opt, &st);
 	if (r >= 0)
 		return r;
 	if (argc != optind)
@@ -169,15 +273,11 @@ int cmd_status(struct tool *t, int argc, char **argv)
 		r = out_json(status_json(t, &st)) < 0 ? EX_AG_IO : EX_AG_OK;
 	else
 		status_print(t, &st);
-	if (r == EX_AG_OK && st.stale && st.cur)
-		r = tool_fail(t, EX_AG_STALE,
-			      "generation %" PRIu64 " of %s is %.0f days old, older than %" PRIu64
-			      " days",
-			      st.cur->id, t->store_path, st.age_days, st.max_age_days);
-	else if (r == EX_AG_OK && st.stale)
-		r = tool_fail(t, EX_AG_STALE, "the store %s has no current generation",
-			      t->store_path);
+	if (r == EX_AG_OK)
+		r = verdict(t, &st);
 	ag_gen_free(st.cur);
 	json_decref(st.last_fsck);
+	free(st.chain_why);
+	free(st.mount_why);
 	return r;
 }

@@ -24,7 +24,7 @@ static const char usage[] =
 	"  gc [--keep N] [--dry-run]  delete old generations and unreferenced objects\n"
 	"  fsck [--jobs N]          re-hash every object, report problems\n"
 	"  audit [--since TIME]     print the audit log;  audit verify: check its chain\n"
-	"  status [--max-age DAYS]  current generation, staleness, size, last fsck\n"
+	"  status [--max-age DAYS] [--mount DIR]  staleness, last fsck, audit chain, mount\n"
 	"\n"
 	"Options (also accepted after the command):\n"
 	"  --store DIR       the store (default $AGFS_STORE, else /var/lib/agfs)\n"

@@ -137,6 +137,30 @@ int cmd_fsck(struct tool *t, int argc, char **argv);
 int cmd_audit(struct tool *t, int argc, char **argv);
 int cmd_status(struct tool *t, int argc, char **argv);
 
+/* ---------- genfacts.c (read-only facts about generations) ---------- */
+
+/* Where a generation's data date comes from. */
+enum data_date_from {
+	DATE_CREATED,	      /* the generation's created time (no bundle date known) */
+	DATE_UNSIGNED_BUNDLE, /* bundle.json's creation_date, signature not checked */
+	DATE_SIGNED_BUNDLE,   /* bundle.json's creation_date, signature good */
+};
+struct data_date {
+	int64_t when;
+	enum data_date_from from;
+	uint64_t via_gen; /* the generation whose report gave the date */
+};
+/* The age of g's data: its bundle's creation_date, followed back through
+ * `agstore rm` generations (audit MODELS_REMOVED), else g->created. */
+void gen_data_date(ag_store *s, const ag_gen *g, struct data_date *dd);
+const char *data_date_source(enum data_date_from f);
+/* Whether the agfs mount at dir serves g: versions/current names g and its
+ * manifests/ are exactly g's.  0 yes, 1 no (*why: a phrase, caller frees),
+ * <0 error.  *shown_current: what versions/current names (0: unreadable). */
+int mount_serves(const char *dir, const ag_gen *g, uint64_t *shown_current, char **why);
+/* "name:tag, name:tag, ..." of at most max models (caller frees). */
+char *gen_names_list(const ag_gen *g, size_t max);
+
 /* Model size as `ollama list` shows it: manifest + config + layers. */
 uint64_t model_size(const ag_model *m);
 
