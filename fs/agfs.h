@@ -14,6 +14,7 @@
 #ifndef AGFS_FS_H
 #define AGFS_FS_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -173,7 +174,18 @@ struct fs_auditq;
 /* The MODEL_OPEN writer thread; stop drains its queue. */
 int events_start(struct fs_ctx *c);
 void events_stop(struct fs_ctx *c);
+/* "Checked, and wrong" (-EBADMSG, -AG_EDIGEST, -AG_ECORRUPT, a missing or
+ * symlinked object): LOG_CRIT and a VERIFY_FAILURE record (rate-limited). */
 void event_verify_failure(struct fs_ctx *c, const struct node *n, uint64_t chunk, int err);
+/* "Could not check" (anything else): LOG_ERR, rate-limited, no record; a
+ * damaged index (-AG_EINDEX) is LOG_CRIT and a STORE_ERROR record.  n may be NULL. */
+void event_store_error(struct fs_ctx *c, const struct node *n, int err);
+/* True for the errors that are a verdict on the bytes (contract 1). */
+static inline bool fs_is_verdict(int err)
+{
+	return err == -EBADMSG || err == -AG_EDIGEST || err == -AG_ECORRUPT || err == -ENOENT ||
+	       err == -ELOOP;
+}
 /* Counts a failed read by thread tid; a process that keeps re-reading the same
  * bad chunk is stuck in the kernel's fault-retry loop and is killed (stuck=kill). */
 void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, pid_t tid);
@@ -196,13 +208,7 @@ struct fs_ctx {
 	atomic_bool stopping;
 	pthread_t watcher;
 	bool watcher_started;
-	pthread_mutex_t ev_lock; /* the small de-duplication memory of events.c */
-	struct fs_recent {
-		ag_digest digest;
-		uint64_t key; /* pid for MODEL_OPEN, chunk for VERIFY_FAILURE */
-		int64_t when;
-	} recent[32];
-	unsigned recent_next;
+	pthread_mutex_t ev_lock; /* the rate limiter of events.c */
 	struct fs_auditq *auditq;
 };
 

@@ -286,9 +286,10 @@ ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t
 		return -ENOMEM;
 	*bad_chunk = UINT64_MAX;
 	if (known_bad(fb, off, len, bad_chunk))
-		return -EIO;
+		return -EBADMSG;
 	ssize_t r = ag_blob_read(fb->b, off, len, buf, size, out, bad_chunk);
-	if (r == -EIO && *bad_chunk != UINT64_MAX)
+	/* only "checked, and wrong" is remembered, never "could not check" */
+	if (r == -EBADMSG && *bad_chunk != UINT64_MAX)
 		remember_bad(fb, *bad_chunk);
 	return r;
 }

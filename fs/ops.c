@@ -34,12 +34,6 @@ static struct fs_ctx *ctx(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* An errno for the kernel: project codes mean the store is damaged. */
-static int kerr(int r)
-{
-	return -r >= AG_EBASE ? EIO : -r;
-}
-
 static size_t listed_count(const struct fs_tree *t)
 {
 	size_t k = 0;
@@ -275,7 +269,7 @@ static int open_blob(fuse_req_t req, struct node *n, struct handle *h)
 	struct fs_ctx *c = ctx(req);
 	uint64_t bad = UINT64_MAX;
 	int r = blobs_open(&c->blobs, c->store, n, c->opt.verify == FS_VERIFY_FULL, &h->blob, &bad);
-	if (r == -EIO || r == -AG_EDIGEST || r == -AG_ECORRUPT || r == -ENOENT) {
+	if (fs_is_verdict(r)) {
 		char hex[AG_HEX_LEN + 1];
 		ag_digest_hex(&n->digest, hex);
 		if (r == -ENOENT)
@@ -283,8 +277,10 @@ static int open_blob(fuse_req_t req, struct node *n, struct handle *h)
 		event_verify_failure(c, n, bad, r);
 		return -EIO;
 	}
-	if (r < 0)
-		return -kerr(r);
+	if (r < 0) {
+		event_store_error(c, n, r);
+		return r == -ENOMEM || r == -EMFILE || r == -ENFILE ? r : -EIO;
+	}
 	if (n->is_model)
 		event_model_open(c, n, fuse_req_ctx(req));
 	return 0;
@@ -345,12 +341,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint64_t bad;
 	struct fs_ctx *c = ctx(req);
 	ssize_t r = blobs_read(&c->blobs, h->blob, (uint64_t)off, size, &out, &bad);
-	if (r == -EIO || r == -AG_ECORRUPT) {
+	if (r == -EBADMSG || r == -AG_ECORRUPT || r == -AG_EDIGEST) {
+		/* checked, and wrong: alert, and count it against a stuck reader */
 		event_verify_failure(c, n, bad, (int)r);
 		event_failed_read(c, n, bad, fuse_req_ctx(req)->pid);
 		fuse_reply_err(req, EIO);
 	} else if (r < 0) {
-		fuse_reply_err(req, kerr((int)r));
+		/* could not check: an error to report and retry, never a verdict */
+		event_store_error(c, n, (int)r);
+		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
 	} else {
 		fuse_reply_buf(req, (const char *)out, (size_t)r);
 	}

@@ -7,6 +7,8 @@
  *   fs-mkstore --activate N STORE
  *   fs-mkstore --delete N STORE
  *   fs-mkstore --init STORE             an empty store: no generation yet
+ *   fs-mkstore --drop-blob HEX STORE    deletes a blob's record (and chunk table), not
+ *                                       its object: what a gc racing an open blob did
  *
  * Every manifest TREE/manifests/<host>/<ns>/<model>/<tag> is stored byte-exact,
  * its config and layers are read from TREE/blobs/sha256-<hex> and checked
@@ -129,6 +131,25 @@ static int import(ag_store *s, const char *tree, const char *label, uint32_t chu
 	return 0;
 }
 
+static int drop_blob(const char *path, const char *hex)
+{
+	_cleanup_store_ ag_store *s = NULL;
+	ag_digest d;
+	ag_txn *t = NULL;
+	int r = ag_digest_parse(hex, strlen(hex), &d);
+	if (r == 0)
+		r = ag_store_open(path, AG_WRITE, &s);
+	if (r == 0)
+		r = ag_txn_begin(s, &t);
+	if (r == 0 && (r = ag_txn_blob_del(t, &d)) < 0)
+		ag_txn_abort(t);
+	else if (r == 0)
+		r = ag_txn_commit(t);
+	if (r < 0)
+		fprintf(stderr, "fs-mkstore: %s: %s\n", path, ag_strerror(r));
+	return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -139,6 +160,7 @@ int main(int argc, char **argv)
 		{"activate", required_argument, NULL, 'A'},
 		{"delete", required_argument, NULL, 'D'},
 		{"init", no_argument, NULL, 'I'},
+		{"drop-blob", required_argument, NULL, 'B'},
 		{0},
 	};
 	const char *label = NULL;
@@ -146,6 +168,7 @@ int main(int argc, char **argv)
 	int64_t added = 0;
 	uint64_t act_id = 0;
 	bool act = true, del = false, init = false;
+	const char *drop = NULL;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
@@ -171,6 +194,9 @@ int main(int argc, char **argv)
 		case 'I':
 			init = true;
 			break;
+		case 'B':
+			drop = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -181,6 +207,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "fs-mkstore: %s: %s\n", argv[optind], ag_strerror(r));
 		return r < 0 ? 1 : 0;
 	}
+	if (drop && argc - optind == 1)
+		return drop_blob(argv[optind], drop);
 	if (argc - optind != (act_id ? 1 : 2)) {
 		fprintf(stderr, "usage: fs-mkstore [--label L] [--chunk N] [--added T] "
 				"[--no-activate] STORE TREE\n"
