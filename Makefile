@@ -14,7 +14,7 @@ CC       ?= cc
 FUZZ_CC  ?= clang
 SANITIZE ?=
 
-PKGS := fuse3 libcrypto lmdb libarchive gpgme jansson
+PKGS := fuse3 libcrypto lmdb libarchive gpgme jansson libfsverity
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
