@@ -62,7 +62,10 @@ static void line_hash_hex(const char *line, size_t len, char hex[AG_HEX_LEN + 1]
 	ag_digest_hex(&d, hex);
 }
 
-static char *build_line(const char *prev, const char *event, const char *op, json_t *fields)
+/* The line that follows prev (NULL for the first): fields, then extra (the
+ * library's own fields, which win), then "prev".  *seq is its number. */
+static char *build_line(const char *prev, const char *event, const char *op, json_t *fields,
+			json_t *extra, uint64_t *seq_out)
 {
 	uint64_t seq = 1;
 	char prevhex[AG_HEX_LEN + 1];
@@ -81,50 +84,320 @@ static char *build_line(const char *prev, const char *event, const char *op, jso
 		return NULL;
 	const char *key;
 	json_t *val;
-	json_object_foreach(fields, key, val)
-	{
-		if (strcmp(key, "seq") && strcmp(key, "time") && strcmp(key, "event") &&
-		    strcmp(key, "operator") && strcmp(key, "prev"))
-			json_object_set(o, key, val);
+	json_t *srcs[2] = {fields, extra};
+	for (int i = 0; i < 2; i++) {
+		json_object_foreach(srcs[i], key, val)
+		{
+			if (strcmp(key, "seq") && strcmp(key, "time") && strcmp(key, "event") &&
+			    strcmp(key, "operator") && strcmp(key, "prev"))
+				json_object_set(o, key, val);
+		}
 	}
 	json_object_set_new(o, "prev", json_string(prevhex));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
+	*seq_out = seq;
 	return s;
+}
+
+/* audit.log opened for appending, its flock held until fd is closed. */
+static int open_locked(const char *store_path, int *out)
+{
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof(path), "%s/audit.log", store_path) >= sizeof(path))
+		return -ENAMETOOLONG;
+	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return ag_errno();
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			int r = ag_errno();
+			close(fd);
+			return r;
+		}
+	*out = fd;
+	return 0;
+}
+
+/* One line ready to append to a locked audit.log. */
+struct audit_line {
+	char *text; /* with its newline */
+	size_t len;
+	uint64_t seq;
+	uint64_t start; /* the file's length before the append */
+};
+
+static int prepare_line(int fd, const char *event, const char *op, json_t *fields, json_t *extra,
+			struct audit_line *al)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ag_errno();
+	al->start = (uint64_t)st.st_size;
+	_cleanup_free_ char *prev = NULL;
+	int r = last_line(fd, &prev);
+	if (r < 0)
+		return r;
+	al->text = build_line(prev, event, op, fields, extra, &al->seq);
+	if (!al->text)
+		return -ENOMEM;
+	al->len = strlen(al->text);
+	al->text[al->len++] = '\n'; /* json_dumps leaves room: overwrite the NUL */
+	return 0;
+}
+
+/* Appends and fdatasyncs the line.  On failure the file is cut back to its
+ * length before the append, so a torn append never leaves a damaged line
+ * and the sequence continues from the last whole one. */
+static int append_line(int fd, struct audit_line *al)
+{
+	int r = ag_write_all(fd, al->text, al->len);
+	if (r == 0 && fdatasync(fd) < 0)
+		r = ag_errno();
+	if (r < 0 && ftruncate(fd, (off_t)al->start) == 0)
+		fdatasync(fd);
+	return r;
+}
+
+static int append_event(int fd, const char *event, const char *op, json_t *fields, json_t *extra)
+{
+	struct audit_line al = {0};
+	int r = prepare_line(fd, event, op, fields, extra, &al);
+	if (r == 0)
+		r = append_line(fd, &al);
+	free(al.text);
+	return r;
 }
 
 int ag_audit_path(const char *store_path, const char *event, const char *operator_name,
 		  json_t *fields)
 {
-	char path[4096];
-	if ((size_t)snprintf(path, sizeof(path), "%s/audit.log", store_path) >= sizeof(path))
-		return -ENAMETOOLONG;
-	_cleanup_close_ int fd =
-		open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return ag_errno();
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return ag_errno();
-	_cleanup_free_ char *prev = NULL;
-	int r = last_line(fd, &prev);
+	_cleanup_close_ int fd = -1;
+	int r = open_locked(store_path, &fd);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *line = build_line(prev, event, operator_name, fields);
-	if (!line)
-		return -ENOMEM;
-	size_t len = strlen(line);
-	line[len] = '\n'; /* json_dumps leaves room: overwrite the NUL, write len+1 */
-	if ((r = ag_write_all(fd, line, len + 1)) < 0)
-		return r;
-	if (fdatasync(fd) < 0)
-		return ag_errno();
-	return 0; /* closing fd drops the flock */
+	return append_event(fd, event, operator_name, fields, NULL); /* close drops the flock */
 }
 
 int ag_audit(ag_store *s, const char *event, const char *operator_name, json_t *fields)
 {
 	return ag_audit_path(s->path, event, operator_name, fields);
+}
+
+/* ---------- audited commits ----------
+ *
+ * The order, so that no generation exists without its record and no caller
+ * is told "done" without one (doc/store-format.md, "Audited commits"):
+ *   1. under the store lock (writers only) and audit.log's flock, build the
+ *      record; it carries "index_txn" (the LMDB transaction number this
+ *      commit will get) and "index_generation" (a generation the
+ *      transaction adds);
+ *   2. put meta "audit_seq" (the record's seq) and "audit_end" (the log's
+ *      length after it) into the transaction;
+ *   3. append the record and fdatasync it; on failure cut the log back,
+ *      abort the transaction and return the error;
+ *   4. commit the transaction; on failure append INDEX_COMMIT_FAILED naming
+ *      the record ("for_seq") and return the error.
+ * A writer killed between 3 and 4 leaves a record whose seq is above the
+ * index's "audit_seq": the next writer's ag_store_open() (and the next
+ * audited commit) finds it, after "audit_end", and appends
+ * INDEX_COMMIT_LOST naming it.  A record with "index_txn" therefore
+ * describes a change the index holds unless a later INDEX_COMMIT_LOST or
+ * INDEX_COMMIT_FAILED names its seq.
+ */
+
+void (*ag_test_before_commit)(void);
+
+struct pending {
+	uint64_t seq;
+	char *event;
+	bool resolved;
+};
+
+struct repair_scan {
+	uint64_t audit_seq;
+	struct pending *p;
+	size_t n, cap;
+};
+
+static int scan_line(struct repair_scan *rs, const char *line, size_t len)
+{
+	bool commit = strstr(line, "\"index_txn\"") != NULL;
+	bool resolve = strstr(line, "\"for_seq\"") != NULL;
+	if (!commit && !resolve)
+		return 0;
+	json_t *o = json_loadb(line, len, 0, NULL);
+	if (!o)
+		return 0;
+	int r = 0;
+	json_int_t seq = json_integer_value(json_object_get(o, "seq"));
+	const char *ev = json_string_value(json_object_get(o, "event"));
+	if (commit && json_object_get(o, "index_txn") && seq > 0 && (uint64_t)seq > rs->audit_seq) {
+		if (rs->n == rs->cap) {
+			size_t cap = rs->cap ? rs->cap * 2 : 4;
+			struct pending *np = realloc(rs->p, cap * sizeof(*np));
+			if (!np) {
+				json_decref(o);
+				return -ENOMEM;
+			}
+			rs->p = np;
+			rs->cap = cap;
+		}
+		rs->p[rs->n++] =
+			(struct pending){.seq = (uint64_t)seq, .event = strdup(ev ? ev : "")};
+	}
+	if (resolve && ev &&
+	    (!strcmp(ev, "INDEX_COMMIT_LOST") || !strcmp(ev, "INDEX_COMMIT_FAILED"))) {
+		json_int_t f = json_integer_value(json_object_get(o, "for_seq"));
+		for (size_t i = 0; i < rs->n; i++)
+			if ((json_int_t)rs->p[i].seq == f)
+				rs->p[i].resolved = true;
+	}
+	json_decref(o);
+	return r;
+}
+
+/* Under audit.log's flock (fd): records of audited commits after the
+ * index's "audit_seq" that nothing resolved get an INDEX_COMMIT_LOST. */
+static int repair_locked(ag_store *s, int fd, int *repaired)
+{
+	uint64_t aseq = 0, aend = 0;
+	MDB_txn *txn;
+	int r = ag_rtxn_begin(s, &txn);
+	if (r < 0)
+		return r;
+	r = ag_meta_get_u64(txn, s, "audit_seq", &aseq);
+	if (r == 0 || r == -ENOENT)
+		r = ag_meta_get_u64(txn, s, "audit_end", &aend);
+	mdb_txn_abort(txn);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ag_errno();
+	if (aend > (uint64_t)st.st_size)
+		aend = 0; /* not the log the index knew: look at all of it */
+	int rfd = openat(s->dirfd, "audit.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (rfd < 0)
+		return ag_errno();
+	FILE *f = fdopen(rfd, "r");
+	if (!f) {
+		close(rfd);
+		return -ENOMEM;
+	}
+	struct repair_scan rs = {.audit_seq = aseq};
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	r = fseeko(f, (off_t)aend, SEEK_SET) < 0 ? ag_errno() : 0;
+	while (r == 0 && (n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[--n] = '\0';
+		r = scan_line(&rs, line, (size_t)n);
+	}
+	free(line);
+	fclose(f);
+	for (size_t i = 0; i < rs.n; i++) {
+		if (r == 0 && !rs.p[i].resolved) {
+			json_t *fl = json_pack(
+				"{s:I,s:s,s:s}", "for_seq", (json_int_t)rs.p[i].seq, "for_event",
+				rs.p[i].event ? rs.p[i].event : "", "detail",
+				"the writer stopped after this record and before its index commit: "
+				"the store does not hold that change");
+			r = fl ? append_event(fd, "INDEX_COMMIT_LOST", NULL, NULL, fl) : -ENOMEM;
+			json_decref(fl);
+			if (r == 0)
+				(*repaired)++;
+		}
+		free(rs.p[i].event);
+	}
+	free(rs.p);
+	return r;
+}
+
+int ag_audit_repair(ag_store *s, int *repaired)
+{
+	int n = 0;
+	if (!s->writer)
+		return -EROFS;
+	_cleanup_close_ int fd = -1;
+	int r = open_locked(s->path, &fd);
+	if (r == 0)
+		r = repair_locked(s, fd, &n);
+	if (repaired)
+		*repaired = n;
+	return r;
+}
+
+/* "audit_floor", set by the first audited commit: the last generation id
+ * made before audited commits began.  Every generation above it has a
+ * record naming it ("generation" or "index_generation"); fsck checks that. */
+static int put_floor(ag_txn *t)
+{
+	uint64_t floor = 0;
+	int r = ag_meta_get_u64(t->txn, t->s, "audit_floor", &floor);
+	if (r != -ENOENT)
+		return r;
+	if (t->gen_added)
+		floor = t->gen_added - 1;
+	else if ((r = ag_meta_get_u64(t->txn, t->s, "last_id", &floor)) < 0 && r != -ENOENT)
+		return r;
+	char num[24];
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)floor);
+	return ag_meta_put_str(t->txn, t->s, "audit_floor", num);
+}
+
+int ag_txn_commit_audit(ag_txn *t, const char *event, const char *operator_name, json_t *fields)
+{
+	ag_store *s = t->s;
+	_cleanup_close_ int fd = -1;
+	struct audit_line al = {0};
+	int dummy = 0;
+	int r = open_locked(s->path, &fd);
+	if (r == 0)
+		r = repair_locked(s, fd, &dummy);
+	json_t *extra = NULL;
+	if (r == 0) {
+		extra = json_pack("{s:I}", "index_txn", (json_int_t)mdb_txn_id(t->txn));
+		if (!extra)
+			r = -ENOMEM;
+		else if (t->gen_added)
+			json_object_set_new(extra, "index_generation",
+					    json_integer((json_int_t)t->gen_added));
+	}
+	if (r == 0)
+		r = prepare_line(fd, event, operator_name, fields, extra, &al);
+	json_decref(extra);
+	char num[24];
+	if (r == 0) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)al.seq);
+		r = ag_meta_put_str(t->txn, s, "audit_seq", num);
+	}
+	if (r == 0) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)(al.start + al.len));
+		r = ag_meta_put_str(t->txn, s, "audit_end", num);
+	}
+	if (r == 0)
+		r = put_floor(t);
+	if (r == 0)
+		r = append_line(fd, &al);
+	if (r < 0) {
+		free(al.text);
+		ag_txn_abort(t);
+		return r;
+	}
+	free(al.text);
+	if (ag_test_before_commit)
+		ag_test_before_commit();
+	r = ag_txn_commit(t);
+	if (r < 0) {
+		json_t *fl = json_pack("{s:I,s:s,s:s}", "for_seq", (json_int_t)al.seq, "for_event",
+				       event, "error", ag_strerror(r));
+		if (fl)
+			append_event(fd, "INDEX_COMMIT_FAILED", operator_name, NULL, fl);
+		json_decref(fl);
+	}
+	return r;
 }
 
 typedef int (*line_cb)(uint64_t lineno, const char *line, size_t len, void *arg);

@@ -423,7 +423,10 @@ int ag_txn_gen_add(ag_txn *t, ag_gen *g)
 		return r;
 	char idbuf[24];
 	snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)g->id);
-	return ag_meta_put_str(t->txn, t->s, "last_id", idbuf);
+	if ((r = ag_meta_put_str(t->txn, t->s, "last_id", idbuf)) < 0)
+		return r;
+	t->gen_added = g->id;
+	return 0;
 }
 
 int ag_txn_set_current(ag_txn *t, uint64_t id)

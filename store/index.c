@@ -156,7 +156,8 @@ int ag_meta_get(ag_store *s, const char *key, char **value)
 static bool reserved_key(const char *key)
 {
 	return !strcmp(key, "format") || !strcmp(key, "current") || !strcmp(key, "previous") ||
-	       !strcmp(key, "last_id");
+	       !strcmp(key, "last_id") || !strcmp(key, "audit_seq") || !strcmp(key, "audit_end") ||
+	       !strcmp(key, "audit_floor");
 }
 
 int ag_txn_meta_put(ag_txn *t, const char *key, const char *value)

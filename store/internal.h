@@ -44,6 +44,7 @@ struct ag_txn {
 	MDB_txn *txn;
 	ag_digest *created; /* objects this txn linked into objects/ */
 	size_t ncreated, capcreated;
+	uint64_t gen_added; /* the generation ag_txn_gen_add stored in this txn, or 0 */
 };
 
 struct ag_blob {
@@ -84,6 +85,13 @@ int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table);
 int ag_meta_get_u64(MDB_txn *txn, ag_store *s, const char *key, uint64_t *v);
 int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *value);
 int ag_txn_note_created(ag_txn *t, const ag_digest *d);
+
+/* audit.c */
+/* Writer: an INDEX_COMMIT_LOST record for every audited commit whose record
+ * was written but whose transaction never landed; *repaired counts them. */
+int ag_audit_repair(ag_store *s, int *repaired);
+/* Test seam: called between the record's append and the LMDB commit. */
+extern void (*ag_test_before_commit)(void);
 
 /* object.c */
 /* O_NONBLOCK | O_NOFOLLOW, then fstat: not a regular file = -AG_ECORRUPT. */

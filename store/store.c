@@ -152,6 +152,11 @@ static int open_checked(const char *path, unsigned flags, ag_store *s)
 		return r;
 	if (s->writer && (r = clean_tmp(s->dirfd)) < 0)
 		return r;
+	/* A writer killed between an audited commit's record and its commit:
+	 * say so in the log.  Best effort here (an unwritable log must not stop
+	 * gc or fsck); ag_txn_commit_audit() repeats it and requires it. */
+	if (s->writer)
+		ag_audit_repair(s, NULL);
 	return 0;
 }
 
