@@ -5,6 +5,11 @@
  * it, each page checked against the hash in the blob's record, so opening a
  * blob costs the same whatever its size.  Every read hashes each chunk it
  * touches and compares before handing out a single byte.
+ *
+ * Errors: -EBADMSG is a verdict (a chunk, or a table page, hashed
+ * differently); -AG_ECORRUPT and -AG_EDIGEST too.  Everything else (no
+ * memory, LMDB's reader table full, a disk error, a damaged index) means
+ * nothing could be checked, and is returned as itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,36 +131,44 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 	return n;
 }
 
-/* The page of the chunk table holding chunk idx, loaded once per blob. */
-static const uint8_t *table_page(ag_blob *b, uint64_t page)
+/* The page of the chunk table holding chunk idx, loaded once per blob.
+ * -EBADMSG when the page does not match its hash in the record; any other
+ * error means it could not be loaded (nothing was checked). */
+static int table_page(ag_blob *b, uint64_t page, const uint8_t **out)
 {
 	uint8_t *p = __atomic_load_n(&b->pages[page], __ATOMIC_ACQUIRE);
-	if (p)
-		return p;
-	pthread_mutex_lock(&b->lock);
-	p = b->pages[page];
+	int r = 0;
 	if (!p) {
-		uint64_t first = page * AG_PAGE_CHUNKS;
-		uint64_t n = b->info.nchunks - first < AG_PAGE_CHUNKS ? b->info.nchunks - first
-								      : AG_PAGE_CHUNKS;
-		if (ag_table_page_get(b->s, &b->info.digest, page, n, b->page_hashes + page * 32,
-				      &p) == 0)
-			__atomic_store_n(&b->pages[page], p, __ATOMIC_RELEASE);
-		else
-			p = NULL;
+		pthread_mutex_lock(&b->lock);
+		p = b->pages[page];
+		if (!p) {
+			uint64_t first = page * AG_PAGE_CHUNKS;
+			uint64_t n = b->info.nchunks - first < AG_PAGE_CHUNKS
+					     ? b->info.nchunks - first
+					     : AG_PAGE_CHUNKS;
+			r = ag_table_page_get(b->s, &b->info.digest, page, n,
+					      b->page_hashes + page * 32, &p);
+			if (r == 0)
+				__atomic_store_n(&b->pages[page], p, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&b->lock);
 	}
-	pthread_mutex_unlock(&b->lock);
-	return p;
+	*out = p;
+	return r;
 }
 
-static bool chunk_ok(ag_blob *b, uint64_t idx, const uint8_t *p, size_t len)
+/* 0 when the chunk's bytes match the table, -EBADMSG when they do not (or
+ * its table page does not match the record), another error when the table
+ * could not be loaded. */
+static int chunk_check(ag_blob *b, uint64_t idx, const uint8_t *p, size_t len)
 {
-	const uint8_t *page = table_page(b, idx / AG_PAGE_CHUNKS);
-	if (!page)
-		return false; /* a damaged table verifies nothing */
+	const uint8_t *page;
+	int r = table_page(b, idx / AG_PAGE_CHUNKS, &page);
+	if (r < 0)
+		return r;
 	uint8_t h[32];
 	ag_sha256_fast(p, len, h);
-	return memcmp(h, page + (idx % AG_PAGE_CHUNKS) * 32, 32) == 0;
+	return memcmp(h, page + (idx % AG_PAGE_CHUNKS) * 32, 32) == 0 ? 0 : -EBADMSG;
 }
 
 ssize_t ag_blob_read(ag_blob *b, uint64_t off, size_t len, void *buf, size_t bufsize,
@@ -179,10 +192,13 @@ ssize_t ag_blob_read(ag_blob *b, uint64_t off, size_t len, void *buf, size_t buf
 	for (uint64_t c = first; c <= last; c++) {
 		size_t at = (size_t)((c - first) * cs);
 		size_t clen = (size_t)((c == last) ? end - c * cs : cs);
-		if ((size_t)n < at + clen || !chunk_ok(b, c, (const uint8_t *)buf + at, clen)) {
-			if (bad_chunk)
+		/* Fewer bytes than the record: the object shrank since it was opened. */
+		int r = (size_t)n < at + clen ? -AG_ECORRUPT
+					      : chunk_check(b, c, (const uint8_t *)buf + at, clen);
+		if (r < 0) {
+			if (bad_chunk && (r == -EBADMSG || r == -AG_ECORRUPT))
 				*bad_chunk = c;
-			return -EIO;
+			return r;
 		}
 	}
 	*out = (const uint8_t *)buf + (off - start);
@@ -230,10 +246,11 @@ int ag_blob_verify_full(ag_blob *b, uint64_t *bad_chunk)
 		for (size_t at = 0; at < want; at += cs) {
 			size_t clen = want - at < cs ? want - at : cs;
 			uint64_t c = (off + at) / cs;
-			if ((size_t)n < at + clen || !chunk_ok(b, c, (uint8_t *)buf + at, clen)) {
-				if (bad_chunk)
+			r = (size_t)n < at + clen ? -AG_ECORRUPT
+						  : chunk_check(b, c, (uint8_t *)buf + at, clen);
+			if (r < 0) {
+				if (bad_chunk && (r == -EBADMSG || r == -AG_ECORRUPT))
 					*bad_chunk = c;
-				r = -EIO;
 				break;
 			}
 		}

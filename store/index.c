@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/internal.h"
 
@@ -24,11 +25,15 @@ int ag_lmdb_err(int rc)
 		return -ENOENT;
 	case MDB_MAP_FULL:
 		return -ENOSPC;
+	case MDB_READERS_FULL:
+		return -EAGAIN; /* could not check: retry */
 	case MDB_INVALID:
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_VERSION_MISMATCH:
-		return -AG_ECORRUPT;
+	case MDB_BAD_TXN:
+	case MDB_BAD_VALSIZE:
+		return -AG_EINDEX;
 	default:
 		return rc > 0 && rc < 4096 ? -rc : -EIO;
 	}
@@ -73,7 +78,7 @@ int ag_index_open(ag_store *s, bool create)
 	if (rc)
 		return ag_lmdb_err(rc);
 	mdb_env_set_maxdbs(s->env, 8);
-	mdb_env_set_maxreaders(s->env, 256);
+	mdb_env_set_maxreaders(s->env, AG_MAX_READERS);
 	mdb_env_set_mapsize(s->env, AG_MAP_SIZE);
 	char dir[4096];
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/index", s->path) >= sizeof(dir))
@@ -104,9 +109,41 @@ void ag_index_close(ag_store *s)
 	s->env = NULL;
 }
 
+/* A full reader table is a moment of load, not a fault: wait a little for
+ * a slot (up to about a second) before giving up with -EAGAIN. */
 int ag_rtxn_begin(ag_store *s, MDB_txn **txn)
 {
-	return ag_lmdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));
+	int rc;
+	for (int tries = 0;; tries++) {
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+		if (rc != MDB_READERS_FULL || tries >= 100)
+			break;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	return ag_lmdb_err(rc);
+}
+
+static int count_reader(const char *msg, void *arg)
+{
+	(void)msg;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+int ag_store_readers_free(ag_store *s, unsigned *nfree)
+{
+	unsigned max = 0, lines = 0;
+	int rc = mdb_env_get_maxreaders(s->env, &max);
+	if (rc)
+		return ag_lmdb_err(rc);
+	/* One line per reader in use, after a header line ("(no active readers)"
+	 * alone when there are none). */
+	rc = mdb_reader_list(s->env, count_reader, &lines);
+	if (rc < 0)
+		return ag_lmdb_err(rc);
+	unsigned used = lines > 1 ? lines - 1 : 0;
+	*nfree = used < max ? max - used : 0;
+	return 0;
 }
 
 /* ---------- meta ---------- */
@@ -234,15 +271,21 @@ int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nent
 	page_key(d, p, kb);
 	MDB_val k = {40, kb}, v;
 	r = ag_lmdb_err(mdb_get(txn, s->dbi_tables, &k, &v));
-	if (r == -ENOENT)
-		r = -AG_ECORRUPT; /* the record promises this page */
+	if (r == -ENOENT) {
+		/* The record promised this page.  Record gone too: the blob was
+		 * deleted since it was opened (-ESTALE); record still there: the
+		 * index lost the page (-AG_EINDEX).  Neither checked anything. */
+		MDB_val rk = {32, (void *)d->b}, rv;
+		int rc = mdb_get(txn, s->dbi_blobs, &rk, &rv);
+		r = rc == MDB_NOTFOUND ? -ESTALE : rc == 0 ? -AG_EINDEX : ag_lmdb_err(rc);
+	}
 	uint8_t check[32];
 	if (r == 0 && v.mv_size != nentries * 32)
-		r = -AG_ECORRUPT;
+		r = -EBADMSG; /* cannot hash to what the record says */
 	if (r == 0) {
 		ag_sha256_fast(v.mv_data, v.mv_size, check);
 		if (memcmp(check, want, 32))
-			r = -AG_ECORRUPT;
+			r = -EBADMSG;
 	}
 	if (r == 0 && !(*out = malloc(v.mv_size + 1)))
 		r = -ENOMEM;
@@ -317,6 +360,45 @@ int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), v
 		if ((r = decode_blob(&v, &d, &bi, NULL, NULL)) < 0)
 			break;
 		r = cb(&bi, arg);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (r == 0 && rc != MDB_NOTFOUND)
+		r = ag_lmdb_err(rc);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int ag_blob_foreach_all(ag_store *s, int (*cb)(const ag_blob_info *bi, int err, void *arg),
+			void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int r = ag_rtxn_begin(s, &txn);
+	if (r < 0)
+		return r;
+	if ((r = ag_lmdb_err(mdb_cursor_open(txn, s->dbi_blobs, &cur))) < 0) {
+		mdb_txn_abort(txn);
+		return r;
+	}
+	MDB_val k, v;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0 && r == 0) {
+		ag_blob_info bi = {0};
+		uint8_t *ph = NULL;
+		uint64_t np = 0;
+		int err = -AG_ECORRUPT;
+		if (k.mv_size == 32) {
+			memcpy(bi.digest.b, k.mv_data, 32);
+			err = decode_blob(&v, &bi.digest, &bi, &ph, &np);
+			free(ph);
+			if (err < 0)
+				bi = (ag_blob_info){.digest = bi.digest};
+		}
+		if (err == -ENOMEM)
+			r = err;
+		else
+			r = cb(&bi, err, arg);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	if (r == 0 && rc != MDB_NOTFOUND)

@@ -8,7 +8,13 @@
 
 #include "store/store.h"
 
-#define AG_MAP_SIZE	    (64ull << 30) /* virtual; the file grows as needed */
+#define AG_MAP_SIZE (64ull << 30) /* virtual; the file grows as needed */
+/* LMDB reader slots, shared by every process: each mount thread, each fsck
+ * thread and each tool holds at most one at a time (MDB_NOTLS, one short read
+ * transaction per call).  Sized for several mounts of hundreds of threads plus
+ * fsck's 256; 64 bytes each in index/lock.mdb.  The table's size is set by
+ * the first process to open the environment. */
+#define AG_MAX_READERS	    4096u
 #define AG_BLOB_REC_VERSION 1
 #define AG_GEN_REC_VERSION  1
 

@@ -89,6 +89,10 @@ int ag_store_dirfd(const ag_store *s);
 bool ag_store_writable(const ag_store *s);
 /* Free bytes on the store's file system. */
 int ag_store_free_space(const ag_store *s, uint64_t *bytes);
+/* LMDB reader slots (shared by every process that has the store open) not
+ * in use now: a thread pool that reads the index (fsck) sizes itself by it.
+ * Each reading thread holds at most one slot at a time. */
+int ag_store_readers_free(ag_store *s, unsigned *nfree);
 
 /* ---------- blob records ---------- */
 
@@ -105,6 +109,12 @@ int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out);
 /* Calls cb for every blob record, in digest order; a non-zero return from cb
  * stops the walk and is returned. */
 int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), void *arg);
+/* For checkers: like ag_blob_foreach, but every record is checked in full
+ * (its own hash too) and a damaged one does not stop the walk: cb gets
+ * err < 0 (-AG_ECORRUPT) with only bi->digest set (zeros when even the key
+ * is malformed), then the walk goes on. */
+int ag_blob_foreach_all(ag_store *s, int (*cb)(const ag_blob_info *bi, int err, void *arg),
+			void *arg);
 /* Walks objects/ on disk.  d is NULL for a file whose name is not a valid
  * object name.  relpath is relative to the store root. */
 int ag_object_foreach(ag_store *s,

@@ -47,7 +47,7 @@ static ssize_t before_bad(ag_blob *b, uint64_t off, uint64_t bad, void *buf, siz
 	return ag_blob_read(b, off, (size_t)(good - off), buf, bufsize, p, NULL);
 }
 
-/* Streams the whole blob; returns 0 or the first error (-EIO with
+/* Streams the whole blob; returns 0 or the first error (-AG_ECORRUPT with
  * *bad_chunk set for a chunk that does not match its hash). */
 static int cat_stream(ag_blob *b, uint64_t *bad_chunk, bool *write_err)
 {
@@ -61,7 +61,7 @@ static int cat_stream(ag_blob *b, uint64_t *bad_chunk, bool *write_err)
 		const uint8_t *p;
 		uint64_t bad = UINT64_MAX;
 		ssize_t n = ag_blob_read(b, off, CAT_STEP, buf, bufsize, &p, &bad);
-		bool mismatch = n == -EIO && bad != UINT64_MAX;
+		bool mismatch = n == -EBADMSG && bad != UINT64_MAX;
 		if (mismatch) {
 			*bad_chunk = bad;
 			n = before_bad(b, off, bad, buf, bufsize, &p);

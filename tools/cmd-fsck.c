@@ -24,7 +24,7 @@
 struct fsck_rec {
 	ag_blob_info bi;
 	int result;	/* of ag_object_check */
-	uint64_t chunk; /* the bad chunk for -EIO */
+	uint64_t chunk; /* the bad chunk for -EBADMSG */
 };
 
 struct fsck {
@@ -37,15 +37,19 @@ struct fsck {
 	atomic_uint_fast64_t done_bytes;
 	unsigned jobs;
 	json_t *problems;
-	size_t ncorrupt, nmissing, nstray, ndangling;
-	bool locked;  /* the structural pass ran under the store lock */
-	int lock_err; /* why not */
+	size_t ncorrupt, nmissing, nstray, ndangling, nunchecked, nunaudited;
+	json_t *badrecs; /* blob records that fail their own check, found in phase 1 */
+	bool locked;	 /* the structural pass ran under the store lock */
+	int lock_err;	 /* why not */
 };
 
-static int collect(const ag_blob_info *bi, void *arg)
+static int collect(const ag_blob_info *bi, int err, void *arg)
 {
 	struct fsck *f = arg;
 
+	if (err < 0) /* reported after the hashing; the walk goes on */
+		return json_array_append_new(f->badrecs, json_digest(&bi->digest)) < 0 ? -ENOMEM
+										       : 0;
 	if (f->nrecs == f->cap) {
 		size_t ncap = f->cap ? f->cap * 2 : 256;
 		struct fsck_rec *n = realloc(f->recs, ncap * sizeof(*n));
@@ -54,7 +58,7 @@ static int collect(const ag_blob_info *bi, void *arg)
 		f->recs = n;
 		f->cap = ncap;
 	}
-	f->recs[f->nrecs++] = (struct fsck_rec){.bi = *bi};
+	f->recs[f->nrecs++] = (struct fsck_rec){.bi = *bi, .chunk = UINT64_MAX};
 	f->total_bytes += bi->size;
 	return 0;
 }
@@ -66,7 +70,14 @@ static void *worker(void *arg)
 
 	while ((i = atomic_fetch_add(&f->next, 1)) < f->nrecs) {
 		struct fsck_rec *rec = &f->recs[i];
-		rec->result = ag_object_check(f->s, &rec->bi, &rec->chunk);
+		/* Could not check (a full reader table, no memory): try again a
+		 * few times before reporting it as unchecked, never as corrupt. */
+		for (int tries = 0; tries < 5; tries++) {
+			rec->result = ag_object_check(f->s, &rec->bi, &rec->chunk);
+			if (rec->result != -EAGAIN && rec->result != -ENOMEM)
+				break;
+			nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+		}
 		atomic_fetch_add(&f->done_bytes, rec->bi.size);
 		atomic_fetch_add(&f->done, 1);
 	}
@@ -112,23 +123,52 @@ static void problem(struct fsck *f, size_t *counter, json_t *p)
 	json_array_append_new(f->problems, p);
 }
 
+/* A verdict on the object's bytes, as opposed to "could not check". */
+static bool is_verdict(int r)
+{
+	return r == -EBADMSG || r == -AG_EDIGEST || r == -AG_ECORRUPT;
+}
+
 /* What the hashing found, kept only if the record still exists (not gc'ed). */
 static void hash_problems(struct fsck *f)
 {
-	for (size_t i = 0; i < f->nrecs; i++) {
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(f->badrecs, i, d)
+	{
+		char rel[96];
+		ag_digest dg;
+		const char *hex = json_string_value(d);
+		if (!hex || parse_digest_arg(hex, &dg) < 0)
+			memset(&dg, 0, sizeof(dg));
+		ag_object_relpath(&dg, rel, sizeof(rel));
+		problem(f, &f->ncorrupt,
+			json_pack("{s:s,s:O,s:s,s:s}", "kind", "corrupt", "digest", d, "object",
+				  rel, "detail",
+				  "its blob record in the index fails its own check (not hashed)"));
+	}
+	for (i = 0; i < f->nrecs; i++) {
 		struct fsck_rec *rec = &f->recs[i];
 		char rel[96];
 		if (rec->result == 0 ||
-		    ag_blob_lookup(f->s, &rec->bi.digest, &(ag_blob_info){0}) < 0)
+		    ag_blob_lookup(f->s, &rec->bi.digest, &(ag_blob_info){0}) == -ENOENT)
 			continue;
 		ag_object_relpath(&rec->bi.digest, rel, sizeof(rel));
-		json_t *p = json_pack("{s:s,s:o,s:s,s:s}", "kind",
-				      rec->result == -ENOENT ? "missing" : "corrupt", "digest",
+		bool verdict = is_verdict(rec->result);
+		const char *kind = rec->result == -ENOENT ? "missing"
+				   : verdict		  ? "corrupt"
+							  : "unchecked";
+		json_t *p = json_pack("{s:s,s:o,s:s,s:s}", "kind", kind, "digest",
 				      json_digest(&rec->bi.digest), "object", rel, "detail",
 				      ag_strerror(rec->result));
-		if (rec->result == -EIO)
+		if (verdict && rec->result != -AG_EDIGEST && rec->chunk != UINT64_MAX)
 			json_object_set_new(p, "chunk", json_integer((json_int_t)rec->chunk));
-		problem(f, rec->result == -ENOENT ? &f->nmissing : &f->ncorrupt, p);
+		problem(f,
+			rec->result == -ENOENT ? &f->nmissing
+			: verdict	       ? &f->ncorrupt
+					       : &f->nunchecked,
+			p);
 	}
 }
 
@@ -137,7 +177,7 @@ struct present {
 	size_t n, cap;
 };
 
-static int present_add(const ag_blob_info *bi, void *arg)
+static int present_add(const ag_blob_info *bi, int err, void *arg)
 {
 	struct present *p = arg;
 
@@ -149,7 +189,7 @@ static int present_add(const ag_blob_info *bi, void *arg)
 		p->d = nd;
 		p->cap = ncap;
 	}
-	p->d[p->n++] = bi->digest; /* ag_blob_foreach walks in digest order */
+	p->d[p->n++] = bi->digest; /* a damaged record too: reported once, as corrupt */
 	return 0;
 }
 
@@ -201,6 +241,94 @@ static void check_model(struct fsck *f, const struct present *recs, const ag_gen
 			dangling(f, g, m, what[i < 2 ? i : 2], ag_model_blob(m, i));
 }
 
+/* Generation ids named by audit records ("generation", "index_generation"). */
+struct audited {
+	uint64_t *ids;
+	size_t n, cap;
+	json_t *lost;  /* seqs named by INDEX_COMMIT_LOST / _FAILED */
+	json_t *byseq; /* seq -> generation, of records with index_generation */
+};
+
+static int audited_add(struct audited *a, json_t *v)
+{
+	if (!json_is_integer(v))
+		return 0;
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 64;
+		uint64_t *nv = realloc(a->ids, ncap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		a->ids = nv;
+		a->cap = ncap;
+	}
+	a->ids[a->n++] = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int audited_line(uint64_t lineno, json_t *o, void *arg)
+{
+	struct audited *a = arg;
+	const char *ev = json_string_value(json_object_get(o, "event"));
+	char seq[24];
+
+	if (ev && (!strcmp(ev, "INDEX_COMMIT_LOST") || !strcmp(ev, "INDEX_COMMIT_FAILED"))) {
+		snprintf(seq, sizeof(seq), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(o, "for_seq")));
+		return json_object_set_new(a->lost, seq, json_true()) < 0 ? -ENOMEM : 0;
+	}
+	if (json_object_get(o, "index_generation")) {
+		snprintf(seq, sizeof(seq), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(o, "seq")));
+		return json_object_set(a->byseq, seq, json_object_get(o, "index_generation")) < 0
+			       ? -ENOMEM
+			       : 0;
+	}
+	return audited_add(a, json_object_get(o, "generation"));
+}
+
+static int u64cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Every generation made since audited commits began has a record naming it
+ * (issue 10 #4): one without is a change nobody recorded. */
+static int check_audited(struct fsck *f, const uint64_t *ids, size_t n)
+{
+	_cleanup_free_ char *floor_s = NULL;
+	struct audited a = {.lost = json_object(), .byseq = json_object()};
+	uint64_t floor;
+	const char *k;
+	json_t *v;
+	int r = ag_meta_get(f->s, "audit_floor", &floor_s);
+
+	if (r == -ENOENT || (r == 0 && parse_u64(floor_s, 0, UINT64_MAX, &floor) < 0))
+		r = 0, floor = UINT64_MAX; /* no audited commit yet: nothing to check */
+	if (r == 0 && floor != UINT64_MAX && (!a.lost || !a.byseq))
+		r = -ENOMEM;
+	if (r == 0 && floor != UINT64_MAX)
+		r = ag_audit_foreach(f->s, audited_line, &a);
+	json_object_foreach(a.byseq, k, v)
+	{
+		if (r == 0 && !json_object_get(a.lost, k))
+			r = audited_add(&a, v);
+	}
+	if (r == 0 && a.n)
+		qsort(a.ids, a.n, sizeof(*a.ids), u64cmp);
+	for (size_t i = 0; r == 0 && floor != UINT64_MAX && i < n; i++)
+		if (ids[i] > floor &&
+		    !(a.n && bsearch(&ids[i], a.ids, a.n, sizeof(*a.ids), u64cmp)))
+			problem(f, &f->nunaudited,
+				json_pack("{s:s,s:I,s:s}", "kind", "unaudited", "generation",
+					  (json_int_t)ids[i], "detail",
+					  "no audit record names this generation"));
+	free(a.ids);
+	json_decref(a.lost);
+	json_decref(a.byseq);
+	return r;
+}
+
 static int check_gens(struct fsck *f, const struct present *recs)
 {
 	_cleanup_free_ uint64_t *ids = NULL;
@@ -209,14 +337,20 @@ static int check_gens(struct fsck *f, const struct present *recs)
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		_cleanup_gen_ ag_gen *g = NULL;
-		r = ag_gen_get(f->s, ids[i], &g);
-		if (r == -ENOENT) {
-			r = 0;
+		int rg = ag_gen_get(f->s, ids[i], &g);
+		if (rg == -ENOENT)
+			continue;
+		if (rg < 0) { /* one damaged generation does not stop the check */
+			problem(f, &f->ncorrupt,
+				json_pack("{s:s,s:I,s:s}", "kind", "corrupt", "generation",
+					  (json_int_t)ids[i], "detail", ag_strerror(rg)));
 			continue;
 		}
-		for (size_t j = 0; r >= 0 && j < g->nmodels; j++)
+		for (size_t j = 0; j < g->nmodels; j++)
 			check_model(f, recs, g, &g->models[j]);
 	}
+	if (r >= 0)
+		r = check_audited(f, ids, n);
 	return r;
 }
 
@@ -224,7 +358,7 @@ static int check_gens(struct fsck *f, const struct present *recs)
 static int structure(struct fsck *f)
 {
 	struct present recs = {0};
-	int r = ag_blob_foreach(f->s, present_add, &recs);
+	int r = ag_blob_foreach_all(f->s, present_add, &recs);
 
 	if (r >= 0)
 		qsort(recs.d, recs.n, sizeof(ag_digest), dcmp);
@@ -241,12 +375,17 @@ static json_t *summary(const struct fsck *f, int64_t now)
 	char tm[TOOL_TIME_LEN];
 
 	fmt_time(now, tm);
-	return json_pack("{s:s,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "time", tm, "time_unix",
-			 (json_int_t)now, "ok", json_array_size(f->problems) == 0, "objects",
-			 (json_int_t)f->nrecs, "bytes", (json_int_t)f->total_bytes, "corrupt",
-			 (json_int_t)f->ncorrupt, "missing", (json_int_t)f->nmissing, "stray",
-			 (json_int_t)f->nstray, "dangling", (json_int_t)f->ndangling, "recorded",
-			 f->locked);
+	json_t *o = json_pack("{s:s,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "time", tm, "time_unix",
+			      (json_int_t)now, "ok", json_array_size(f->problems) == 0, "objects",
+			      (json_int_t)f->nrecs, "bytes", (json_int_t)f->total_bytes, "corrupt",
+			      (json_int_t)f->ncorrupt, "missing", (json_int_t)f->nmissing, "stray",
+			      (json_int_t)f->nstray, "dangling", (json_int_t)f->ndangling,
+			      "recorded", f->locked);
+	if (o) {
+		json_object_set_new(o, "unchecked", json_integer((json_int_t)f->nunchecked));
+		json_object_set_new(o, "unaudited", json_integer((json_int_t)f->nunaudited));
+	}
+	return o;
 }
 
 /* Stores the summary as "last_fsck" (writer only). */
@@ -272,6 +411,12 @@ static void print_problem(json_t *p)
 	const char *detail = json_string_value(json_object_get(p, "detail"));
 	json_t *ch = json_object_get(p, "chunk");
 
+	if (strcmp(k, "unaudited") == 0 ||
+	    (json_object_get(p, "generation") && !json_object_get(p, "model"))) {
+		printf("%-8s  generation %" JSON_INTEGER_FORMAT ": %s\n", k,
+		       json_integer_value(json_object_get(p, "generation")), detail);
+		return;
+	}
 	if (strcmp(k, "dangling") == 0) {
 		printf("dangling  generation %" JSON_INTEGER_FORMAT " model %s: %s %s: %s\n",
 		       json_integer_value(json_object_get(p, "generation")),
@@ -295,14 +440,33 @@ static void report(const struct fsck *f)
 	json_array_foreach(f->problems, i, p) print_problem(p);
 	fmt_size(f->total_bytes, sz);
 	printf("fsck: %zu objects (%s) checked with %u jobs: %zu corrupt, %zu missing, %zu stray, "
-	       "%zu dangling\n",
+	       "%zu dangling",
 	       f->nrecs, sz, f->jobs, f->ncorrupt, f->nmissing, f->nstray, f->ndangling);
+	if (f->nunchecked)
+		printf(", %zu could not be checked", f->nunchecked);
+	if (f->nunaudited)
+		printf(", %zu generation%s without an audit record", f->nunaudited,
+		       f->nunaudited == 1 ? "" : "s");
+	printf("\n");
 	if (f->locked)
 		return;
 	printf("fsck: %s: stray and dangling checks were skipped and the result was not "
 	       "recorded as last_fsck\n",
 	       f->lock_err == -AG_ELOCKED ? "another writer held the store lock"
 					  : ag_strerror(f->lock_err));
+}
+
+/* No more hashing threads than LMDB reader slots allow: each holds one
+ * while it loads a table page, and the mounts need theirs.  Half of the
+ * free slots at most. */
+static void fit_jobs(struct fsck *f)
+{
+	unsigned nfree = 0;
+
+	if (ag_store_readers_free(f->s, &nfree) < 0)
+		return;
+	if (f->jobs > nfree / 2)
+		f->jobs = nfree / 2 ? nfree / 2 : 1;
 }
 
 /* Phase 1, without the lock: every object re-hashed. */
@@ -313,9 +477,10 @@ static int phase_hash(struct fsck *f)
 
 	if (r > 0)
 		return r;
-	r = ag_blob_foreach(f->s, collect, f);
+	r = ag_blob_foreach_all(f->s, collect, f);
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot list the blobs of %s", t->store_path);
+	fit_jobs(f);
 	hash_all(f);
 	ag_store_close(TAKE_PTR(f->s)); /* one LMDB environment per process at a time */
 	return EX_AG_OK;
@@ -367,7 +532,9 @@ static const char fsck_usage[] =
 	"Usage: agstore [--store DIR] [--operator NAME] [--json] fsck [--jobs N]\n"
 	"Re-hash every object (SHA-256 and chunk table) with N threads (default:\n"
 	"all cores); report corrupt, missing and stray objects and generations that\n"
-	"name blobs without a record.  Exit status 1 on any problem.  The result is\n"
+	"name blobs without a record.  An object that could not be checked (no\n"
+	"memory, a damaged index) is reported as such, never as corrupt.  Exit\n"
+	"status 1 on any problem.  The result is\n"
 	"recorded (agstore status shows it) and written to the audit log.\n";
 
 int cmd_fsck(struct tool *t, int argc, char **argv)
@@ -387,6 +554,7 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 	if (argc != optind)
 		return tool_fail(t, EX_AG_USAGE, "fsck takes no operand (see agstore fsck --help)");
 	f.problems = json_array();
+	f.badrecs = json_array();
 	r = phase_hash(&f);
 	if (r == EX_AG_OK)
 		r = phase_check(&f, &sum);
@@ -400,6 +568,7 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 			      json_array_size(f.problems) == 1 ? "" : "s", t->store_path);
 	ag_store_close(f.s);
 	json_decref(f.problems);
+	json_decref(f.badrecs);
 	free(f.recs);
 	return r;
 }

@@ -97,7 +97,8 @@ int tool_exit_code(int err)
 	case AG_ECORRUPT:
 	case AG_EBADNAME:
 	case AG_ECHAIN:
-	case EIO: /* a chunk that does not match its hash */
+	case AG_EINDEX: /* the index is damaged */
+	case EBADMSG:	/* a chunk that does not match its hash */
 	case ENOENT:
 	case EEXIST:
 	case EBUSY:

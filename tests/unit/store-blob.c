@@ -133,20 +133,20 @@ static void test_corruption(void)
 		bool touches = off < cs * 6 && off + len > cs * 5;
 		ssize_t n = ag_blob_pread(b, back, len, off, &bad);
 		if (touches) {
-			bad_reads += n == -EIO && bad == 5;
-			wrong += n != -EIO;
+			bad_reads += n == -EBADMSG && bad == 5;
+			wrong += n != -EBADMSG;
 		} else {
 			good_reads += n == (ssize_t)len && !memcmp(back, buf + off, len);
 			wrong += n != (ssize_t)len;
 		}
 	}
 	ok(bad_reads > 0 && wrong == 0,
-	   "every read touching chunk 5 fails with -EIO naming it (%d)", bad_reads);
+	   "every read touching chunk 5 fails with -EBADMSG naming it (%d)", bad_reads);
 	ok(good_reads > 0, "every other range still reads correctly (%d)", good_reads);
 	uint64_t badc = 0;
-	is_int(ag_blob_verify_full(b, &badc), -EIO, "full verification fails");
+	is_int(ag_blob_verify_full(b, &badc), -EBADMSG, "full verification fails");
 	is_int(badc, 5, "and names chunk 5");
-	is_int(ag_object_check(s, &bi, &badc), -EIO, "object check finds it too");
+	is_int(ag_object_check(s, &bi, &badc), -EBADMSG, "object check finds it too");
 	ag_blob_close(b);
 
 	/* A truncated object is refused at open. */
@@ -282,7 +282,7 @@ static void test_table_pages(void)
 	ok(ag_blob_pread(b, back, 4096, (uint64_t)cs * 10, NULL) == 4096 &&
 		   !memcmp(back, buf + cs * 10, 4096),
 	   "page 0 still verifies");
-	is_int(ag_blob_pread(b, back, 4096, (uint64_t)cs * 1500, &bad), -EIO,
+	is_int(ag_blob_pread(b, back, 4096, (uint64_t)cs * 1500, &bad), -EBADMSG,
 	       "a read covered by the tampered page fails");
 	is_int(bad, 1500, "naming the chunk");
 	ok(ag_blob_pread(b, back, 4096, (uint64_t)cs * 2100, NULL) == 4096 &&
