@@ -3,6 +3,7 @@
 #   make check                build and run every test under prove
 #   make check SANITIZE=address,undefined   the same under ASan/UBSan (own build dir)
 #   make install PREFIX=/usr DESTDIR=...
+#   make deb                  Debian packages into $(DEBDIR)/ (built in a temporary copy)
 #   make demo | demo-clean | bench | fuzz | format | format-check | clean
 
 PREFIX   ?= /usr/local
@@ -11,6 +12,9 @@ SBINDIR  ?= $(PREFIX)/sbin
 MANDIR   ?= $(PREFIX)/share/man
 DATADIR  ?= $(PREFIX)/share/agfs
 CC       ?= cc
+# The one version string of every program (--version); debian/changelog's
+# upstream version must match it (tests/t5300-deb.sh checks).
+VERSION  ?= 0.1.0
 FUZZ_CC  ?= clang
 SANITIZE ?=
 
@@ -30,7 +34,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes \
         -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -D_FORTIFY_SOURCE=2 \
-        -DFUSE_USE_VERSION=314 $(WARN) $(CFLAGS) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP
+        -DFUSE_USE_VERSION=314 -DAGFS_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 LIBS := $(PKG_LIBS) -lpthread
 
@@ -45,7 +49,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: deps all check unit install uninstall demo demo-clean bench fuzz clean format format-check
+.PHONY: deps all check unit install uninstall deb demo demo-clean bench fuzz clean format format-check
 
 # Each program directory: main.c is the program, the rest is its library
 # (so unit tests and fuzzers can call its parsers directly).
@@ -161,6 +165,24 @@ install: all
 	install -d $(DESTDIR)$(DATADIR)
 	cp -R contrib $(DESTDIR)$(DATADIR)/
 	sed -i 's|/usr/sbin/agfs|$(SBINDIR)/agfs|' $(DESTDIR)$(DATADIR)/contrib/systemd/agfs.service
+
+# Debian packages (debian/): dpkg-buildpackage in a temporary copy of the
+# tracked files, so the source tree gets no debian/agfs/, stamps or ../*.deb;
+# the .deb, .buildinfo and .changes land in $(DEBDIR).
+DEBDIR ?= $(BUILD)/deb
+deb:
+	@command -v dpkg-buildpackage >/dev/null || { echo "make deb: needs dpkg-buildpackage and debhelper (contrib/install-deps.sh installs them)" >&2; exit 1; }
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/agfs-deb.XXXXXX"); trap 'rm -rf "$$tmp"' EXIT; \
+	    mkdir -p "$$tmp/agfs-$(VERSION)" "$(DEBDIR)"; \
+	    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	        git ls-files -z | xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+	            tar --null -T - -cf - | tar -xf - -C "$$tmp/agfs-$(VERSION)"; \
+	    else \
+	        tar --exclude='./build*' --exclude=./demo --exclude=./node_modules -cf - . | tar -xf - -C "$$tmp/agfs-$(VERSION)"; \
+	    fi; \
+	    (cd "$$tmp/agfs-$(VERSION)" && dpkg-buildpackage -us -uc -b $(DEB_FLAGS)); \
+	    cp "$$tmp"/*.deb "$$tmp"/*.buildinfo "$$tmp"/*.changes "$(DEBDIR)/"; \
+	    ls "$(DEBDIR)"/*.deb
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/agimport $(DESTDIR)$(BINDIR)/agstore $(DESTDIR)$(SBINDIR)/agfs \

@@ -136,6 +136,7 @@ static const struct option long_opts[] = {
 	{"no-signature", no_argument, NULL, OPT_NO_SIG},
 	{"ollama-dir", required_argument, NULL, OPT_OLLAMA},
 	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -210,6 +211,9 @@ static int set_opt(struct run *rn, int c, const char *arg, const char **sha_file
 		o->ollama_dir = true;
 		rn->source = arg;
 		return 0;
+	case 'V':
+		printf("agimport (agfs) %s\n", AGFS_VERSION);
+		exit(0);
 	case 'h':
 		usage(stdout);
 		exit(0);

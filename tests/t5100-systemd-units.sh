@@ -40,10 +40,40 @@ ok $? "systemd-analyze verify accepts ollama.service with the agfs.conf drop-in"
 prop() { grep -qxF "$2" "$1"; }
 prop "$C/systemd/agfs.service" "Type=notify"
 ok $? "agfs.service is Type=notify (agfs sends READY=1 once the mount answers)"
-grep -qE '^ExecStart=/usr/sbin/agfs -f .*/var/lib/agfs /var/lib/ollama/models$' "$C/systemd/agfs.service"
-ok $? "agfs.service mounts /var/lib/agfs at /var/lib/ollama/models in the foreground"
-grep -qE '^ExecStop=/usr/bin/fusermount3 -u /var/lib/ollama/models$' "$C/systemd/agfs.service"
+prop "$C/systemd/agfs.service" 'ExecStart=/usr/sbin/agfs -f $AGFS_OPTIONS ${AGFS_STORE} ${AGFS_MOUNTPOINT}'
+ok $? "agfs.service runs agfs in the foreground with the store, mount point and options of agfs.conf"
+prop "$C/systemd/agfs.service" 'ExecStop=/usr/bin/fusermount3 -u ${AGFS_MOUNTPOINT}'
 ok $? "agfs.service unmounts on stop"
+prop "$C/systemd/agfs.service" "EnvironmentFile=-/etc/agfs/agfs.conf"
+ok $? "agfs.service reads /etc/agfs/agfs.conf (optional)"
+bad=$(grep -E '^Exec' "$C/systemd/agfs.service" | grep -E '/var/lib/(agfs|ollama)')
+is "$bad" "" "no command line of agfs.service hard-codes the store or the mount point"
+
+# The unit's command line as systemd expands it: "${VAR}" is one word,
+# "$VAR" is split on spaces.  Expanded with the unit's Environment= defaults,
+# then with contrib/agfs.conf (which must give the same: today's defaults).
+unit_env() { # unit_env FILE: the Environment= assignments as shell lines
+	sed -n 's/^Environment=//p' "$1" | grep -v OLLAMA | xargs -n1 printf '%s\n' | sed 's/=\(.*\)/="\1"/'
+}
+expand_exec() { # expand_exec ENVFILE...: the ExecStart= words, one a line
+	(
+		set -a
+		for f; do . "$f"; done
+		line=$(sed -n 's/^ExecStart=//p' "$C/systemd/agfs.service")
+		line=${line//\$\{AGFS_STORE\}/\"\$AGFS_STORE\"}
+		line=${line//\$\{AGFS_MOUNTPOINT\}/\"\$AGFS_MOUNTPOINT\"}
+		eval "set -- $line"
+		printf '%s\n' "$@"
+	)
+}
+unit_env "$C/systemd/agfs.service" >"$T/unit.env"
+want=$(printf '%s\n' /usr/sbin/agfs -f -o allow_other /var/lib/agfs /var/lib/ollama/models)
+is "$(expand_exec "$T/unit.env")" "$want" \
+	"the unit's defaults give today's command: agfs -f -o allow_other /var/lib/agfs /var/lib/ollama/models"
+is "$(expand_exec "$T/unit.env" "$C/agfs.conf")" "$want" "contrib/agfs.conf gives the same command"
+printf 'AGFS_OPTIONS=\n' >"$T/empty.conf"
+is "$(expand_exec "$T/unit.env" "$T/empty.conf" | tr '\n' ' ')" "/usr/sbin/agfs -f /var/lib/agfs /var/lib/ollama/models " \
+	"an empty AGFS_OPTIONS drops the options, not the store"
 prop "$C/systemd/agfs.service" "NoNewPrivileges=yes"
 ok $? "agfs.service sets NoNewPrivileges"
 prop "$C/systemd/agfs.service" "CapabilityBoundingSet=CAP_SYS_ADMIN"
@@ -103,6 +133,21 @@ else
 	ok $? "mount.agfs mounts a store with the fstab line's options ($opts)" ||
 		sed 's/^/# /' "$T/out"
 	mountpoint -q "$T/mnt" && fusermount3 -u "$T/mnt"
+
+	# The unit's ExecStart with an agfs.conf naming this store and mount point.
+	printf 'AGFS_STORE=%s\nAGFS_MOUNTPOINT=%s\nAGFS_OPTIONS="-o allow_other,verify=full"\n' \
+		"$T/store" "$T/umnt" >"$T/site.conf"
+	mapfile -t cmd < <(expand_exec "$T/unit.env" "$T/site.conf")
+	cmd[0]=$AGFS
+	mkdir -p "$T/umnt"
+	_mounts+=("$T/umnt")
+	"${cmd[@]}" >"$T/out" 2>&1 &
+	for _ in $(seq 100); do mountpoint -q "$T/umnt" && break; sleep 0.1; done
+	[ -f "$T/umnt/manifests/registry.ollama.ai/library/tiny/latest" ]
+	ok $? "the unit's command line with an agfs.conf mounts that store at that mount point" ||
+		sed 's/^/# /' "$T/out"
+	mountpoint -q "$T/umnt" && fusermount3 -u "$T/umnt"
+	wait
 fi
 
 if command -v logrotate >/dev/null; then

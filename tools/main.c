@@ -69,7 +69,8 @@ static int global_options(struct tool *t, int argc, char **argv)
 			return EX_AG_OK;
 		}
 		if (c == 'V') {
-			printf("agstore (agfs) store format %d\n", AG_FORMAT_VERSION);
+			printf("agstore (agfs) %s, store format %d\n", AGFS_VERSION,
+			       AG_FORMAT_VERSION);
 			return EX_AG_OK;
 		}
 		if (r < 0)

@@ -1,0 +1,90 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The Debian package (issue 14): `make deb` builds it with dpkg-buildpackage
+# in a temporary copy, leaving the source tree as it was; the .deb holds the
+# programs, man pages, agfs.service, the Ollama drop-in, /etc/agfs/agfs.conf
+# as a conffile, logrotate and /var/log/agfs; its maintainer scripts never
+# start, enable or mount anything and never touch a store; the installed unit
+# passes systemd-analyze verify with the installed agfs; lintian finds
+# nothing at its default level.
+. "$(dirname "$0")/lib.sh"
+
+need_cmd dpkg-buildpackage dpkg-deb git
+command -v dh >/dev/null || skip_all "needs debhelper (dh) to build the package (contrib/install-deps.sh installs it)"
+(cd "$SRC_DIR" && dpkg-checkbuilddeps) >"$T/deps" 2>&1 ||
+	skip_all "build dependencies missing: $(sed -n 's/.*Unmet build dependencies: //p' "$T/deps")"
+git -C "$SRC_DIR" rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
+	skip_all "the source is not a git checkout (make deb copies the tracked files)"
+
+version=$(sed -n 's/^VERSION *?= *//p' "$SRC_DIR/Makefile")
+deb_version=$(sed -n '1s/^agfs (\([^)]*\)).*/\1/p' "$SRC_DIR/debian/changelog")
+is "$deb_version" "$version" "debian/changelog's version is the Makefile's VERSION ($version)"
+
+before=$(git -C "$SRC_DIR" status --porcelain --ignored -- debian)
+status_before=$(git -C "$SRC_DIR" status --porcelain)
+make -s -C "$SRC_DIR" deb DEBDIR="$T/debs" >"$T/build.log" 2>&1
+ok $? "make deb builds the package" || tail -30 "$T/build.log" | sed 's/^/# /'
+DEB=$(ls "$T"/debs/agfs_*_*.deb 2>/dev/null | head -1)
+[ -f "$DEB" ] || bail "no agfs_*.deb in $T/debs"
+is "$(git -C "$SRC_DIR" status --porcelain --ignored -- debian)" "$before" \
+	"the build leaves nothing under debian/ in the source tree"
+is "$(git -C "$SRC_DIR" status --porcelain)" "$status_before" \
+	"git status of the source tree is unchanged by the build"
+
+# --- the files ---
+R=$T/root
+dpkg-deb -x "$DEB" "$R" || bail "dpkg-deb -x failed"
+dpkg-deb -e "$DEB" "$T/ctl" || bail "dpkg-deb -e failed"
+missing=
+for f in usr/sbin/agfs usr/bin/agimport usr/bin/agstore usr/sbin/mount.agfs usr/sbin/mount.fuse.agfs \
+	usr/share/man/man8/agfs.8.gz usr/share/man/man8/agimport.8.gz usr/share/man/man8/agstore.8.gz \
+	lib/systemd/system/agfs.service usr/share/agfs/ollama.service.d/agfs.conf \
+	etc/agfs/agfs.conf etc/logrotate.d/agfs usr/share/doc/agfs/copyright; do
+	[ -e "$R/$f" ] || [ -L "$R/$f" ] || missing="$missing $f"
+done
+is "$missing" "" "the package holds the programs, man pages, unit, drop-in, agfs.conf and logrotate"
+[ -d "$R/var/log/agfs" ]
+ok $? "the package creates /var/log/agfs"
+is "$(sort "$T/ctl/conffiles" | tr '\n' ' ')" "/etc/agfs/agfs.conf /etc/logrotate.d/agfs " \
+	"/etc/agfs/agfs.conf and the logrotate file are conffiles"
+cmp -s "$R/etc/agfs/agfs.conf" "$SRC_DIR/contrib/agfs.conf" &&
+	cmp -s "$R/usr/share/agfs/ollama.service.d/agfs.conf" "$SRC_DIR/contrib/systemd/ollama.service.d/agfs.conf"
+ok $? "agfs.conf and the drop-in are the shipped ones"
+[ ! -e "$R/etc/systemd" ] && [ ! -e "$R/lib/systemd/system/ollama.service.d" ]
+ok $? "nothing is enabled by the package: no /etc/systemd links, the Ollama drop-in is not active"
+"$R/usr/bin/agstore" --version >"$T/v" 2>&1 && grep -q "$version" "$T/v"
+ok $? "the packaged agstore runs and reports version $version" || sed 's/^/# /' "$T/v"
+
+# --- the maintainer scripts: no start, no enable, no mount, no store ---
+scripts=$(ls "$T/ctl" | grep -E '^(pre|post)(inst|rm)$')
+bad=$(cat /dev/null $(printf "$T/ctl/%s " $scripts) |
+	grep -nE 'deb-systemd-invoke|systemctl (start|restart|enable)|\bmount\b|fusermount|/var/lib/agfs|agimport|agstore' |
+	grep -v 'deb-systemd-invoke stop' || true)
+is "$bad" "" "the maintainer scripts ($(echo $scripts)) start, enable and mount nothing and leave the store alone"
+grep -q "was-enabled 'agfs.service'" "$T/ctl/postinst"
+ok $? "postinst re-enables agfs.service only if the admin had enabled it"
+
+# --- the installed unit ---
+if command -v systemd-analyze >/dev/null; then
+	U=$T/units
+	mkdir -p "$U"
+	sed -e "s|/usr/sbin/agfs|$R/usr/sbin/agfs|" -e "s|/etc/agfs/agfs.conf|$R/etc/agfs/agfs.conf|" \
+		"$R/lib/systemd/system/agfs.service" >"$U/agfs.service"
+	printf '[Unit]\nDescription=Ollama stand-in\n[Service]\nExecStart=/bin/true\n' >"$U/ollama.service"
+	(cd "$U" && systemd-analyze verify --man=no agfs.service) >"$T/out" 2>&1 && ! [ -s "$T/out" ]
+	ok $? "systemd-analyze verify accepts the installed unit with the installed agfs" ||
+		sed 's/^/# /' "$T/out"
+else
+	skip "systemd-analyze is not installed"
+fi
+
+if command -v lintian >/dev/null; then
+	lintian --allow-root "$T"/debs/agfs_*.changes >"$T/lintian" 2>&1
+	ok $? "lintian runs over the package" || sed 's/^/# /' "$T/lintian"
+	! grep -qE '^[EW]: ' "$T/lintian"
+	ok $? "lintian reports no error and no warning" || sed 's/^/# /' "$T/lintian"
+else
+	skip "lintian is not installed"
+fi
+
+done_testing
