@@ -25,6 +25,9 @@ static const char usage[] =
 	"  fsck [--jobs N]          re-hash every object, report problems\n"
 	"  audit [--since TIME]     print the audit log;  audit verify: check its chain\n"
 	"  status [--max-age DAYS] [--mount DIR]  staleness, last fsck, audit chain, mount\n"
+	"  diff A B                 models generation B adds, removes, changes vs A\n"
+	"  log                      which generation was current when (audit log)\n"
+	"  export GEN DIR           write GEN as a plain Ollama models directory\n"
 	"\n"
 	"Options (also accepted after the command):\n"
 	"  --store DIR       the store (default $AGFS_STORE, else /var/lib/agfs)\n"
@@ -44,6 +47,7 @@ static const struct command commands[] = {
 	{"show", cmd_show},	    {"cat", cmd_cat},	  {"activate", cmd_activate},
 	{"rollback", cmd_rollback}, {"rm", cmd_rm},	  {"gc", cmd_gc},
 	{"fsck", cmd_fsck},	    {"audit", cmd_audit}, {"status", cmd_status},
+	{"diff", cmd_diff},	    {"log", cmd_log},	  {"export", cmd_export},
 };
 
 static const struct command *find_command(const char *name)
