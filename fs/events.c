@@ -277,6 +277,32 @@ void event_verify_failure(struct fs_ctx *c, const struct node *n, uint64_t chunk
 	write_record(c, "VERIFY_FAILURE", f);
 }
 
+/* At most ERROR_LINES "cannot be read" lines a minute in all (blobs differ). */
+#define ERROR_LINES 20
+static bool error_budget(struct fs_ctx *c)
+{
+	static int64_t since;
+	static unsigned lines, dropped;
+	int64_t now = time(NULL);
+	unsigned was_dropped = 0;
+	pthread_mutex_lock(&c->ev_lock);
+	if (now - since >= FAILURE_QUIET_S) {
+		was_dropped = dropped;
+		since = now;
+		lines = dropped = 0;
+	}
+	bool ok = lines < ERROR_LINES;
+	if (ok)
+		lines++;
+	else
+		dropped++;
+	pthread_mutex_unlock(&c->ev_lock);
+	if (was_dropped)
+		syslog(LOG_ERR, "%u more store errors in the last minute were not logged",
+		       was_dropped);
+	return ok;
+}
+
 /*
  * "Could not check": out of memory, LMDB's reader table full, a disk error.
  * Not a verdict on the bytes: LOG_ERR once a minute per blob and error, no
@@ -290,7 +316,7 @@ void event_store_error(struct fs_ctx *c, const struct node *n, int err)
 	const ag_digest *d = n && n->kind == N_BLOB ? &n->digest : &none;
 	bool index = err == -AG_EINDEX;
 	uint64_t key = ((uint64_t)(unsigned)-err << 2) | (index ? LIM_INDEX : LIM_ERROR);
-	if (limited(c, index ? &none : d, key, FAILURE_QUIET_S))
+	if (limited(c, index ? &none : d, key, FAILURE_QUIET_S) || !error_budget(c))
 		return;
 	if (d != &none)
 		ag_digest_hex(d, hex);

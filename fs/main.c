@@ -57,7 +57,8 @@ struct args {
 
 static int parse_args(int argc, char **argv, struct args *a, struct fs_options *o)
 {
-	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "fdo:h", longopts, NULL)) != -1) {
 		_cleanup_free_ char *bad = NULL;
@@ -73,6 +74,9 @@ static int parse_args(int argc, char **argv, struct args *a, struct fs_options *
 				return die(EXIT_USAGE, "-o %s: unknown option or bad value \"%s\"",
 					   optarg, bad ? bad : "?");
 			break;
+		case 'V':
+			printf("agfs %s\n", AGFS_VERSION);
+			exit(0);
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -120,6 +124,11 @@ static int open_store(struct fs_ctx *c)
 		return die(EXIT_REFUSED,
 			   "%s: generation %" PRIu64 " does not exist; refusing to mount",
 			   c->store_path, c->opt.generation);
+	if (r == -AG_EINDEX)
+		return die(EXIT_REFUSED,
+			   "%s: the store's index (index/data.mdb) is damaged; refusing to mount "
+			   "(run agstore fsck)",
+			   c->store_path);
 	if (r < 0)
 		return die(-r >= AG_EBASE ? EXIT_REFUSED : EXIT_SYSTEM,
 			   "%s: cannot read its generations (%s); refusing to mount", c->store_path,

@@ -189,13 +189,29 @@ static struct node *file_get(struct fs_tree *t, const ag_digest *d, uint64_t siz
 	return n;
 }
 
-/* The attributes the store records for a blob, else what the manifest says. */
-static struct node *blob_file(struct fs_tree *t, ag_store *s, const ag_layer *l, int64_t fallback)
+/* The attributes the store records for a blob, else what the manifest says.
+ * A record that cannot be read (a damaged index) is an error, not a fallback. */
+static int blob_attrs(ag_store *s, const ag_digest *d, uint64_t *size, int64_t *created)
 {
 	ag_blob_info bi;
-	if (ag_blob_lookup(s, &l->digest, &bi) == 0)
-		return file_get(t, &l->digest, bi.size, bi.created);
-	return file_get(t, &l->digest, l->size, fallback);
+	int r = ag_blob_lookup(s, d, &bi);
+	if (r == 0) {
+		*size = bi.size;
+		*created = bi.created;
+	}
+	return r == -ENOENT ? 0 : r;
+}
+
+static int blob_file(struct fs_tree *t, ag_store *s, const ag_layer *l, int64_t fallback,
+		     struct node **out)
+{
+	uint64_t size = l->size;
+	int64_t created = fallback;
+	int r = blob_attrs(s, &l->digest, &size, &created);
+	if (r < 0)
+		return r;
+	*out = file_get(t, &l->digest, size, created);
+	return *out ? 0 : -ENOMEM;
 }
 
 /* ---------- building one generation's manifests/ and blobs/ ---------- */
@@ -251,11 +267,12 @@ static int add_manifest(struct fs_tree *t, ag_store *s, struct node *top, const 
 	}
 	if (find_child(dir, parts[3], lens[3]))
 		return -EEXIST;
-	ag_layer ml = {.digest = m->manifest, .size = m->manifest_size};
-	ag_blob_info bi;
-	struct node *f = ag_blob_lookup(s, &m->manifest, &bi) == 0
-				 ? file_get(t, &ml.digest, bi.size, m->added)
-				 : file_get(t, &ml.digest, ml.size, m->added);
+	uint64_t size = m->manifest_size;
+	int64_t created;
+	int r = blob_attrs(s, &m->manifest, &size, &created);
+	if (r < 0)
+		return r;
+	struct node *f = file_get(t, &m->manifest, size, m->added);
 	return f ? add_child(dir, parts[3], lens[3], f) : -ENOMEM;
 }
 
@@ -264,9 +281,10 @@ static int add_blob(struct fs_tree *t, ag_store *s, struct node *dir, const ag_l
 {
 	char name[8 + AG_HEX_LEN] = "sha256-";
 	ag_digest_hex(&l->digest, name + 7);
-	struct node *f = blob_file(t, s, l, mtime);
-	if (!f)
-		return -ENOMEM;
+	struct node *f;
+	int r = blob_file(t, s, l, mtime, &f);
+	if (r < 0)
+		return r;
 	if (l->media_type && !strcmp(l->media_type, MODEL_MEDIA))
 		f->is_model = true;
 	return add_child(dir, name, strlen(name), f);
@@ -313,10 +331,10 @@ static int build_ollama(struct fs_tree *t, ag_store *s, const ag_gen *g, struct 
 	for (size_t i = 0; i < g->nmodels; i++) {
 		const ag_model *m = &g->models[i];
 		int r = add_manifest(t, s, man, m, m->added ? m->added : g->created);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0)
+		if (r == -AG_EBADNAME || r == -EEXIST)
 			continue; /* a name the store should never hold; leave it out */
+		if (r < 0)
+			return r;
 		if ((r = add_blob(t, s, blobs, &m->config, g->created)) < 0)
 			return r;
 		for (size_t j = 0; j < m->nlayers; j++)

@@ -182,7 +182,9 @@ static void *watch_main(void *arg)
 			break;
 		struct change ch;
 		int r = refresh(c, &ch);
-		if (r < 0 && r != last_err)
+		if (r == -AG_EINDEX)
+			event_store_error(c, NULL, r); /* an alert, once a minute */
+		else if (r < 0 && r != last_err)
 			syslog(LOG_ERR, "cannot read the generations of %s: %s", c->store_path,
 			       ag_strerror(r));
 		last_err = r;
