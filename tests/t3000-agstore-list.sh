@@ -150,8 +150,9 @@ run_fail "$AGSTORE"
 is "$rc" 2 "no command exits 2"
 run_fail "$AGSTORE" --store "$T/nowhere" ls
 is "$rc" 1 "a store that does not exist: exit 1"
-grep -q "^agstore: cannot open the store $T/nowhere: " "$T/err" && [ "$(wc -l <"$T/err")" = 1 ]
-ok $? "one sentence naming the store"
+grep -q "^agstore: $T/nowhere is not an agfs store (it does not exist): create one with \`agstore --store $T/nowhere init\`" "$T/err" &&
+	grep -q "AGFS_STORE" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ]
+ok $? "one sentence naming the store and how to create one (--store, AGFS_STORE, agstore init)"
 AGFS_STORE=$S "$AGSTORE" ls | grep -q llama3
 ok $? "\$AGFS_STORE selects the store"
 

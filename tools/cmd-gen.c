@@ -148,10 +148,14 @@ static int rm_names(struct tool *t, const ag_gen *cur, int n, char **args, char 
 		int r = ag_name_parse(args[i], strlen(args[i]), &paths[i]);
 		if (r < 0)
 			return tool_fail(t, EX_AG_USAGE, "'%s' is not a model name", args[i]);
-		if (!ag_gen_find(cur, paths[i]))
+		if (!ag_gen_find(cur, paths[i])) {
+			_cleanup_free_ char *have = gen_names_list(cur, 20);
 			return tool_fail(t, EX_AG_PROBLEM,
-					 "the current generation %" PRIu64 " of %s has no model %s",
-					 cur->id, t->store_path, args[i]);
+					 "the current generation %" PRIu64
+					 " of %s has no model %s (it has: %s)",
+					 cur->id, t->store_path, args[i],
+					 have && *have ? have : "none");
+		}
 	}
 	return EX_AG_OK;
 }

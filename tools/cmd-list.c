@@ -337,9 +337,12 @@ int cmd_show(struct tool *t, int argc, char **argv)
 		return tool_fail_err(t, r, "cannot read generation %" PRIu64 " of %s", id,
 				     t->store_path);
 	m = ag_gen_find(g, name);
-	if (!m)
-		return tool_fail(t, EX_AG_PROBLEM, "generation %" PRIu64 " of %s has no model %s",
-				 g->id, t->store_path, argv[optind]);
+	if (!m) {
+		_cleanup_free_ char *have = gen_names_list(g, 20);
+		return tool_fail(t, EX_AG_PROBLEM,
+				 "generation %" PRIu64 " of %s has no model %s (it has: %s)", g->id,
+				 t->store_path, argv[optind], have && *have ? have : "none");
+	}
 	r = each_gen(s, show_gens, &(struct show_ctx){name, gens});
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot list the generations of %s", t->store_path);

@@ -134,6 +134,19 @@ int tool_open(struct tool *t, unsigned flags, ag_store **out)
 	}
 	r = ag_store_open(t->store_path, flags, out);
 done:
+	if (r == -ENOENT || r == -AG_ENOTSTORE)
+		return tool_fail(
+			t, EX_AG_PROBLEM,
+			"%s is not an agfs store%s: create one with `agstore --store %s init` "
+			"or by importing a bundle with `agimport --store %s`, or name an "
+			"existing store with --store DIR or AGFS_STORE",
+			t->store_path, r == -ENOENT ? " (it does not exist)" : "", t->store_path,
+			t->store_path);
+	if (r == -EACCES || r == -EPERM)
+		return tool_fail(
+			t, EX_AG_IO,
+			"cannot open the store %s: %s (run as root, or as the store's owner)",
+			t->store_path, ag_strerror(r));
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot open the store %s", t->store_path);
 	return 0;
