@@ -309,6 +309,8 @@ int imp_verify_source(struct imp_source *src, const struct imp_options *o, struc
 		return r;
 	if (!o->ollama_dir && (r = verify_bundle(src, o, ks, res, e, &order)) < 0)
 		return r;
+	if (!o->ollama_dir && (r = imp_delta_check(src, store, res, e)) < 0) /* delta.c */
+		return r;
 	if ((r = imp_verify_models(src, ks, store, res, e)) < 0)
 		return r;
 	if (o->ollama_dir && res->nmodels == 0)
@@ -319,6 +321,8 @@ int imp_verify_source(struct imp_source *src, const struct imp_options *o, struc
 	if ((r = make_label(o, res)) < 0)
 		return imp_fail(e, IMP_IO, r, "", "out of memory");
 	res->report = build_report(src, o, res, order);
+	if (res->report && src->delta)
+		json_object_set_new(res->report, "delta", imp_delta_report(src));
 	if (!res->report)
 		return imp_fail(e, IMP_IO, -ENOMEM, "", "out of memory");
 	return 0;

@@ -138,6 +138,8 @@ struct imp_source {
 	uint64_t meta_bytes;
 	char *ollama_root; /* "" for --ollama-dir, else the tree inside models/ */
 	json_t *skipped;   /* blobs read by name only, never imported */
+	/* a delta bundle's omitted blobs (delta.c) */
+	struct imp_delta *delta;
 };
 
 struct imp_member *imp_member_add(struct imp_source *src, const char *path);
@@ -265,5 +267,20 @@ int imp_copy_artifacts(struct imp_source *src, const char *dir, const char *labe
 void imp_remove_tree(const char *path);
 int imp_transfer_log(const char *path, const char *operator_name, const char *label,
 		     const char *hex);
+
+/* ---------- delta bundles (delta.c) ---------- */
+
+/* bundle.json's signed "delta" (contract 7): every blob in omitted_blobs
+ * must be in store, verified (its object re-hashed), or the bundle is
+ * refused naming the missing ones.  After verify_bundle, before the models. */
+int imp_delta_check(struct imp_source *src, ag_store *store, struct imp_result *res,
+		    struct imp_error *e);
+/* Whether the delta omits blob d of that size and it was found in the store. */
+bool imp_delta_omits(const struct imp_source *src, const ag_digest *d, uint64_t size);
+/* No store to check against (agbundle verify): omitted blobs are taken as
+ * they are listed, and the report says they were not checked. */
+int imp_delta_allow_storeless(struct imp_source *src);
+json_t *imp_delta_report(const struct imp_source *src); /* NULL: not a delta */
+void imp_delta_free(struct imp_delta *d);
 
 #endif

@@ -78,6 +78,7 @@ void imp_source_free(struct imp_source *src)
 	free(src->name);
 	free(src->ollama_root);
 	json_decref(src->skipped);
+	imp_delta_free(src->delta);
 	memset(src, 0, sizeof(*src));
 }
 
