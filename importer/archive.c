@@ -75,9 +75,31 @@ static const char *type_refusal(struct archive_entry *ae)
 	}
 }
 
-static int copy_data(struct archive *a, struct imp_sink *k, struct imp_error *e)
+/* Zeros for a sparse member's holes, counted against IMP_MAX_HOLES. */
+static int write_zeros(struct imp_sink *k, uint64_t n, struct imp_error *e)
 {
-	static const char zeros[4096];
+	static const char zeros[64 * 1024];
+	int r;
+
+	k->src->hole_bytes += n;
+	if (k->src->hole_bytes > IMP_MAX_HOLES)
+		return imp_fail(e, IMP_REFUSED, -E2BIG, k->mb->path,
+				"its sparse holes take the bundle beyond %llu bytes of holes",
+				(unsigned long long)IMP_MAX_HOLES);
+	while (n > 0) {
+		size_t z = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
+		if ((r = imp_sink_write(k, zeros, z, e)) < 0)
+			return r;
+		n -= z;
+	}
+	return 0;
+}
+
+/* The member's bytes; a sparse member's holes (also one at its end, which
+ * libarchive reports as no block at all) are read as zeros up to its size. */
+static int copy_data(struct archive *a, struct archive_entry *ae, struct imp_sink *k,
+		     struct imp_error *e)
+{
 	const void *buf;
 	size_t len;
 	la_int64_t off, pos = 0;
@@ -86,22 +108,43 @@ static int copy_data(struct archive *a, struct imp_sink *k, struct imp_error *e)
 	for (;;) {
 		r = archive_read_data_block(a, &buf, &len, &off);
 		if (r == ARCHIVE_EOF)
-			return 0;
+			break;
 		if (r != ARCHIVE_OK)
 			return imp_fail(e, IMP_REFUSED, -EIO, k->mb->path,
 					"the archive is damaged or truncated (%s)",
 					archive_error_string(a));
-		while (pos < off) { /* sparse hole */
-			size_t z = off - pos > (la_int64_t)sizeof(zeros) ? sizeof(zeros)
-									 : (size_t)(off - pos);
-			if ((r = imp_sink_write(k, zeros, z, e)) < 0)
-				return r;
-			pos += (la_int64_t)z;
-		}
+		if (off < pos)
+			return imp_fail(e, IMP_REFUSED, -EIO, k->mb->path,
+					"its sparse map goes backwards");
+		if (off > pos && (r = write_zeros(k, (uint64_t)(off - pos), e)) < 0)
+			return r;
 		if ((r = imp_sink_write(k, buf, len, e)) < 0)
 			return r;
-		pos += (la_int64_t)len;
+		pos = off + (la_int64_t)len;
 	}
+	if (archive_entry_size_is_set(ae) && archive_entry_size(ae) > pos)
+		return write_zeros(k, (uint64_t)(archive_entry_size(ae) - pos), e);
+	return 0;
+}
+
+/* Before anything is staged: a sparse map whose holes are beyond the limit. */
+static int check_sparse(struct archive_entry *ae, struct imp_source *src, const char *path,
+			struct imp_error *e)
+{
+	la_int64_t off, len, data = 0;
+
+	if (archive_entry_sparse_reset(ae) <= 0 || !archive_entry_size_is_set(ae))
+		return 0;
+	while (archive_entry_sparse_next(ae, &off, &len) == ARCHIVE_OK)
+		data += len;
+	la_int64_t holes = archive_entry_size(ae) - data;
+	if (holes > 0 && src->hole_bytes + (uint64_t)holes > IMP_MAX_HOLES)
+		return imp_fail(e, IMP_REFUSED, -E2BIG, path,
+				"it is a sparse member of %lld bytes with only %lld bytes of data, "
+				"beyond the limit of %llu bytes of holes",
+				(long long)archive_entry_size(ae), (long long)data,
+				(unsigned long long)IMP_MAX_HOLES);
+	return 0;
 }
 
 static int read_member(struct archive *a, struct archive_entry *ae, const struct imp_read *rd,
@@ -125,11 +168,13 @@ static int read_member(struct archive *a, struct archive_entry *ae, const struct
 		return 0;
 	struct imp_member *mb = imp_member_add(src, path);
 	if (!mb)
-		return imp_fail(e, IMP_REFUSED, -E2BIG, path, "the bundle has too many members");
+		return imp_fail(e, IMP_REFUSED, -E2BIG, path,
+				"the bundle has too many members or path bytes");
 	int64_t hint = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : -1;
-	if ((r = imp_sink_begin(&k, mb, rd, src, hint, e)) < 0)
+	if ((r = check_sparse(ae, src, path, e)) < 0 ||
+	    (r = imp_sink_begin(&k, mb, rd, src, hint, e)) < 0)
 		return r;
-	if ((r = copy_data(a, &k, e)) < 0) {
+	if ((r = copy_data(a, ae, &k, e)) < 0) {
 		imp_sink_abort(&k);
 		return r;
 	}

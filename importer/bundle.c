@@ -3,7 +3,8 @@
  * bundle.json, the one signed file of a bundle:
  *   {"bundle_version": "20260423", "creator": ..., "creation_date": ...,
  *    "low_side_host": ..., "artifacts": {"<name>": "<sha256 hex>", ...,
- *    "models_directory_hash": "<hex>"}}
+ *    "models_directory_hash": "<hex>"},
+ *    "files": {"<path>": "<hex>", ...}}           (optional: signed per path)
  * Sites write it with a shell here-document; a "#" comment running to the
  * end of a line outside a string is tolerated (the documented template has
  * them).  Duplicate keys are refused.
@@ -124,6 +125,51 @@ static int parse_artifacts(struct imp_bundle_json *b, json_t *arts, const char *
 	return 0;
 }
 
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const struct imp_file *)a)->path, ((const struct imp_file *)b)->path);
+}
+
+/* "files": path (normal form, relative to the bundle root) -> SHA-256. */
+static int parse_files(struct imp_bundle_json *b, json_t *files, const char **why)
+{
+	const char *key;
+	json_t *v;
+
+	if (!files)
+		return 0;
+	if (!json_is_object(files) || json_object_size(files) > IMP_MAX_MEMBERS) {
+		*why = "\"files\" is not an object of at most a million paths";
+		return -EINVAL;
+	}
+	b->has_files = true;
+	b->files = calloc(json_object_size(files) + 1, sizeof(*b->files));
+	if (!b->files)
+		return -ENOMEM;
+	json_object_foreach(files, key, v)
+	{
+		_cleanup_free_ char *norm = NULL;
+		const char *pwhy;
+		struct imp_file *f = &b->files[b->nfiles];
+		if (imp_tarpath_check(key, strlen(key), &norm, &pwhy) < 0 || strcmp(norm, key) ||
+		    !strcmp(key, "manifest/bundle.json") ||
+		    !strcmp(key, "manifest/bundle.json.asc")) {
+			*why = "a \"files\" path is not a plain relative path of a member";
+			return -EINVAL;
+		}
+		if (!json_is_string(v) ||
+		    ag_digest_parse(json_string_value(v), json_string_length(v), &f->digest)) {
+			*why = "a \"files\" value is not a SHA-256 hex digest";
+			return -EINVAL;
+		}
+		if (!(f->path = strdup(key)))
+			return -ENOMEM;
+		b->nfiles++;
+	}
+	qsort(b->files, b->nfiles, sizeof(*b->files), cmp_file);
+	return 0;
+}
+
 static int parse_root(struct imp_bundle_json *b, const char **why)
 {
 	int r;
@@ -141,7 +187,9 @@ static int parse_root(struct imp_bundle_json *b, const char **why)
 		*why = "\"bundle_version\" is missing or not a plain label";
 		return -EINVAL;
 	}
-	return parse_artifacts(b, json_object_get(b->raw, "artifacts"), why);
+	if ((r = parse_artifacts(b, json_object_get(b->raw, "artifacts"), why)) < 0)
+		return r;
+	return parse_files(b, json_object_get(b->raw, "files"), why);
 }
 
 int imp_bundle_json_parse(const char *buf, size_t len, struct imp_bundle_json *out,
@@ -153,7 +201,7 @@ int imp_bundle_json_parse(const char *buf, size_t len, struct imp_bundle_json *o
 
 	memset(out, 0, sizeof(*out));
 	*why = "it is not valid JSON";
-	if (len > IMP_MAX_SMALL) {
+	if (len > IMP_MAX_BUNDLE_JSON) {
 		*why = "it is too large";
 		return -EINVAL;
 	}
@@ -182,6 +230,9 @@ void imp_bundle_json_free(struct imp_bundle_json *b)
 	for (size_t i = 0; i < b->nartifacts; i++)
 		free(b->artifacts[i].key);
 	free(b->artifacts);
+	for (size_t i = 0; i < b->nfiles; i++)
+		free(b->files[i].path);
+	free(b->files);
 	json_decref(b->raw);
 	memset(b, 0, sizeof(*b));
 }

@@ -72,24 +72,83 @@ static int check_signature(struct imp_source *src, const struct imp_options *o,
 	return 0;
 }
 
+/*
+ * The two artifacts the bundle format names bind a path each: the file the
+ * format's own commands put there (bundle-format.md), not "any member with
+ * that content".  Other keys bind nothing this importer could check, so a
+ * signed claim about them refuses the bundle ("files" binds any path).
+ */
+static const struct {
+	const char *key, *path;
+} artifact_paths[] = {
+	{"ollama_binary", "binaries/ollama-linux-amd64"},
+	{"open_webui_image", "images/open-webui.tar"},
+};
+
+static const char *artifact_path(const char *key)
+{
+	for (size_t i = 0; i < sizeof(artifact_paths) / sizeof(artifact_paths[0]); i++)
+		if (strcmp(artifact_paths[i].key, key) == 0)
+			return artifact_paths[i].path;
+	return NULL;
+}
+
 static int check_artifacts(struct imp_source *src, struct imp_result *res, struct imp_error *e)
 {
 	for (size_t a = 0; a < res->bundle.nartifacts; a++) {
 		const struct imp_artifact *art = &res->bundle.artifacts[a];
-		bool found = false;
-		for (size_t i = 0; i < src->n; i++) {
-			struct imp_member *mb = &src->m[i];
-			if (ag_digest_eq(&mb->digest, &art->digest) &&
-			    !has_prefix(mb->path, "models/")) {
-				mb->bound |= IMP_BIND_ARTIFACT;
-				found = true;
-			}
-		}
-		if (!found)
-			return imp_fail(e, IMP_REFUSED, -AG_EDIGEST, BUNDLE_JSON,
-					"its artifact \"%s\" matches no file in the bundle",
+		const char *path = artifact_path(art->key);
+		struct imp_member *mb = path ? imp_member_find(src, path) : NULL;
+		if (!path)
+			return imp_fail(
+				e, IMP_REFUSED, -EINVAL, BUNDLE_JSON,
+				"its artifact \"%s\" names no file this importer knows "
+				"(ollama_binary, open_webui_image; \"files\" binds any path)",
+				art->key);
+		if (!mb)
+			return imp_fail(e, IMP_REFUSED, -ENOENT, path,
+					"it is missing, and the signed artifact \"%s\" names it",
 					art->key);
+		if (!ag_digest_eq(&mb->digest, &art->digest))
+			return imp_fail(e, IMP_REFUSED, -AG_EDIGEST, path,
+					"its SHA-256 differs from the signed artifact \"%s\"",
+					art->key);
+		mb->bound |= IMP_BIND_ARTIFACT;
 	}
+	return 0;
+}
+
+static bool is_bundle_file(const char *p)
+{
+	return strcmp(p, BUNDLE_JSON) == 0 || strcmp(p, BUNDLE_SIG) == 0;
+}
+
+/* "files" (contract 6): every listed file present with its hash, and no
+ * member file unlisted. */
+static int check_files(struct imp_source *src, struct imp_result *res, struct imp_error *e)
+{
+	const struct imp_bundle_json *b = &res->bundle;
+
+	if (!b->has_files)
+		return 0;
+	for (size_t i = 0; i < b->nfiles; i++) {
+		struct imp_member *mb = imp_member_find(src, b->files[i].path);
+		if (!mb)
+			return imp_fail(e, IMP_REFUSED, -ENOENT, b->files[i].path,
+					"it is listed in the signed \"files\" of %s but is not "
+					"in the bundle",
+					BUNDLE_JSON);
+		if (!ag_digest_eq(&mb->digest, &b->files[i].digest))
+			return imp_fail(e, IMP_REFUSED, -AG_EDIGEST, mb->path,
+					"its SHA-256 differs from the signed \"files\" of %s",
+					BUNDLE_JSON);
+		mb->bound |= IMP_BIND_FILES;
+	}
+	for (size_t i = 0; i < src->n; i++)
+		if (!(src->m[i].bound & IMP_BIND_FILES) && !is_bundle_file(src->m[i].path))
+			return imp_fail(e, IMP_REFUSED, -EPERM, src->m[i].path,
+					"it is not listed in the signed \"files\" of %s",
+					BUNDLE_JSON);
 	return 0;
 }
 
@@ -139,6 +198,8 @@ static int check_sumlists(struct imp_source *src, struct imp_error *e)
 	return 0;
 }
 
+/* The signed models_directory_hash is always recomputed and compared, over
+ * whatever is under models/, the empty set included. */
 static int check_models_hash(struct imp_source *src, struct imp_result *res, struct imp_error *e,
 			     const char **order)
 {
@@ -147,12 +208,17 @@ static int check_models_hash(struct imp_source *src, struct imp_result *res, str
 	*order = NULL;
 	for (size_t i = 0; i < src->n; i++)
 		nmodels += has_prefix(src->m[i].path, "models/");
-	if (nmodels == 0)
-		return 0;
-	if (!res->bundle.has_models_hash)
+	if (!res->bundle.has_models_hash) {
+		if (nmodels == 0 || res->bundle.has_files)
+			return 0;
 		return imp_fail(e, IMP_REFUSED, -ENOENT, BUNDLE_JSON,
 				"it has no models_directory_hash, so nothing binds models/");
+	}
 	int r = imp_models_hash_check(src, &res->bundle.models_hash, order);
+	if (r == -AG_EDIGEST && nmodels == 0)
+		return imp_fail(e, IMP_REFUSED, r, "models/",
+				"it is missing or empty, and the signed models_directory_hash "
+				"says otherwise");
 	if (r == -AG_EDIGEST)
 		return imp_fail(e, IMP_REFUSED, r, "models/",
 				"its files do not match the signed models_directory_hash (in byte "
@@ -165,41 +231,52 @@ static int check_models_hash(struct imp_source *src, struct imp_result *res, str
 	return 0;
 }
 
+/* Anti-rollback against the newest bundle_version the store ever accepted
+ * (kept by rm, activate, rollback and gc), not the current label. */
 static int check_rollback(const struct imp_options *o, ag_store *store, struct imp_result *res,
 			  struct imp_error *e)
 {
-	_cleanup_gen_ ag_gen *cur = NULL;
 	const char *v = res->bundle.bundle_version;
+	int r;
 
-	if (!v || !store || o->allow_downgrade || ag_gen_get(store, 0, &cur) < 0 || !cur->label)
+	if (!v || !store)
 		return 0;
-	if (imp_label_cmp(v, cur->label) < 0)
-		return imp_fail(e, IMP_REFUSED, -ERANGE, BUNDLE_JSON,
-				"its bundle_version %s is older than the current generation's "
-				"label %s (--allow-downgrade accepts that)",
-				v, cur->label);
-	return 0;
+	if ((r = imp_store_max_version(store, &res->max_version)) < 0)
+		return imp_fail(e, IMP_IO, r, "",
+				"the store's newest bundle_version cannot be read (%s)",
+				ag_strerror(r));
+	if (!res->max_version || imp_label_cmp(v, res->max_version) >= 0)
+		return 0;
+	if (o->allow_downgrade) {
+		res->downgrade = true;
+		return 0;
+	}
+	return imp_fail(e, IMP_REFUSED, -ERANGE, BUNDLE_JSON,
+			"its bundle_version %s is older than %s, the newest this store has "
+			"accepted (--allow-downgrade accepts that)",
+			v, res->max_version);
 }
 
 static const char *binding_text(unsigned b, bool signed_source)
 {
-	if (b & (IMP_BIND_SIGNATURE | IMP_BIND_ARTIFACT | IMP_BIND_MODELS_HASH))
+	if (b & IMP_BIND_SIGNED)
 		return signed_source ? "signed" : "hash-listed, not signed";
 	if (b & IMP_BIND_SUMLIST)
 		return "hash-listed, not signed";
-	if (b & IMP_BIND_MANIFEST)
-		return signed_source ? "signed" : "manifest digest, not signed";
 	return "not covered by any hash";
 }
 
 static json_t *bound_by(unsigned b)
 {
-	static const char *const names[] = {"signature", "artifact hash in bundle.json",
-					    "models_directory_hash", "sha256 list",
-					    "manifest digest"};
+	static const char *const names[] = {"signature",
+					    "artifact hash in bundle.json",
+					    "models_directory_hash",
+					    "sha256 list",
+					    "manifest digest",
+					    "files in bundle.json"};
 	json_t *a = json_array();
 
-	for (size_t i = 0; a && i < 5; i++)
+	for (size_t i = 0; a && i < sizeof(names) / sizeof(names[0]); i++)
 		if (b & (1u << i))
 			json_array_append_new(a, json_string(names[i]));
 	return a;
@@ -213,6 +290,33 @@ static json_t *member_report(const struct imp_member *mb, bool signed_source)
 	return json_pack("{s:s, s:I, s:s, s:o, s:s}", "path", mb->path, "size",
 			 (json_int_t)mb->size, "sha256", hex, "bound_by", bound_by(mb->bound),
 			 "result", binding_text(mb->bound, signed_source));
+}
+
+/* Members a hash covers, one by one (at most IMP_REPORT_MAX); the ones no
+ * hash covers only as a count, their bytes and the first few paths, so junk
+ * cannot inflate the report (it is stored with the generation). */
+static json_t *members_report(struct imp_source *src, bool signed_source, json_t **uncovered)
+{
+	json_t *members = json_array(), *first = json_array();
+	uint64_t nun = 0, bun = 0, nomitted = 0;
+
+	for (size_t i = 0; members && first && i < src->n; i++) {
+		const struct imp_member *mb = &src->m[i];
+		if (mb->bound == IMP_BIND_NONE) {
+			nun++;
+			bun += mb->size;
+			if (json_array_size(first) < 20)
+				json_array_append_new(first, json_string(mb->path));
+		} else if (json_array_size(members) < IMP_REPORT_MAX) {
+			json_array_append_new(members, member_report(mb, signed_source));
+		} else {
+			nomitted++;
+		}
+	}
+	*uncovered = json_pack("{s:I, s:I, s:o, s:I}", "count", (json_int_t)nun, "bytes",
+			       (json_int_t)bun, "first", first, "covered_not_listed",
+			       (json_int_t)nomitted);
+	return members;
 }
 
 static json_t *models_report(const struct imp_result *res)
@@ -230,15 +334,24 @@ static json_t *models_report(const struct imp_result *res)
 	return a;
 }
 
+/* bundle.json as signed, but a "files" map only as its size (it may list
+ * a million paths; the members report says what each bound). */
+static json_t *bundle_summary(const struct imp_bundle_json *b)
+{
+	json_t *j = json_deep_copy(b->raw);
+
+	if (j && b->has_files)
+		json_object_set_new(j, "files", json_sprintf("%zu files", b->nfiles));
+	return j;
+}
+
 static json_t *build_report(struct imp_source *src, const struct imp_options *o,
 			    struct imp_result *res, const char *order)
 {
 	char hex[AG_HEX_LEN + 1];
 	bool signed_source = res->signer != NULL;
-	json_t *members = json_array(), *r;
+	json_t *uncovered = NULL, *members = members_report(src, signed_source, &uncovered), *r;
 
-	for (size_t i = 0; members && i < src->n; i++)
-		json_array_append_new(members, member_report(&src->m[i], signed_source));
 	if (src->has_outer)
 		ag_digest_hex(&src->outer, hex);
 	r = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:o, s:o, s:O?, s:s}", "source", src->name,
@@ -250,8 +363,16 @@ static json_t *build_report(struct imp_source *src, const struct imp_options *o,
 					: "not checked",
 		      "signer", res->signer, "members", members, "models", models_report(res),
 		      "unreferenced_blobs", src->skipped, "label", res->label);
+	if (r)
+		json_object_set_new(r, "uncovered", uncovered);
+	else
+		json_decref(uncovered);
 	if (r && res->has_bundle)
-		json_object_set(r, "bundle", res->bundle.raw);
+		json_object_set_new(r, "bundle", bundle_summary(&res->bundle));
+	if (r && res->downgrade)
+		json_object_set_new(r, "downgrade",
+				    json_pack("{s:s, s:s}", "from", res->max_version, "to",
+					      res->bundle.bundle_version));
 	if (r && order)
 		json_object_set_new(r, "models_directory_hash",
 				    json_sprintf("matched (%s)", order));
@@ -294,7 +415,8 @@ static int verify_bundle(struct imp_source *src, const struct imp_options *o,
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, BUNDLE_JSON, "it is malformed: %s", why);
 	res->has_bundle = true;
-	if ((r = check_artifacts(src, res, e)) < 0 || (r = check_sumlists(src, e)) < 0)
+	if ((r = check_artifacts(src, res, e)) < 0 || (r = check_files(src, res, e)) < 0 ||
+	    (r = check_sumlists(src, e)) < 0)
 		return r;
 	return check_models_hash(src, res, e, order);
 }
@@ -339,5 +461,9 @@ void imp_result_free(struct imp_result *r)
 	}
 	free(r->models);
 	json_decref(r->report);
+	free(r->max_version);
+	json_decref(r->repaired);
+	json_decref(r->artifacts);
+	json_decref(r->unverified);
 	memset(r, 0, sizeof(*r));
 }

@@ -20,14 +20,19 @@
 #include "store/store.h"
 
 /* Hard limits on untrusted input. */
-#define IMP_MAX_PATH	 4096	     /* bytes of a member path */
-#define IMP_MAX_DEPTH	 64	     /* components of a member path */
-#define IMP_MAX_MEMBERS	 1000000     /* members of one source */
-#define IMP_MAX_SMALL	 (1u << 20)  /* metadata files kept in memory */
-#define IMP_MAX_META	 (64u << 20) /* all metadata kept in memory */
-#define IMP_MAX_LAYERS	 4096	     /* layers of one manifest */
-#define IMP_MAX_LINES	 1000000     /* lines of one .sha256 list */
-#define IMP_MAX_JSON_STR 4096	     /* bytes of a bundle.json string */
+#define IMP_MAX_PATH	    4096	 /* bytes of a member path */
+#define IMP_MAX_DEPTH	    64		 /* components of a member path */
+#define IMP_MAX_MEMBERS	    1000000	 /* members of one source */
+#define IMP_MAX_SMALL	    (1u << 20)	 /* metadata files kept in memory */
+#define IMP_MAX_BUNDLE_JSON (64u << 20)	 /* bundle.json (its "files" may list 10^6 paths) */
+#define IMP_MAX_META	    (192u << 20) /* all metadata kept in memory */
+#define IMP_MAX_PATH_BYTES  (256u << 20) /* all member paths together */
+#define IMP_MAX_HOLES	    (1ull << 30) /* sparse holes of all members together */
+#define IMP_SPOOL_MAX	    (1u << 20)	 /* members up to this size share one spool file */
+#define IMP_REPORT_MAX	    10000	 /* members listed one by one in the report */
+#define IMP_MAX_LAYERS	    4096	 /* layers of one manifest */
+#define IMP_MAX_LINES	    1000000	 /* lines of one .sha256 list */
+#define IMP_MAX_JSON_STR    4096	 /* bytes of a bundle.json string */
 
 /* Exit classes, as the programs report them. */
 enum imp_class {
@@ -82,6 +87,12 @@ struct imp_artifact {
 	char *key;
 	ag_digest digest;
 };
+/* A signed per-path hash: "files": {"<path>": "<hex>"} (every member file
+ * but manifest/bundle.json and its .asc). */
+struct imp_file {
+	char *path;
+	ag_digest digest;
+};
 struct imp_bundle_json {
 	char *bundle_version;
 	char *creator;
@@ -91,6 +102,9 @@ struct imp_bundle_json {
 	ag_digest models_hash;
 	struct imp_artifact *artifacts; /* every other entry of "artifacts" */
 	size_t nartifacts;
+	bool has_files;
+	struct imp_file *files; /* sorted by path */
+	size_t nfiles;
 	json_t *raw; /* the parsed document */
 };
 /* -EINVAL with *why (static clause) on a malformed document. */
@@ -114,13 +128,20 @@ enum imp_binding {
 	IMP_BIND_MODELS_HASH = 1 << 2, /* signed models_directory_hash */
 	IMP_BIND_SUMLIST = 1 << 3,     /* a line of a signatures/ .sha256 list */
 	IMP_BIND_MANIFEST = 1 << 4,    /* a layer digest of a verified manifest */
+	IMP_BIND_FILES = 1 << 5,       /* its path and hash in bundle.json "files" */
 };
+/* What a signature binds (when the source is signed). */
+#define IMP_BIND_SIGNED                                                                      \
+	(IMP_BIND_SIGNATURE | IMP_BIND_ARTIFACT | IMP_BIND_MODELS_HASH | IMP_BIND_MANIFEST | \
+	 IMP_BIND_FILES)
 
 struct imp_member {
 	char *path;
 	uint64_t size;
 	ag_digest digest;
-	ag_stage *stage; /* staged bytes (NULL in a dry run or for metadata) */
+	ag_stage *stage; /* staged bytes, own file (NULL in a dry run or when spooled) */
+	bool spooled;	 /* staged bytes at spool_off in the source's spool file */
+	uint64_t spool_off;
 	char *data;	 /* the bytes, for small metadata files */
 	unsigned bound;	 /* enum imp_binding */
 	bool referenced; /* a model blob some manifest names */
@@ -140,6 +161,17 @@ struct imp_source {
 	json_t *skipped;   /* blobs read by name only, never imported */
 	/* a delta bundle's omitted blobs (delta.c) */
 	struct imp_delta *delta;
+	bool has_spool;
+	int spool_fd; /* small members' bytes, one file in the store's tmp/ */
+	uint64_t spool_len;
+	size_t nstages;	       /* members staged in a file of their own (one fd each) */
+	bool has_budget;       /* imp_staging_setup() ran: the three below hold */
+	size_t max_stages;     /* ... at most this many */
+	uint64_t staged_bytes; /* declared sizes of everything staged so far */
+	uint64_t stage_avail;  /* free space at the start, less a reserve */
+	uint64_t hole_bytes;   /* sparse holes read so far */
+	uint64_t path_bytes;
+	bool stage_all; /* stage members outside models/ too (--artifacts-dir) */
 };
 
 struct imp_member *imp_member_add(struct imp_source *src, const char *path);
@@ -149,6 +181,13 @@ struct imp_member *imp_member_find(struct imp_source *src, const char *path);
 void imp_source_free(struct imp_source *src);
 /* Whether a file at path is metadata kept in memory. */
 bool imp_is_metadata(const char *path);
+/* Whether a member at path may ever be published or copied, so is staged. */
+bool imp_want_stage(const struct imp_source *src, const char *path);
+/* Whether bytes a signature binds could be these (src signed). */
+bool imp_member_signed(const struct imp_member *mb, bool signed_source);
+/* A new read descriptor positioned at the member's staged bytes (spooled
+ * members: the spool file at spool_off); -EINVAL if not staged. */
+int imp_member_open_staged(struct imp_source *src, struct imp_member *mb, uint64_t *off);
 
 /* ---------- reading a source (archive.c, dirsource.c, ollamadir.c) ---------- */
 
@@ -182,6 +221,9 @@ int imp_read_ollama_dir(int dirfd, const struct imp_read *rd, struct imp_source 
 /* Streams one regular file's bytes from fd into a member (stage + hash). */
 int imp_member_fill_fd(struct imp_member *mb, int fd, const struct imp_read *rd,
 		       struct imp_source *src, struct imp_error *e);
+/* Sets the staging budget (fds, free space less a reserve) and opens the
+ * spool file in the store's tmp/ (an O_TMPFILE: gone with the process). */
+int imp_staging_setup(struct imp_source *src, ag_store *store, struct imp_error *e);
 
 /* ---------- progress line (progress.c) ---------- */
 
@@ -193,9 +235,10 @@ void imp_progress_done(struct imp_progress *p);
 
 struct imp_keyring;
 /* A private temporary GNUPGHOME holding only the keys from path (a key file
- * or a GnuPG home).  signers: allow-list of fingerprints (may be empty). */
+ * or a GnuPG home), made in home_parent (NULL: $TMPDIR).  signers:
+ * allow-list of fingerprints (may be empty). */
 int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
-		     struct imp_keyring **out, char **why);
+		     const char *home_parent, struct imp_keyring **out, char **why);
 void imp_keyring_free(struct imp_keyring *k);
 /* Verifies a detached signature.  Returns 0 and the signer's primary key
  * fingerprint, or -AG_EDIGEST (bad, unknown key, expired, revoked, not
@@ -222,6 +265,8 @@ struct imp_options {
 	bool json;
 	bool no_signature;
 	bool ollama_dir;
+	bool copy_unverified;
+	int transfer_fd; /* opened before verifying; -1 without --transfer-log */
 };
 
 struct imp_model {
@@ -239,6 +284,11 @@ struct imp_result {
 	struct imp_model *models;
 	size_t nmodels;
 	json_t *report;
+	char *max_version;  /* the newest bundle_version the store accepted, or NULL */
+	bool downgrade;	    /* older than max_version, accepted by --allow-downgrade */
+	json_t *repaired;   /* blobs whose damaged object this import replaced */
+	json_t *artifacts;  /* paths copied to --artifacts-dir (verified) */
+	json_t *unverified; /* paths copied to .../unverified/ (--copy-unverified) */
 };
 
 /* Verifies everything; fills res.  ks may be NULL (--no-signature). */
@@ -253,20 +303,42 @@ struct imp_member *imp_find_blob(struct imp_source *src, const ag_digest *d);
 int imp_models_hash_check(struct imp_source *src, const ag_digest *want, const char **order);
 /* Anti-rollback: <0 when version is older than current. */
 int imp_label_cmp(const char *version, const char *current);
+/* Whether s looks like a bundle_version (starts with a digit). */
+bool imp_version_like(const char *s);
+/* The newest bundle_version the store ever accepted: its meta key
+ * max_bundle_version, else the newest over its generations (bundle_version
+ * in the report, else a version-like label).  *out NULL when none. */
+int imp_store_max_version(ag_store *store, char **out);
+/* Whether buf holds an OpenPGP signature (armored or a binary packet). */
+bool imp_is_pgp_signature(const char *buf, size_t len);
 void imp_result_free(struct imp_result *r);
 
 /* ---------- publishing (publish.c, artifacts.c) ---------- */
 
+/* Publishes the objects, then commits the generation, the max_bundle_version
+ * mark, the transfer line and the audit record (fields, with "generation",
+ * "new_objects" and "repaired" added) as one unit.  hex: the transfer
+ * line's sha256. */
 int imp_publish(struct imp_source *src, const struct imp_options *o, ag_store *store,
-		struct imp_result *res, uint64_t *gen_id, struct imp_error *e);
-/* Copies verified non-model artifacts into dir/<label>/ (a temporary
- * directory renamed into place).  *made (caller frees) names it, to be
- * removed if publishing fails later. */
-int imp_copy_artifacts(struct imp_source *src, const char *dir, const char *label, char **made,
-		       struct imp_error *e);
+		struct imp_result *res, json_t *fields, const char *hex, uint64_t *gen_id,
+		struct imp_error *e);
+/* Test-only: AGIMPORT_TEST_KILL=point kills the run at that point. */
+void imp_test_kill(const char *point);
+/* Copies verified non-model artifacts (and, with --copy-unverified, the
+ * hash-listed ones into unverified/) into a temporary directory beside
+ * dir/<label>/; *tmp (caller frees) names it.  imp_artifacts_place() renames
+ * it into place once the generation is committed. */
+int imp_copy_artifacts(struct imp_source *src, const struct imp_options *o, struct imp_result *res,
+		       char **tmp, struct imp_error *e);
+int imp_artifacts_place(const char *tmp, const char *dir, const char *label, struct imp_error *e);
+/* Checks dir is a writable directory and removes temporaries of dead runs. */
+int imp_artifacts_dir_check(const char *dir, struct imp_error *e);
 void imp_remove_tree(const char *path);
-int imp_transfer_log(const char *path, const char *operator_name, const char *label,
-		     const char *hex);
+/* Appends the site's transfer line to fd (fsynced); *old_len is the length
+ * before, for imp_transfer_undo() if the commit then fails. */
+int imp_transfer_log(int fd, const char *operator_name, const char *label, const char *hex,
+		     off_t *old_len);
+void imp_transfer_undo(int fd, off_t old_len);
 
 /* ---------- delta bundles (delta.c) ---------- */
 

@@ -27,9 +27,11 @@ struct run {
 	struct imp_source src;
 	struct imp_result res;
 	struct imp_error err;
-	char *artifacts_made;
+	char *artifacts_tmp;
 	uint64_t gen_id;
-	int fd; /* the source */
+	bool committed; /* the generation is in, a later step failed */
+	bool no_audit;	/* refused before the source was looked at */
+	int fd;		/* the source */
 	struct stat st;
 };
 
@@ -47,7 +49,9 @@ static void usage(FILE *f)
 		   "  --label L            the generation's label (default: bundle_version)\n"
 		   "  --replace            the new generation holds only this source's models\n"
 		   "  --allow-downgrade    accept a bundle_version older than the current label\n"
-		   "  --artifacts-dir DIR  copy verified non-model artifacts to DIR/<label>/\n"
+		   "  --artifacts-dir DIR  copy signed non-model artifacts to DIR/<label>/\n"
+		   "  --copy-unverified    also copy hash-listed, unsigned ones to "
+		   "DIR/<label>/unverified/\n"
 		   "  --transfer-log FILE  append the site's transfer record\n"
 		   "  --operator NAME      recorded operator (default: the login name)\n"
 		   "  --dry-run            verify only; the store is not touched\n"
@@ -68,31 +72,53 @@ static int die_usage(const char *fmt, ...)
 	return IMP_USAGE;
 }
 
-/* "<hex>" or "<hex>  <name>" lines; prefers the line naming the source. */
+static const char *base_name(const char *p)
+{
+	const char *s = p ? strrchr(p, '/') : NULL;
+	return s ? s + 1 : p;
+}
+
+/*
+ * --sha256-file: sha256sum lines ("<hex>  name", "<hex> *name", and the
+ * "\<hex>  name" form GNU writes for a name holding "\\" or a newline), or
+ * a bare hex digest typed by the operator.  With one digest in the file it
+ * is the one; with several, the line naming the source is.
+ */
 static int read_sha256_file(const char *file, const char *source, ag_digest *out)
 {
 	FILE *f = fopen(file, "re");
-	char line[8192];
-	const char *base = source ? strrchr(source, '/') : NULL;
-	int found = -ENOENT;
+	char *line = NULL;
+	size_t cap = 0, ndig = 0;
+	ssize_t n;
+	bool named = false;
+	const char *base = base_name(source);
 
 	if (!f)
 		return -errno;
-	base = base ? base + 1 : source;
-	while (fgets(line, sizeof(line), f)) {
+	while ((n = getline(&line, &cap, f)) > 0 && n < 65536) {
+		struct imp_sumlist l = {0};
+		size_t bad;
 		ag_digest d;
-		char *name = line + AG_HEX_LEN;
-		if (ag_digest_parse(line + (line[0] == '\\'), AG_HEX_LEN, &d) < 0)
+		size_t len = strcspn(line, "\r\n");
+		if (len == AG_HEX_LEN && ag_digest_parse(line, len, &d) == 0) {
+			if (!named && ndig++ == 0)
+				*out = d;
 			continue;
-		name += strspn(name, " *");
-		name[strcspn(name, "\r\n")] = '\0';
-		if (found < 0 || (base && strcmp(name, base) == 0)) {
-			*out = d;
-			found = 0;
 		}
+		if (imp_sumlist_parse(line, (size_t)n, &l, &bad) < 0 || l.n != 1)
+			continue;
+		if (base && strcmp(base_name(l.lines[0].path), base) == 0) {
+			*out = l.lines[0].digest;
+			named = true;
+		} else if (!named && ndig == 0) {
+			*out = l.lines[0].digest;
+		}
+		ndig++;
+		imp_sumlist_free(&l);
 	}
+	free(line);
 	fclose(f);
-	return found;
+	return named || ndig == 1 ? 0 : ndig ? -EEXIST : -ENOENT;
 }
 
 static char *login_name(void)
@@ -117,6 +143,7 @@ enum {
 	OPT_JSON,
 	OPT_NO_SIG,
 	OPT_OLLAMA,
+	OPT_COPY_UNVERIFIED,
 };
 
 static const struct option long_opts[] = {
@@ -135,6 +162,7 @@ static const struct option long_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"no-signature", no_argument, NULL, OPT_NO_SIG},
 	{"ollama-dir", required_argument, NULL, OPT_OLLAMA},
+	{"copy-unverified", no_argument, NULL, OPT_COPY_UNVERIFIED},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -152,12 +180,13 @@ static bool label_ok(const char *s)
 /* Options that only set a flag or keep their argument. */
 static bool set_simple(struct imp_options *o, int c, const char *arg)
 {
-	bool *flag = c == OPT_REPLACE	  ? &o->replace
-		     : c == OPT_DOWNGRADE ? &o->allow_downgrade
-		     : c == OPT_DRY_RUN	  ? &o->dry_run
-		     : c == OPT_JSON	  ? &o->json
-		     : c == OPT_NO_SIG	  ? &o->no_signature
-					  : NULL;
+	bool *flag = c == OPT_REPLACE		? &o->replace
+		     : c == OPT_DOWNGRADE	? &o->allow_downgrade
+		     : c == OPT_DRY_RUN		? &o->dry_run
+		     : c == OPT_JSON		? &o->json
+		     : c == OPT_NO_SIG		? &o->no_signature
+		     : c == OPT_COPY_UNVERIFIED ? &o->copy_unverified
+						: NULL;
 	const char **str = c == OPT_STORE	? &o->store_path
 			   : c == OPT_KEYRING	? &o->keyring
 			   : c == OPT_ARTIFACTS ? &o->artifacts_dir
@@ -233,8 +262,13 @@ static int check_args(struct run *rn, const char *sha_file)
 	if (!o->keyring && !o->no_signature)
 		return die_usage("%s needs --keyring to verify its signature, or --no-signature",
 				 rn->source);
-	if (sha_file && (r = read_sha256_file(sha_file, rn->source, &o->sha256)) < 0)
+	if (sha_file && (r = read_sha256_file(sha_file, rn->source, &o->sha256)) == -EEXIST)
+		return die_usage("--sha256-file %s holds several SHA-256 lines, none for %s",
+				 sha_file, base_name(rn->source));
+	if (sha_file && r < 0)
 		return die_usage("--sha256-file %s holds no SHA-256 line", sha_file);
+	if (o->copy_unverified && !o->artifacts_dir)
+		return die_usage("--copy-unverified needs --artifacts-dir%s", "");
 	if (sha_file)
 		o->has_sha256 = true;
 	if (!o->store_path)
@@ -323,6 +357,10 @@ static int read_source(struct run *rn)
 		return r;
 	if (!(rn->src.name = strdup(rn->source)))
 		return imp_fail(&rn->err, IMP_IO, -ENOMEM, "", "out of memory");
+	rn->src.stage_all = rn->o.artifacts_dir != NULL;
+	if (rn->store && !rn->o.dry_run &&
+	    (r = imp_staging_setup(&rn->src, rn->store, &rn->err)) < 0)
+		return r;
 	if (rn->store && !rn->o.dry_run && (r = imp_pipe_new(&rd.pipe)) < 0)
 		return imp_fail(&rn->err, IMP_IO, r, "", "the staging thread cannot start");
 	rd.progress = imp_progress_new(S_ISREG(rn->st.st_mode) ? (uint64_t)rn->st.st_size : 0);
@@ -337,14 +375,20 @@ static int read_source(struct run *rn)
 	return r;
 }
 
+/* The private GnuPG home goes into the store's tmp/ (emptied by the next
+ * writer if this run is killed); a dry run without a writable store uses
+ * $TMPDIR. */
 static int open_keyring(struct run *rn)
 {
-	_cleanup_free_ char *why = NULL;
+	_cleanup_free_ char *why = NULL, *parent = NULL;
 	int r;
 
 	if (!rn->o.keyring)
 		return 0;
-	r = imp_keyring_open(rn->o.keyring, rn->o.signers, rn->o.nsigners, &rn->ks, &why);
+	if (rn->store && ag_store_writable(rn->store) &&
+	    asprintf(&parent, "%s/tmp", ag_store_path(rn->store)) < 0)
+		return imp_fail(&rn->err, IMP_IO, -ENOMEM, "", "out of memory");
+	r = imp_keyring_open(rn->o.keyring, rn->o.signers, rn->o.nsigners, parent, &rn->ks, &why);
 	if (r < 0)
 		return imp_fail(&rn->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, rn->o.keyring, "%s",
 				why ? why : ag_strerror(r));
@@ -360,20 +404,28 @@ static json_t *model_names(const struct imp_result *res)
 	return a;
 }
 
-static void audit_ingest(struct run *rn)
+/* The BUNDLE_INGEST record's fields (publishing adds the generation). */
+static json_t *ingest_fields(struct run *rn)
 {
 	char hex[AG_HEX_LEN + 1] = "";
 	json_t *f;
 
 	if (rn->src.has_outer)
 		ag_digest_hex(&rn->src.outer, hex);
-	f = json_pack("{s:s, s:s?, s:s, s:I, s:s?, s:o, s:b, s:O?}", "source", rn->source,
-		      "source_sha256", hex[0] ? hex : NULL, "label", rn->res.label, "generation",
-		      (json_int_t)rn->gen_id, "signer", rn->res.signer, "models",
-		      model_names(&rn->res), "unsigned", rn->res.signer == NULL, "new_objects",
-		      json_object_get(rn->res.report, "new_objects"));
-	ag_audit(rn->store, "BUNDLE_INGEST", rn->o.operator_name, f);
-	json_decref(f);
+	f = json_pack("{s:s, s:s?, s:s, s:s?, s:o, s:b, s:O}", "source", rn->source,
+		      "source_sha256", hex[0] ? hex : NULL, "label", rn->res.label, "signer",
+		      rn->res.signer, "models", model_names(&rn->res), "unsigned",
+		      rn->res.signer == NULL, "uncovered",
+		      json_object_get(rn->res.report, "uncovered"));
+	if (f && rn->res.artifacts)
+		json_object_set(f, "artifacts", rn->res.artifacts);
+	if (f && rn->res.unverified && json_array_size(rn->res.unverified))
+		json_object_set(f, "unverified_copied", rn->res.unverified);
+	if (f && rn->res.downgrade)
+		json_object_set_new(f, "downgrade",
+				    json_pack("{s:s, s:s}", "from", rn->res.max_version, "to",
+					      rn->res.bundle.bundle_version));
+	return f;
 }
 
 static void audit_reject(struct run *rn)
@@ -388,42 +440,65 @@ static void audit_reject(struct run *rn)
 	json_decref(f);
 }
 
-static void transfer_log(struct run *rn)
+/* The transfer line's digest: the tarball's, else bundle.json's. */
+static void transfer_hex(struct run *rn, char hex[AG_HEX_LEN + 1])
 {
-	char hex[AG_HEX_LEN + 1];
 	struct imp_member *bj = imp_member_find(&rn->src, "manifest/bundle.json");
-	int r;
 
-	if (!rn->o.transfer_log)
-		return;
 	if (rn->src.has_outer)
 		ag_digest_hex(&rn->src.outer, hex);
 	else if (bj)
 		ag_digest_hex(&bj->digest, hex);
 	else
-		snprintf(hex, sizeof(hex), "-");
-	r = imp_transfer_log(rn->o.transfer_log, rn->o.operator_name, rn->res.label, hex);
-	if (r < 0)
-		fprintf(stderr,
-			"agimport: warning: %s: the transfer record cannot be written (%s).\n",
-			rn->o.transfer_log, ag_strerror(r));
+		snprintf(hex, AG_HEX_LEN + 1, "-");
+}
+
+/* Output places are checked before anything is read: a missing directory
+ * is the operator's mistake, not the bundle's. */
+static int check_outputs(struct run *rn)
+{
+	struct imp_options *o = &rn->o;
+	int r;
+
+	if (o->dry_run)
+		return 0;
+	if (o->artifacts_dir && (r = imp_artifacts_dir_check(o->artifacts_dir, &rn->err)) < 0)
+		return r;
+	if (!o->transfer_log)
+		return 0;
+	o->transfer_fd =
+		open(o->transfer_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (o->transfer_fd < 0)
+		return imp_fail(&rn->err, errno == ENOENT || errno == ENOTDIR ? IMP_USAGE : IMP_IO,
+				-errno, o->transfer_log,
+				"the transfer log cannot be opened for appending (%m)");
+	return 0;
 }
 
 static int publish(struct run *rn)
 {
+	char hex[AG_HEX_LEN + 1];
+	json_t *fields;
 	int r;
 
 	if (rn->o.artifacts_dir &&
-	    (r = imp_copy_artifacts(&rn->src, rn->o.artifacts_dir, rn->res.label,
-				    &rn->artifacts_made, &rn->err)) < 0)
+	    (r = imp_copy_artifacts(&rn->src, &rn->o, &rn->res, &rn->artifacts_tmp, &rn->err)) < 0)
 		return r;
-	r = imp_publish(&rn->src, &rn->o, rn->store, &rn->res, &rn->gen_id, &rn->err);
-	if (r < 0 && rn->artifacts_made)
-		imp_remove_tree(rn->artifacts_made);
+	if (!(fields = ingest_fields(rn)))
+		return imp_fail(&rn->err, IMP_IO, -ENOMEM, "", "out of memory");
+	transfer_hex(rn, hex);
+	r = imp_publish(&rn->src, &rn->o, rn->store, &rn->res, fields, hex, &rn->gen_id, &rn->err);
+	json_decref(fields);
 	if (r < 0)
 		return r;
-	audit_ingest(rn);
-	transfer_log(rn);
+	imp_test_kill("after-commit");
+	if (rn->artifacts_tmp && (r = imp_artifacts_place(rn->artifacts_tmp, rn->o.artifacts_dir,
+							  rn->res.label, &rn->err)) < 0) {
+		rn->committed = true;
+		return r;
+	}
+	free(rn->artifacts_tmp);
+	rn->artifacts_tmp = NULL;
 	return 0;
 }
 
@@ -431,7 +506,11 @@ static int run(struct run *rn)
 {
 	int r;
 
-	if ((r = open_keyring(rn)) < 0 || (r = open_source(rn)) < 0 || (r = open_store(rn)) < 0 ||
+	if ((r = check_outputs(rn)) < 0) {
+		rn->no_audit = true;
+		return r;
+	}
+	if ((r = open_source(rn)) < 0 || (r = open_store(rn)) < 0 || (r = open_keyring(rn)) < 0 ||
 	    (r = read_source(rn)) < 0)
 		return r;
 	rn->res.require_manifest_sig = rn->o.ollama_dir && rn->ks;
@@ -439,6 +518,28 @@ static int run(struct run *rn)
 	if (r < 0 || rn->o.dry_run)
 		return r;
 	return publish(rn);
+}
+
+/* What the one-line summary does not say: repairs, downgrades, unsigned files. */
+static void report_notes(struct run *rn)
+{
+	json_t *v;
+	size_t i;
+	json_t *unc = json_object_get(rn->res.report, "uncovered");
+
+	json_array_foreach(rn->res.repaired, i, v)
+		printf("agimport: repaired the damaged object sha256:%s with the verified bytes.\n",
+		       json_string_value(v));
+	if (rn->res.downgrade)
+		printf("agimport: bundle_version %s is older than %s, accepted "
+		       "(--allow-downgrade).\n",
+		       rn->res.bundle.bundle_version, rn->res.max_version);
+	json_array_foreach(rn->res.unverified, i, v)
+		printf("agimport: %s is hash-listed, not signed: copied to unverified/.\n",
+		       json_string_value(v));
+	if (json_integer_value(json_object_get(unc, "count")) > 0)
+		printf("agimport: %lld files no hash covers were ignored.\n",
+		       (long long)json_integer_value(json_object_get(unc, "count")));
 }
 
 static void report(struct run *rn, int r)
@@ -463,6 +564,13 @@ static void report(struct run *rn, int r)
 		       rn->source, (unsigned long long)rn->gen_id, rn->res.label, rn->res.nmodels,
 		       (long long)json_integer_value(
 			       json_object_get(rn->res.report, "new_objects")));
+		report_notes(rn);
+	}
+	if (r < 0 && rn->committed) {
+		fprintf(stderr, "agimport: %s was imported as generation %llu, but %s: %s.\n",
+			rn->source, (unsigned long long)rn->gen_id,
+			rn->err.member[0] ? rn->err.member : "a later step", rn->err.reason);
+		return;
 	}
 	if (r < 0 && rn->err.member[0])
 		fprintf(stderr, "agimport: refused %s: %s: %s.\n", rn->source ? rn->source : "-",
@@ -474,7 +582,7 @@ static void report(struct run *rn, int r)
 
 int main(int argc, char **argv)
 {
-	struct run rn = {.fd = -1};
+	struct run rn = {.fd = -1, .o.transfer_fd = -1};
 	_cleanup_free_ char *login = login_name();
 	int r, cls;
 
@@ -489,12 +597,16 @@ int main(int argc, char **argv)
 	cls = r < 0 ? rn.err.cls : IMP_OK;
 	report(&rn, r);
 	imp_source_free(&rn.src); /* removes everything still staged */
-	if (r < 0 && !rn.o.dry_run)
+	if (r < 0 && !rn.o.dry_run && !rn.no_audit && !rn.committed)
 		audit_reject(&rn);
+	if (rn.artifacts_tmp)
+		imp_remove_tree(rn.artifacts_tmp);
+	if (rn.o.transfer_fd >= 0)
+		close(rn.o.transfer_fd);
 	imp_result_free(&rn.res);
 	imp_keyring_free(rn.ks);
 	ag_store_close(rn.store);
-	free(rn.artifacts_made);
+	free(rn.artifacts_tmp);
 	free(rn.o.signers);
 	if (rn.fd >= 0)
 		close(rn.fd);

@@ -4,13 +4,18 @@
  * SHA-256, staged bytes and (for small metadata files) its content.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "importer/import.h"
 
 struct imp_member *imp_member_add(struct imp_source *src, const char *path)
 {
+	size_t plen = strlen(path);
+
 	if (src->n == src->cap) {
 		if (src->n >= IMP_MAX_MEMBERS) {
 			errno = E2BIG;
@@ -23,11 +28,16 @@ struct imp_member *imp_member_add(struct imp_source *src, const char *path)
 		src->m = nm;
 		src->cap = ncap;
 	}
+	if (src->path_bytes + plen > IMP_MAX_PATH_BYTES) {
+		errno = E2BIG;
+		return NULL;
+	}
 	struct imp_member *mb = &src->m[src->n];
 	memset(mb, 0, sizeof(*mb));
 	mb->path = strdup(path);
 	if (!mb->path)
 		return NULL;
+	src->path_bytes += plen;
 	src->n++;
 	src->sorted = false;
 	return mb;
@@ -36,6 +46,25 @@ struct imp_member *imp_member_add(struct imp_source *src, const char *path)
 static int cmp_member(const void *a, const void *b)
 {
 	return strcmp(((const struct imp_member *)a)->path, ((const struct imp_member *)b)->path);
+}
+
+/* A file may not also be a directory of another member ("x" and "x/z"),
+ * whatever sorts between them ("x-y"): every parent of every path is
+ * looked up. */
+static int check_parents(struct imp_source *src, struct imp_error *e)
+{
+	char buf[IMP_MAX_PATH + 1];
+
+	for (size_t i = 0; i < src->n; i++) {
+		const char *p = src->m[i].path;
+		for (const char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
+			snprintf(buf, sizeof(buf), "%.*s", (int)(s - p), p);
+			if (imp_member_find(src, buf))
+				return imp_fail(e, IMP_REFUSED, -EEXIST, p,
+						"its parent %s is also a file in the bundle", buf);
+		}
+	}
+	return 0;
 }
 
 int imp_members_seal(struct imp_source *src, struct imp_error *e)
@@ -48,14 +77,7 @@ int imp_members_seal(struct imp_source *src, struct imp_error *e)
 			return imp_fail(e, IMP_REFUSED, -EEXIST, src->m[i].path,
 					"it appears twice in the bundle");
 	}
-	/* A file may not also be a directory of another member ("a" and "a/b"). */
-	for (size_t i = 1; i < src->n; i++) {
-		size_t n = strlen(src->m[i - 1].path);
-		if (strncmp(src->m[i - 1].path, src->m[i].path, n) == 0 && src->m[i].path[n] == '/')
-			return imp_fail(e, IMP_REFUSED, -EEXIST, src->m[i].path,
-					"its parent is also a file in the bundle");
-	}
-	return 0;
+	return check_parents(src, e);
 }
 
 struct imp_member *imp_member_find(struct imp_source *src, const char *path)
@@ -74,6 +96,8 @@ void imp_source_free(struct imp_source *src)
 		free(src->m[i].path);
 		free(src->m[i].data);
 	}
+	if (src->has_spool)
+		close(src->spool_fd);
 	free(src->m);
 	free(src->name);
 	free(src->ollama_root);
@@ -87,12 +111,50 @@ static bool has_prefix(const char *s, const char *p)
 	return strncmp(s, p, strlen(p)) == 0;
 }
 
+static bool has_suffix(const char *s, const char *x)
+{
+	size_t n = strlen(s), m = strlen(x);
+	return n > m && strcmp(s + n - m, x) == 0;
+}
+
 bool imp_is_metadata(const char *path)
 {
-	size_t n = strlen(path);
-
 	if (has_prefix(path, "manifest/") || has_prefix(path, "signatures/") ||
 	    has_prefix(path, "manifests/") || strstr(path, "/manifests/"))
 		return true;
-	return n > 4 && (strcmp(path + n - 4, ".sig") == 0 || strcmp(path + n - 4, ".asc") == 0);
+	return has_suffix(path, ".sig") || has_suffix(path, ".asc");
+}
+
+/*
+ * Staged are only bytes that may be published or copied: under models/ the
+ * Ollama tree's manifests and blobs (a manifest may be named "v1.sig"), in
+ * an --ollama-dir every file read, and outside models/ only when an
+ * --artifacts-dir may receive it.  Everything else is hashed and dropped.
+ */
+bool imp_want_stage(const struct imp_source *src, const char *path)
+{
+	if (src->ollama_root && !src->ollama_root[0])
+		return true; /* --ollama-dir: manifests and the blobs they name */
+	if (has_prefix(path, "models/"))
+		return strstr(path, "/manifests/") || strstr(path, "/blobs/");
+	if (has_prefix(path, "manifest/") || has_prefix(path, "signatures/"))
+		return false;
+	return src->stage_all;
+}
+
+bool imp_member_signed(const struct imp_member *mb, bool signed_source)
+{
+	return signed_source && (mb->bound & IMP_BIND_SIGNED);
+}
+
+int imp_member_open_staged(struct imp_source *src, struct imp_member *mb, uint64_t *off)
+{
+	*off = 0;
+	if (mb->stage)
+		return ag_stage_open_read(mb->stage);
+	if (!mb->spooled || !src->has_spool)
+		return -EINVAL;
+	*off = mb->spool_off;
+	int fd = fcntl(src->spool_fd, F_DUPFD_CLOEXEC, 3);
+	return fd < 0 ? -errno : fd;
 }

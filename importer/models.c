@@ -121,37 +121,134 @@ int imp_label_cmp(const char *version, const char *current)
 	return strverscmp(version, current);
 }
 
+bool imp_version_like(const char *s)
+{
+	return s && isdigit((unsigned char)*s);
+}
+
+/* The bundle_version a generation's report names; for a generation whose
+ * report does not tell (none, or not agimport's), its label if that looks
+ * like a version.  An --ollama-dir import has no bundle_version. */
+static const char *gen_version(const ag_gen *g, json_t **doc)
+{
+	json_error_t jerr;
+	const char *v = NULL, *kind = NULL;
+
+	*doc = g->report ? json_loads(g->report, 0, &jerr) : NULL;
+	if (*doc) {
+		v = json_string_value(
+			json_object_get(json_object_get(*doc, "bundle"), "bundle_version"));
+		kind = json_string_value(json_object_get(*doc, "kind"));
+	}
+	if (!v && !kind && imp_version_like(g->label))
+		v = g->label;
+	return imp_version_like(v) ? v : NULL;
+}
+
+int imp_store_max_version(ag_store *store, char **out)
+{
+	_cleanup_free_ uint64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	r = ag_meta_get(store, "max_bundle_version", out);
+	if (r != -ENOENT)
+		return r;
+	/* A store from before the key: the newest over its generations. */
+	if ((r = ag_gen_list(store, &ids, &n)) < 0)
+		return r == -ENOENT ? 0 : r;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_gen_ ag_gen *g = NULL;
+		json_t *doc = NULL;
+		if ((r = ag_gen_get(store, ids[i], &g)) == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		const char *v = gen_version(g, &doc);
+		if (v && (!*out || imp_label_cmp(v, *out) > 0)) {
+			free(*out);
+			*out = strdup(v);
+		}
+		json_decref(doc);
+		if (v && !*out)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+bool imp_is_pgp_signature(const char *buf, size_t len)
+{
+	static const char armor[] = "-----BEGIN PGP SIGNATURE-----";
+
+	while (len > 0 && (*buf == ' ' || *buf == '\t' || *buf == '\r' || *buf == '\n')) {
+		buf++;
+		len--;
+	}
+	if (len >= sizeof(armor) - 1 && memcmp(buf, armor, sizeof(armor) - 1) == 0)
+		return true;
+	if (len < 2)
+		return false;
+	unsigned char b = (unsigned char)buf[0];
+	/* A signature packet (tag 2), old or new packet format. */
+	return ((b & 0xc0) == 0x80 && ((b >> 2) & 0x0f) == 2) || b == 0xc2;
+}
+
 /* ---------- the Ollama tree ---------- */
 
-/* The shortest directory under models/ that holds both manifests/ and blobs/. */
+/* Whether some member's path starts with prefix (members sorted). */
+static bool any_with_prefix(struct imp_source *src, const char *prefix)
+{
+	size_t lo = 0, hi = src->n, n = strlen(prefix);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(src->m[mid].path, prefix) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < src->n && strncmp(src->m[lo].path, prefix, n) == 0;
+}
+
+/* The directory under models/ that holds both manifests/ and blobs/; two
+ * such directories are an ambiguous layout and refuse the bundle. */
 static int find_root(struct imp_source *src, struct imp_error *e)
 {
-	size_t best = SIZE_MAX, nmodels = 0;
-	const char *bestp = NULL;
+	char probe[IMP_MAX_PATH + 16], *root = NULL;
+	size_t nmodels = 0;
+	int r = 0;
 
-	for (size_t i = 0; i < src->n; i++) {
-		const char *p = src->m[i].path, *q;
+	for (size_t i = 0; r == 0 && i < src->n; i++) {
+		const char *p = src->m[i].path;
 		if (!has_prefix(p, "models/"))
 			continue;
 		nmodels++;
-		if (!(q = strstr(p, "/manifests/")) || (size_t)(q - p) >= best)
-			continue;
-		char probe[IMP_MAX_PATH + 16];
-		snprintf(probe, sizeof(probe), "%.*s/blobs/", (int)(q - p), p);
-		for (size_t j = 0; j < src->n; j++)
-			if (has_prefix(src->m[j].path, probe)) {
-				best = (size_t)(q - p);
-				bestp = p;
-				break;
-			}
+		for (const char *q = strstr(p, "/manifests/"); r == 0 && q;
+		     q = strstr(q + 1, "/manifests/")) {
+			snprintf(probe, sizeof(probe), "%.*s/blobs/", (int)(q - p), p);
+			if (!any_with_prefix(src, probe))
+				continue;
+			probe[q - p + 1] = '\0';
+			if (!root && !(root = strdup(probe)))
+				r = -ENOMEM;
+			else if (strcmp(root, probe) != 0)
+				r = imp_fail(e, IMP_REFUSED, -EEXIST, "models/",
+					     "it holds two Ollama trees, %smanifests/ and "
+					     "%smanifests/, and which one is meant is ambiguous",
+					     root, probe);
+		}
 	}
-	if (!bestp)
+	if (r < 0) {
+		free(root);
+		return r;
+	}
+	if (!root)
 		return nmodels ? imp_fail(e, IMP_REFUSED, -ENOENT, "models/",
 					  "it holds no Ollama tree (a directory with both "
 					  "manifests/ and blobs/)")
 			       : 0;
-	if (asprintf(&src->ollama_root, "%.*s/", (int)best, bestp) < 0)
-		return -ENOMEM;
+	src->ollama_root = root;
 	return 0;
 }
 
@@ -209,7 +306,10 @@ static int check_sig(struct imp_source *src, struct imp_keyring *ks, struct imp_
 	_cleanup_free_ char *fpr = NULL, *why = NULL;
 
 	snprintf(path, sizeof(path), "%s.sig", im->manifest->path);
-	if (!(sig = imp_member_find(src, path)) && ks && require)
+	sig = imp_member_find(src, path);
+	if (sig && !(sig->data && imp_is_pgp_signature(sig->data, sig->size)))
+		sig = NULL; /* "<tag>.sig" holding a manifest: a model of its own */
+	if (!sig && ks && require)
 		return imp_fail(e, IMP_REFUSED, -ENOENT, im->manifest->path,
 				"it has no signature (.sig) beside it");
 	if (!sig)
@@ -253,20 +353,23 @@ static int add_model(struct imp_source *src, struct imp_member *mb, const char *
 	return r;
 }
 
-/* A file under manifests/ at depth four; "<tag>.sig" beside "<tag>" is its signature. */
-static bool is_manifest(struct imp_source *src, const char *path, const char *rel)
+/* A file under manifests/ at depth four.  "<tag>.sig" is the signature of
+ * "<tag>" only when "<tag>" is there too and it holds an OpenPGP signature;
+ * otherwise it is a manifest with that tag (so are "v1.asc" and the like). */
+static bool is_manifest(struct imp_source *src, const struct imp_member *mb, const char *rel)
 {
 	int slashes = 0;
-	size_t n = strlen(path);
+	size_t n = strlen(mb->path);
 
 	for (const char *p = rel; *p; p++)
 		slashes += *p == '/';
 	if (slashes != 3)
 		return false;
-	if (n > 4 && strcmp(path + n - 4, ".sig") == 0) {
+	if (n > 4 && strcmp(mb->path + n - 4, ".sig") == 0) {
 		char base[IMP_MAX_PATH + 1];
-		snprintf(base, sizeof(base), "%.*s", (int)(n - 4), path);
-		return imp_member_find(src, base) == NULL;
+		snprintf(base, sizeof(base), "%.*s", (int)(n - 4), mb->path);
+		return !imp_member_find(src, base) || !mb->data ||
+		       !imp_is_pgp_signature(mb->data, mb->size);
 	}
 	return true;
 }
@@ -311,7 +414,7 @@ int imp_verify_models(struct imp_source *src, struct imp_keyring *ks, ag_store *
 	for (size_t i = 0; r == 0 && i < src->n; i++) {
 		struct imp_member *mb = &src->m[i];
 		const char *rel = mb->path + strlen(prefix);
-		if (!has_prefix(mb->path, prefix) || !is_manifest(src, mb->path, rel))
+		if (!has_prefix(mb->path, prefix) || !is_manifest(src, mb, rel))
 			continue;
 		r = add_model(src, mb, rel, store, res, e);
 		if (r == 0)

@@ -6,45 +6,92 @@
  * holds the current generation's models plus this source's (same names
  * replaced); with --replace only this source's.  A model keeps its "added"
  * time when the current generation already has it with the same manifest.
+ * A damaged object already in the store is replaced by the verified bytes
+ * (ag_stage_publish_ex) and reported as repaired.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "importer/import.h"
 
-static int publish_member(struct imp_member *mb, ag_txn *t, const ag_digest *d, size_t *nnew,
-			  struct imp_error *e)
+/* A spooled member staged for real now, from the spool (one descriptor at a
+ * time); the store re-hashes it, so the spool is not trusted. */
+static int restage(struct imp_source *src, struct imp_member *mb, ag_store *store, ag_stage **out)
 {
-	bool was_new = false;
+	enum { BUFSZ = 1 << 20 };
+	_cleanup_free_ char *buf = malloc(BUFSZ);
+	uint64_t off = mb->spool_off, left = mb->size;
+	ag_blob_info bi;
 	int r;
 
-	if (!mb || mb->published || !mb->stage)
+	if (!buf)
+		return -ENOMEM;
+	if ((r = ag_stage_begin(store, 0, out)) < 0)
+		return r;
+	while (r == 0 && left > 0) {
+		ssize_t n =
+			pread(src->spool_fd, buf, left < BUFSZ ? (size_t)left : BUFSZ, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r = n < 0 ? -errno : -EIO;
+		else
+			r = ag_stage_write(*out, buf, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+		left -= n > 0 ? (uint64_t)n : 0;
+	}
+	if (r == 0)
+		r = ag_stage_end(*out, &bi);
+	return r;
+}
+
+static int publish_member(struct imp_source *src, struct imp_member *mb, ag_store *store, ag_txn *t,
+			  const ag_digest *d, struct imp_result *res, size_t *nnew,
+			  struct imp_error *e)
+{
+	_cleanup_stage_ ag_stage *tmp = NULL;
+	enum ag_publish how = AG_PUBLISH_DEDUP;
+	char hex[AG_HEX_LEN + 1];
+	int r;
+
+	if (!mb || mb->published || (!mb->stage && !mb->spooled))
 		return 0;
-	r = ag_stage_publish(mb->stage, t, d, &was_new);
+	r = mb->stage ? 0 : restage(src, mb, store, &tmp);
+	if (r == 0)
+		r = ag_stage_publish_ex(mb->stage ? mb->stage : tmp, t, d, &how);
 	if (r < 0)
 		return imp_fail(e, r == -AG_EDIGEST ? IMP_REFUSED : IMP_IO, r, mb->path,
 				"publishing it failed (%s)", ag_strerror(r));
 	mb->published = true;
-	*nnew += was_new;
+	*nnew += how == AG_PUBLISH_NEW;
+	if (how == AG_PUBLISH_REPAIRED) {
+		ag_digest_hex(d, hex);
+		if (!res->repaired && !(res->repaired = json_array()))
+			return -ENOMEM;
+		json_array_append_new(res->repaired, json_string(hex));
+	}
 	return 0;
 }
 
-static int publish_objects(struct imp_source *src, struct imp_result *res, ag_txn *t, size_t *nnew,
-			   struct imp_error *e)
+static int publish_objects(struct imp_source *src, struct imp_result *res, ag_store *store,
+			   ag_txn *t, size_t *nnew, struct imp_error *e)
 {
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < res->nmodels; i++) {
 		ag_model *m = &res->models[i].model;
-		r = publish_member(res->models[i].manifest, t, &m->manifest, nnew, e);
+		r = publish_member(src, res->models[i].manifest, store, t, &m->manifest, res, nnew,
+				   e);
 		for (size_t j = 1; r == 0 && j < ag_model_nblobs(m); j++) /* config, layers */
-			r = publish_member(imp_find_blob(src, ag_model_blob(m, j)), t,
-					   ag_model_blob(m, j), nnew, e);
+			r = publish_member(src, imp_find_blob(src, ag_model_blob(m, j)), store, t,
+					   ag_model_blob(m, j), res, nnew, e);
 	}
 	return r;
 }
@@ -93,68 +140,152 @@ static int fill_gen(ag_gen *g, struct imp_source *src, const struct imp_options 
 	return 0;
 }
 
-static int commit_gen(ag_store *store, ag_txn **t, ag_gen *g, uint64_t *gen_id, struct imp_error *e)
+/* The high-water mark of anti-rollback (never lowered, also not by
+ * --allow-downgrade; agstore never touches it). */
+static int put_max_version(ag_txn *t, const struct imp_result *res)
+{
+	const char *v = res->bundle.bundle_version;
+
+	if (!v || !imp_version_like(v))
+		return res->max_version ? ag_txn_meta_put(t, "max_bundle_version", res->max_version)
+					: 0;
+	if (res->max_version && imp_label_cmp(v, res->max_version) < 0)
+		v = res->max_version;
+	return ag_txn_meta_put(t, "max_bundle_version", v);
+}
+
+/* Test-only (documented in doc/agimport.8): AGIMPORT_TEST_KILL=<point> makes
+ * the run kill itself there, so tests can retry after a kill. */
+void imp_test_kill(const char *point)
+{
+	const char *want = getenv("AGIMPORT_TEST_KILL");
+
+	if (want && strcmp(want, point) == 0)
+		raise(SIGKILL);
+}
+
+static int publish_and_commit(struct imp_source *src, const struct imp_options *o, ag_store *store,
+			      struct imp_result *res, ag_txn **t, json_t *fields, uint64_t *gen_id,
+			      struct imp_error *e);
+
+/* The audit record and the LMDB transaction commit as one unit. */
+static int commit_gen(ag_txn **t, ag_gen *g, const struct imp_options *o, struct imp_result *res,
+		      json_t *fields, uint64_t *gen_id, struct imp_error *e)
 {
 	int r = ag_txn_gen_add(*t, g);
 
 	if (r == 0)
 		r = ag_txn_set_current(*t, g->id);
+	if (r == 0)
+		r = put_max_version(*t, res);
 	if (r < 0)
 		return imp_fail(e, IMP_IO, r, "", "writing the generation failed (%s)",
 				ag_strerror(r));
-	r = ag_txn_commit(TAKE_PTR(*t));
-	if (r < 0)
-		return imp_fail(e, IMP_IO, r, "", "committing the generation failed (%s)",
+	json_object_set_new(fields, "generation", json_integer((json_int_t)g->id));
+	imp_test_kill("before-commit");
+	r = ag_txn_commit_audit(TAKE_PTR(*t), "BUNDLE_INGEST", o->operator_name, fields);
+	if (r < 0) {
+		return imp_fail(e, IMP_IO, r, "",
+				"the generation and its audit record cannot be committed (%s), so "
+				"nothing was imported",
 				ag_strerror(r));
+	}
 	*gen_id = g->id;
 	return 0;
 }
 
+/*
+ * In this order: the transfer line is appended and fsynced (so no
+ * generation is ever without it), the objects are published, then the
+ * generation, its audit record and the max_bundle_version mark commit as one
+ * unit.  On any failure the transfer line is cut off again.  A kill in
+ * between leaves a transfer line for an import that did not happen; the
+ * retry adds its own.
+ */
 int imp_publish(struct imp_source *src, const struct imp_options *o, ag_store *store,
-		struct imp_result *res, uint64_t *gen_id, struct imp_error *e)
+		struct imp_result *res, json_t *fields, const char *hex, uint64_t *gen_id,
+		struct imp_error *e)
+{
+	_cleanup_txn_ ag_txn *t = NULL;
+	off_t old_len = -1;
+	int r;
+
+	if (o->transfer_fd >= 0 &&
+	    (r = imp_transfer_log(o->transfer_fd, o->operator_name, res->label, hex, &old_len)) < 0)
+		return imp_fail(e, IMP_IO, r, o->transfer_log,
+				"the transfer record cannot be written (%s), so nothing was "
+				"imported",
+				ag_strerror(r));
+	if ((r = ag_txn_begin(store, &t)) < 0)
+		r = imp_fail(e, IMP_IO, r, "", "the store cannot be written (%s)", ag_strerror(r));
+	else
+		r = publish_and_commit(src, o, store, res, &t, fields, gen_id, e);
+	if (r < 0 && old_len >= 0)
+		imp_transfer_undo(o->transfer_fd, old_len);
+	return r;
+}
+
+static int publish_and_commit(struct imp_source *src, const struct imp_options *o, ag_store *store,
+			      struct imp_result *res, ag_txn **t, json_t *fields, uint64_t *gen_id,
+			      struct imp_error *e)
 {
 	_cleanup_gen_ ag_gen *cur = NULL, *g = ag_gen_new();
-	_cleanup_txn_ ag_txn *t = NULL;
 	size_t nnew = 0;
 	int r;
 
 	if (!g)
 		return imp_fail(e, IMP_IO, -ENOMEM, "", "out of memory");
-	r = ag_gen_get(store, 0, &cur);
+	uint64_t cur_id;
+	r = ag_txn_current(*t, &cur_id);
+	if (r == 0)
+		r = ag_txn_gen_get(*t, cur_id, &cur);
 	if (r < 0 && r != -ENOENT)
 		return imp_fail(e, IMP_IO, r, "", "the current generation cannot be read (%s)",
 				ag_strerror(r));
-	if ((r = fill_gen(g, src, o, res)) < 0 || (r = fill_models(g, cur, o, res)) < 0)
-		return imp_fail(e, IMP_IO, r, "", "out of memory");
-	if ((r = ag_txn_begin(store, &t)) < 0)
-		return imp_fail(e, IMP_IO, r, "", "the store cannot be written (%s)",
-				ag_strerror(r));
-	if ((r = publish_objects(src, res, t, &nnew, e)) < 0)
+	if ((r = publish_objects(src, res, store, *t, &nnew, e)) < 0)
 		return r;
 	json_object_set_new(res->report, "new_objects", json_integer((json_int_t)nnew));
-	return commit_gen(store, &t, g, gen_id, e);
+	json_object_set_new(fields, "new_objects", json_integer((json_int_t)nnew));
+	if (res->repaired) {
+		json_object_set(res->report, "repaired", res->repaired);
+		json_object_set(fields, "repaired", res->repaired);
+	}
+	if ((r = fill_gen(g, src, o, res)) < 0 || (r = fill_models(g, cur, o, res)) < 0)
+		return imp_fail(e, IMP_IO, r, "", "out of memory");
+	return commit_gen(t, g, o, res, fields, gen_id, e);
 }
 
-int imp_transfer_log(const char *path, const char *operator_name, const char *label,
-		     const char *hex)
+int imp_transfer_log(int fd, const char *operator_name, const char *label, const char *hex,
+		     off_t *old_len)
 {
 	char ts[32], *line = NULL;
 	time_t t = time(NULL);
 	struct tm tm;
-	int fd, r = 0, n;
+	struct stat st;
+	int r = 0, n;
 
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
 	n = asprintf(&line, "%s BUNDLE_INGEST %s bundle_%s sha256=%s\n", ts, operator_name, label,
 		     hex);
 	if (n < 0)
 		return -ENOMEM;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
+	if (fstat(fd, &st) < 0) {
+		free(line);
+		return -errno;
+	}
+	*old_len = st.st_size;
+	if (write(fd, line, (size_t)n) != n)
+		r = errno ? -errno : -EIO;
+	else if (fsync(fd) < 0)
 		r = -errno;
-	else if (write(fd, line, (size_t)n) != n || fsync(fd) < 0)
-		r = -EIO;
-	if (fd >= 0)
-		close(fd);
+	if (r < 0)
+		imp_transfer_undo(fd, *old_len);
 	free(line);
 	return r;
+}
+
+void imp_transfer_undo(int fd, off_t old_len)
+{
+	if (ftruncate(fd, old_len) == 0)
+		fsync(fd);
 }

@@ -1,43 +1,113 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Where a member's bytes go as they are read, in the same single pass:
- * into the store's staging (SHA-256 and chunk table computed by the store),
- * or only through a hash in a dry run; small metadata files are also kept in
- * memory for parsing.
+ *   - a large member that may be published or copied: its own staging file
+ *     in the store's tmp/ (SHA-256 and chunk table computed by the store);
+ *   - a small one (or any, once the budget of descriptors is spent): the
+ *     source's one spool file, hashed here, staged for real only when it is
+ *     published, so a bundle of 100,000 files needs a handful of descriptors;
+ *   - anything else (and everything in a dry run): only through a hash.
+ * Small metadata files are also kept in memory for parsing.  What is staged
+ * is bounded before it is written: the declared sizes of everything staged
+ * must fit the free space found at the start, less a reserve.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "importer/import.h"
 #include "importer/sink.h"
 
-static bool want_stage(const char *path)
+static int open_spool(ag_store *store)
 {
-	size_t n = strlen(path);
+	int dfd = ag_store_dirfd(store), fd;
+	char name[64];
 
-	if (strncmp(path, "manifest/", 9) == 0 || strncmp(path, "signatures/", 11) == 0)
-		return false;
-	return !(n > 4 && (strcmp(path + n - 4, ".sig") == 0 || strcmp(path + n - 4, ".asc") == 0));
+	fd = openat(dfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd < 0 ? -errno : fd;
+	/* No O_TMPFILE here: a named file, unlinked at once (the next writer
+	 * removes it from tmp/ if we die in between). */
+	snprintf(name, sizeof(name), "tmp/agimport-spool.%ld", (long)getpid());
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	unlinkat(dfd, name, 0);
+	return fd;
 }
 
-static int check_space(const struct imp_read *rd, struct imp_member *mb, uint64_t size,
-		       struct imp_error *e)
+int imp_staging_setup(struct imp_source *src, ag_store *store, struct imp_error *e)
 {
-	uint64_t avail;
+	struct rlimit rl;
+	struct statvfs vfs;
+	uint64_t avail, reserve = 0;
 	int r;
 
-	if (!rd->store)
+	/* Half of what is left of the descriptor limit, at most 512. */
+	src->max_stages = 16;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 96)
+		src->max_stages = (size_t)(rl.rlim_cur - 64) / 2;
+	if (src->max_stages > 512)
+		src->max_stages = 512;
+	if ((r = ag_store_free_space(store, &avail)) < 0)
+		return imp_fail(e, IMP_IO, r, ag_store_path(store),
+				"its free space cannot be read (%s)", ag_strerror(r));
+	if (fstatvfs(ag_store_dirfd(store), &vfs) == 0)
+		reserve = (uint64_t)vfs.f_blocks * vfs.f_frsize / 50; /* 2 % */
+	if (reserve > (256u << 20))
+		reserve = 256u << 20;
+	src->stage_avail = avail > reserve ? avail - reserve : 0;
+	src->has_budget = true;
+	if ((r = open_spool(store)) < 0)
+		return imp_fail(e, IMP_IO, r, ag_store_path(store),
+				"a spool file cannot be made in its tmp/ (%s)", ag_strerror(r));
+	src->spool_fd = r;
+	src->has_spool = true;
+	return 0;
+}
+
+/* The declared size must fit what is left of the budget: checked before a
+ * byte is staged, so a sparse bomb is refused by its header. */
+static int charge(struct imp_source *src, struct imp_member *mb, int64_t hint, struct imp_error *e)
+{
+	uint64_t n = hint > 0 ? (uint64_t)hint : 0;
+
+	if (!src->has_budget)
 		return 0;
-	r = ag_store_free_space(rd->store, &avail);
-	if (r < 0)
-		return imp_fail(e, IMP_IO, r, mb->path, "the store's free space is unknown (%s)",
-				ag_strerror(r));
-	if (size > avail)
+	if (src->staged_bytes + n > src->stage_avail)
 		return imp_fail(e, IMP_IO, -ENOSPC, mb->path,
-				"it needs %llu bytes and the store has %llu free",
-				(unsigned long long)size, (unsigned long long)avail);
+				"it declares %llu bytes, and with the %llu staged before it that "
+				"exceeds the store's %llu free bytes (less a reserve)",
+				(unsigned long long)n, (unsigned long long)src->staged_bytes,
+				(unsigned long long)src->stage_avail);
+	src->staged_bytes += n;
+	return 0;
+}
+
+static int begin_stage(struct imp_sink *k, int64_t hint, struct imp_error *e)
+{
+	struct imp_source *src = k->src;
+	struct imp_member *mb = k->mb;
+	bool small = hint >= 0 && hint <= (int64_t)IMP_SPOOL_MAX;
+	int r;
+
+	if ((r = charge(src, mb, hint, e)) < 0)
+		return r;
+	if (src->has_spool && (small || src->nstages >= src->max_stages)) {
+		k->spool = true;
+		mb->spooled = true;
+		mb->spool_off = src->spool_len;
+		return 0;
+	}
+	r = ag_stage_begin(k->rd->store, 0, &mb->stage);
+	if (r < 0)
+		return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)", ag_strerror(r));
+	src->nstages++;
 	return 0;
 }
 
@@ -50,25 +120,24 @@ int imp_sink_begin(struct imp_sink *k, struct imp_member *mb, const struct imp_r
 	k->mb = mb;
 	k->src = src;
 	k->rd = rd;
-	if (size_hint > 0 && (r = check_space(rd, mb, (uint64_t)size_hint, e)) < 0)
-		return r;
-	k->keep = imp_is_metadata(mb->path) && (size_hint < 0 || size_hint <= IMP_MAX_SMALL);
-	if (rd->store && !rd->dry_run && want_stage(mb->path)) {
-		r = ag_stage_begin(rd->store, 0, &mb->stage);
-		if (r < 0)
-			return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)",
-					ag_strerror(r));
-	} else {
-		k->hash = ag_hash_new();
-		if (!k->hash)
-			return imp_fail(e, IMP_IO, -ENOMEM, mb->path, "out of memory");
+	k->keep_max =
+		strcmp(mb->path, "manifest/bundle.json") == 0 ? IMP_MAX_BUNDLE_JSON : IMP_MAX_SMALL;
+	k->keep = imp_is_metadata(mb->path) && (size_hint < 0 || size_hint <= (int64_t)k->keep_max);
+	if (rd->store && !rd->dry_run && imp_want_stage(src, mb->path)) {
+		if ((r = begin_stage(k, size_hint, e)) < 0)
+			return r;
+		if (mb->stage)
+			return 0;
 	}
+	k->hash = ag_hash_new();
+	if (!k->hash)
+		return imp_fail(e, IMP_IO, -ENOMEM, mb->path, "out of memory");
 	return 0;
 }
 
 static int keep_bytes(struct imp_sink *k, const void *buf, size_t len, struct imp_error *e)
 {
-	if (k->len + len > IMP_MAX_SMALL || k->src->meta_bytes + len > IMP_MAX_META) {
+	if (k->len + len > k->keep_max || k->src->meta_bytes + len > IMP_MAX_META) {
 		/* Too large to be metadata: hashed and staged, not parsed. */
 		free(k->data);
 		k->data = NULL;
@@ -86,23 +155,42 @@ static int keep_bytes(struct imp_sink *k, const void *buf, size_t len, struct im
 	return 0;
 }
 
+static int spool_write(struct imp_sink *k, const void *buf, size_t len)
+{
+	const char *p = buf;
+	uint64_t off = k->mb->spool_off + k->size;
+
+	while (len > 0) {
+		ssize_t n = pwrite(k->src->spool_fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int imp_sink_write(struct imp_sink *k, const void *buf, size_t len, struct imp_error *e)
 {
-	int r;
+	int r = 0;
 
 	if (len == 0)
 		return 0;
 	if (k->keep && (r = keep_bytes(k, buf, len, e)) < 0)
 		return r;
-	k->size += len;
-	if (k->hash) {
-		ag_hash_update(k->hash, buf, len);
-		return 0;
-	}
-	r = k->rd->pipe ? imp_pipe_write(k->rd->pipe, k->mb->stage, buf, len)
-			: ag_stage_write(k->mb->stage, buf, len);
+	if (k->spool)
+		r = spool_write(k, buf, len);
+	else if (!k->hash)
+		r = k->rd->pipe ? imp_pipe_write(k->rd->pipe, k->mb->stage, buf, len)
+				: ag_stage_write(k->mb->stage, buf, len);
 	if (r < 0)
 		return imp_fail(e, IMP_IO, r, k->mb->path, "staging failed (%s)", ag_strerror(r));
+	k->size += len;
+	if (k->hash)
+		ag_hash_update(k->hash, buf, len);
 	return 0;
 }
 
@@ -117,6 +205,8 @@ int imp_sink_end(struct imp_sink *k, struct imp_error *e)
 		mb->data = k->data;
 		k->data = NULL;
 	}
+	if (k->spool)
+		k->src->spool_len += k->size;
 	if (k->hash) {
 		ag_hash_final(k->hash, &mb->digest);
 		ag_hash_free(k->hash);

@@ -11,8 +11,10 @@ struct imp_sink {
 	struct imp_member *mb;
 	struct imp_source *src;
 	const struct imp_read *rd;
-	ag_hash *hash; /* dry run or unstaged metadata */
+	ag_hash *hash; /* dry run, spooled or unstaged members */
+	bool spool;    /* bytes go to the source's spool file */
 	bool keep;
+	size_t keep_max;
 	char *data;
 	size_t len;
 	uint64_t size;

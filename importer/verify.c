@@ -2,14 +2,17 @@
 /*
  * OpenPGP signatures through gpgme, against a pinned keyring only.
  *
- * A private temporary GNUPGHOME is made for each run and holds nothing but
- * the keys given with --keyring (an armored or binary key file, or a GnuPG
- * home whose public keys are exported); the operator's own keyring is never
+ * A private temporary GNUPGHOME is made for each run (in the store's tmp/,
+ * which the next writer empties if this run is killed; in $TMPDIR for a
+ * dry run without a writable store, where homes of dead runs are removed
+ * by the next run) and holds nothing but the keys given with --keyring (an armored or binary key
+ * file, or a GnuPG home whose public keys are exported); the operator's own keyring is never
  * consulted.  A signature counts when it is good, made by a key that is not
  * expired or revoked, and (with --signer) by an allowed key.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <gpgme.h>
 #include <stdarg.h>
@@ -22,7 +25,7 @@
 #include "importer/import.h"
 
 struct imp_keyring {
-	char home[256];
+	char home[4096];
 	gpgme_ctx_t ctx;
 	char **signers;
 	size_t nsigners;
@@ -42,16 +45,51 @@ static int new_ctx(const char *home, gpgme_ctx_t *out)
 	return 0;
 }
 
-static int make_home(struct imp_keyring *k)
+static void rm_tree(int dfd);
+
+/* Homes "agimport-gnupg.<pid>.XXXXXX" of runs that are gone. */
+static void remove_stale_homes(const char *parent)
+{
+	DIR *d = opendir(parent);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		long pid;
+		struct stat st;
+		if (sscanf(de->d_name, "agimport-gnupg.%ld.", &pid) != 1 || pid <= 0 ||
+		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		int fd = openat(dirfd(d), de->d_name,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			rm_tree(fd);
+			close(fd);
+		}
+		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+static int make_home(struct imp_keyring *k, const char *parent)
 {
 	const char *tmp = getenv("TMPDIR");
-	char conf[300];
+	char conf[sizeof(k->home) + 16];
 	int fd;
 
-	snprintf(k->home, sizeof(k->home), "%s/agimport-gnupg.XXXXXX",
-		 tmp && *tmp && strlen(tmp) < 100 ? tmp : "/tmp");
-	if (!mkdtemp(k->home))
+	if (!parent)
+		parent = tmp && *tmp && strlen(tmp) < 1024 ? tmp : "/tmp";
+	remove_stale_homes(parent);
+	if (snprintf(k->home, sizeof(k->home), "%s/agimport-gnupg.%ld.XXXXXX", parent,
+		     (long)getpid()) >= (int)sizeof(k->home))
+		return -ENAMETOOLONG;
+	if (!mkdtemp(k->home)) {
+		k->home[0] = '\0';
 		return -errno;
+	}
 	snprintf(conf, sizeof(conf), "%s/gpg.conf", k->home);
 	fd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -162,7 +200,7 @@ static int import_keys(struct imp_keyring *k, const char *path, char **why)
 }
 
 int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
-		     struct imp_keyring **out, char **why)
+		     const char *home_parent, struct imp_keyring **out, char **why)
 {
 	struct imp_keyring *k = calloc(1, sizeof(*k));
 	int r;
@@ -172,7 +210,7 @@ int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
 		return -ENOMEM;
 	k->signers = (char **)signers;
 	k->nsigners = nsigners;
-	r = make_home(k);
+	r = make_home(k, home_parent);
 	if (r == 0)
 		r = new_ctx(k->home, &k->ctx);
 	if (r < 0 && !*why)
@@ -253,14 +291,18 @@ static bool fpr_match(const char *a, const char *b)
 	return la >= lb ? strcasecmp(a + la - lb, b) == 0 : strcasecmp(b + lb - la, a) == 0;
 }
 
-static bool allowed(struct imp_keyring *k, gpgme_key_t key)
+/* A pinned primary fingerprint allows the key's signing subkeys; a pinned
+ * subkey fingerprint allows only the subkey that made the signature. */
+static bool allowed(struct imp_keyring *k, gpgme_key_t key, const char *sig_fpr)
 {
 	if (k->nsigners == 0)
 		return true;
-	for (size_t i = 0; i < k->nsigners; i++)
-		for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next)
-			if (sk->fpr && fpr_match(sk->fpr, k->signers[i]))
-				return true;
+	for (size_t i = 0; i < k->nsigners; i++) {
+		if (key->subkeys->fpr && fpr_match(key->subkeys->fpr, k->signers[i]))
+			return true;
+		if (sig_fpr && fpr_match(sig_fpr, k->signers[i]))
+			return true;
+	}
 	return false;
 }
 
@@ -299,8 +341,9 @@ static int check_key(struct imp_keyring *k, gpgme_signature_t s, char **fpr, cha
 		*why = strdup("the signing key is revoked");
 	else if (key->expired)
 		*why = strdup("the signing key has expired");
-	else if (!allowed(k, key))
-		*why = sfmt("the signing key %s is not an allowed signer", key->subkeys->fpr);
+	else if (!allowed(k, key, s->fpr))
+		*why = sfmt("the signing key %s (subkey %s) is not an allowed signer",
+			    key->subkeys->fpr, s->fpr);
 	else
 		r = (*fpr = strdup(key->subkeys->fpr)) ? 0 : -ENOMEM;
 	if (key)

@@ -144,10 +144,10 @@ CASES=(
 	"no_bundle_version|1|bundle_version"
 	"no_models_hash|1|no models_directory_hash"
 	"no_bundle_json|1|manifest/bundle.json: it is missing"
-	"artifact_changed|1|its artifact \"ollama_binary\" matches no file"
+	"artifact_changed|1|binaries/ollama-linux-amd64: its SHA-256 differs from the signed artifact \"ollama_binary\""
 	"listed_file_missing|1|binaries/gone: it is listed in signatures/ollama.sha256 but is not in the bundle"
 	"malformed_list|1|signatures/extra.sha256: line 1 is malformed"
-	"downgrade|1|bundle_version 20260101 is older than the current generation's label 20260423"
+	"downgrade|1|bundle_version 20260101 is older than 20260423, the newest this store has accepted"
 	"outer_hash|1|its SHA-256 is"
 	"truncated|1|damaged or truncated"
 	"garbage|1|not a readable tar archive"
@@ -220,7 +220,7 @@ if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=3m tmpf
 	ok $? "before reading it, saying so" || cat "$T/err"
 	run_fail "$AGIMPORT" --store "$T/small/s" --no-signature --ollama-dir "$T/bigtree"
 	is "$rc" 4 "a member larger than the free space: I/O failure (4)"
-	grep -q "it needs 4000000 bytes" "$T/err" && [ -z "$(ls -A "$T/small/s/tmp")" ]
+	grep -q "it declares 4000000 bytes" "$T/err" && [ -z "$(ls -A "$T/small/s/tmp")" ]
 	ok $? "naming the member, with nothing left in staging" || cat "$T/err"
 	umount "$T/small"
 else
