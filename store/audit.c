@@ -262,16 +262,16 @@ static int scan_line(struct repair_scan *rs, const char *line, size_t len)
 static int repair_locked(ag_store *s, int fd, int *repaired)
 {
 	uint64_t aseq = 0, aend = 0;
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
-	r = ag_meta_get_u64(txn, s, "audit_seq", &aseq);
+	_cleanup_free_ char *vs = NULL, *ve = NULL;
+	int r = ag_meta_get(s, "audit_seq", &vs);
 	if (r == 0 || r == -ENOENT)
-		r = ag_meta_get_u64(txn, s, "audit_end", &aend);
-	mdb_txn_abort(txn);
+		r = ag_meta_get(s, "audit_end", &ve);
 	if (r < 0 && r != -ENOENT)
 		return r;
+	if (vs)
+		aseq = strtoull(vs, NULL, 10);
+	if (ve)
+		aend = strtoull(ve, NULL, 10);
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return ag_errno();

@@ -29,22 +29,22 @@ static int open_object_fd(ag_blob *b, bool direct)
 	return fd;
 }
 
+static int rec_get_fn(MDB_txn *txn, void *arg)
+{
+	ag_blob *b = arg;
+	return ag_blob_rec_get(txn, b->s, &b->info.digest, &b->info, &b->page_hashes, &b->npages);
+}
+
 int ag_blob_open(ag_store *s, const ag_digest *d, unsigned flags, ag_blob **out)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
 	ag_blob *b = calloc(1, sizeof(*b));
-	if (!b) {
-		mdb_txn_abort(txn);
+	if (!b)
 		return -ENOMEM;
-	}
 	b->s = s;
 	b->fd = b->fd_buffered = -1;
+	b->info.digest = *d;
 	pthread_mutex_init(&b->lock, NULL);
-	r = ag_blob_rec_get(txn, s, d, &b->info, &b->page_hashes, &b->npages);
-	mdb_txn_abort(txn);
+	int r = ag_read_guarded(s, rec_get_fn, b);
 	if (r == 0 && !(b->pages = calloc(b->npages + 1, sizeof(uint8_t *))))
 		r = -ENOMEM;
 	if (r == 0) {

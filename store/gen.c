@@ -267,15 +267,22 @@ static int gen_get_txn(MDB_txn *txn, ag_store *s, uint64_t id, ag_gen **out)
 	return gen_decode(v.mv_data, v.mv_size, out);
 }
 
+struct gen_get {
+	ag_store *s;
+	uint64_t id;
+	ag_gen **out;
+};
+
+static int gen_get_fn(MDB_txn *txn, void *arg)
+{
+	struct gen_get *a = arg;
+	return gen_get_txn(txn, a->s, a->id, a->out);
+}
+
 int ag_gen_get(ag_store *s, uint64_t id, ag_gen **out)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
-	r = gen_get_txn(txn, s, id, out);
-	mdb_txn_abort(txn);
-	return r;
+	struct gen_get a = {s, id, out};
+	return ag_read_guarded(s, gen_get_fn, &a);
 }
 
 int ag_txn_gen_get(ag_txn *t, uint64_t id, ag_gen **out)
@@ -321,26 +328,40 @@ static int gen_ids(MDB_txn *txn, ag_store *s, uint64_t **ids, size_t *n)
 	return 0;
 }
 
+struct gen_list {
+	ag_store *s;
+	uint64_t **ids;
+	size_t *n;
+};
+
+static int gen_list_fn(MDB_txn *txn, void *arg)
+{
+	struct gen_list *a = arg;
+	return gen_ids(txn, a->s, a->ids, a->n);
+}
+
 int ag_gen_list(ag_store *s, uint64_t **ids, size_t *n)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
-	r = gen_ids(txn, s, ids, n);
-	mdb_txn_abort(txn);
-	return r;
+	struct gen_list a = {s, ids, n};
+	return ag_read_guarded(s, gen_list_fn, &a);
+}
+
+struct meta_u64_get {
+	ag_store *s;
+	const char *key;
+	uint64_t *v;
+};
+
+static int meta_u64_fn(MDB_txn *txn, void *arg)
+{
+	struct meta_u64_get *a = arg;
+	return ag_meta_get_u64(txn, a->s, a->key, a->v);
 }
 
 static int meta_u64(ag_store *s, const char *key, uint64_t *id)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
-	r = ag_meta_get_u64(txn, s, key, id);
-	mdb_txn_abort(txn);
-	return r;
+	struct meta_u64_get a = {s, key, id};
+	return ag_read_guarded(s, meta_u64_fn, &a);
 }
 
 int ag_current(ag_store *s, uint64_t *id)

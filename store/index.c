@@ -39,12 +39,30 @@ int ag_lmdb_err(int rc)
 	}
 }
 
-static int open_dbis(ag_store *s, bool create)
+/* A cheap structural look at a database: the paths to its first and last
+ * records.  A damaged branch page on either edge faults (caught by the
+ * guard) or fails here, at open, rather than in the middle of serving. */
+static int probe_dbi(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return ag_lmdb_err(rc);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : -AG_EINDEX;
+}
+
+static int open_dbis_txn(ag_store *s, bool create, MDB_txn *volatile *vtxn)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, s->writer ? 0 : MDB_RDONLY, &txn);
 	if (rc)
 		return ag_lmdb_err(rc);
+	*vtxn = txn;
 	unsigned fl = create ? MDB_CREATE : 0;
 	if ((rc = mdb_dbi_open(txn, "meta", fl, &s->dbi_meta)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", fl, &s->dbi_blobs)) ||
@@ -65,6 +83,12 @@ static int open_dbis(ag_store *s, bool create)
 		r = fmt > AG_FORMAT_VERSION ? -AG_EFORMAT : -AG_ECORRUPT;
 	if (r == -ENOENT)
 		r = -AG_ENOTSTORE;
+	if (r == 0 && !create) {
+		MDB_dbi dbis[] = {s->dbi_meta, s->dbi_blobs, s->dbi_gens, s->dbi_tables};
+		for (size_t i = 0; r == 0 && i < sizeof(dbis) / sizeof(dbis[0]); i++)
+			r = probe_dbi(txn, dbis[i]);
+	}
+	*vtxn = NULL;
 	if (r < 0) {
 		mdb_txn_abort(txn);
 		return r;
@@ -72,11 +96,27 @@ static int open_dbis(ag_store *s, bool create)
 	return ag_lmdb_err(mdb_txn_commit(txn));
 }
 
+static int open_dbis(ag_store *s, bool create)
+{
+	MDB_txn *volatile txn = NULL;
+	struct ag_guard g;
+	ag_guard_push(&g);
+	if (sigsetjmp(g.jb, 0)) {
+		if (txn)
+			mdb_txn_abort(txn);
+		return -AG_EINDEX;
+	}
+	int r = open_dbis_txn(s, create, &txn);
+	ag_guard_pop(&g);
+	return r;
+}
+
 int ag_index_open(ag_store *s, bool create)
 {
 	int rc = mdb_env_create(&s->env);
 	if (rc)
 		return ag_lmdb_err(rc);
+	ag_guard_install(s->env);
 	mdb_env_set_maxdbs(s->env, 8);
 	mdb_env_set_maxreaders(s->env, AG_MAX_READERS);
 	mdb_env_set_mapsize(s->env, AG_MAP_SIZE);
@@ -179,15 +219,22 @@ int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *valu
 	return ag_lmdb_err(mdb_put(txn, s->dbi_meta, &k, &v, 0));
 }
 
+struct meta_get {
+	ag_store *s;
+	const char *key;
+	char **value;
+};
+
+static int meta_get_txn(MDB_txn *txn, void *arg)
+{
+	struct meta_get *a = arg;
+	return meta_get_str(txn, a->s, a->key, a->value);
+}
+
 int ag_meta_get(ag_store *s, const char *key, char **value)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
-	r = meta_get_str(txn, s, key, value);
-	mdb_txn_abort(txn);
-	return r;
+	struct meta_get a = {s, key, value};
+	return ag_read_guarded(s, meta_get_txn, &a);
 }
 
 static bool reserved_key(const char *key)
@@ -260,13 +307,23 @@ static void page_key(const ag_digest *d, uint64_t p, uint8_t key[40])
 		key[32 + i] = (uint8_t)p;
 }
 
-int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nentries,
-		      const uint8_t want[32], uint8_t **out)
+struct page_get {
+	ag_store *s;
+	const ag_digest *d;
+	uint64_t p, nentries;
+	const uint8_t *want;
+	uint8_t **out;
+};
+
+static int page_get_txn(MDB_txn *txn, void *arg)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
+	struct page_get *a = arg;
+	ag_store *s = a->s;
+	const ag_digest *d = a->d;
+	uint64_t p = a->p, nentries = a->nentries;
+	const uint8_t *want = a->want;
+	uint8_t **out = a->out;
+	int r;
 	uint8_t kb[40];
 	page_key(d, p, kb);
 	MDB_val k = {40, kb}, v;
@@ -291,8 +348,14 @@ int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nent
 		r = -ENOMEM;
 	if (r == 0)
 		memcpy(*out, v.mv_data, v.mv_size);
-	mdb_txn_abort(txn);
 	return r;
+}
+
+int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nentries,
+		      const uint8_t want[32], uint8_t **out)
+{
+	struct page_get a = {s, d, p, nentries, want, out};
+	return ag_read_guarded(s, page_get_txn, &a);
 }
 
 int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table)
@@ -325,28 +388,41 @@ int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table)
 	return 0;
 }
 
-int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out)
+struct lookup {
+	ag_store *s;
+	const ag_digest *d;
+	ag_blob_info *out;
+};
+
+static int lookup_txn(MDB_txn *txn, void *arg)
 {
-	MDB_txn *txn;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
-		return r;
-	r = ag_blob_rec_get(txn, s, d, out, NULL, NULL);
-	mdb_txn_abort(txn);
-	return r;
+	struct lookup *a = arg;
+	return ag_blob_rec_get(txn, a->s, a->d, a->out, NULL, NULL);
 }
 
-int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), void *arg)
+int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out)
 {
-	MDB_txn *txn;
+	struct lookup a = {s, d, out};
+	return ag_read_guarded(s, lookup_txn, &a);
+}
+
+struct foreach {
+	ag_store *s;
+	int (*cb)(const ag_blob_info *bi, void *arg);
+	int (*cb_all)(const ag_blob_info *bi, int err, void *arg);
+	void *arg;
+};
+
+static int foreach_txn(MDB_txn *txn, void *fa)
+{
+	struct foreach *a = fa;
+	ag_store *s = a->s;
+	int (*cb)(const ag_blob_info *, void *) = a->cb;
+	void *arg = a->arg;
 	MDB_cursor *cur;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
+	int r;
+	if ((r = ag_lmdb_err(mdb_cursor_open(txn, s->dbi_blobs, &cur))) < 0)
 		return r;
-	if ((r = ag_lmdb_err(mdb_cursor_open(txn, s->dbi_blobs, &cur))) < 0) {
-		mdb_txn_abort(txn);
-		return r;
-	}
 	MDB_val k, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0 && r == 0) {
@@ -365,22 +441,25 @@ int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), v
 	if (r == 0 && rc != MDB_NOTFOUND)
 		r = ag_lmdb_err(rc);
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
 	return r;
 }
 
-int ag_blob_foreach_all(ag_store *s, int (*cb)(const ag_blob_info *bi, int err, void *arg),
-			void *arg)
+int ag_blob_foreach(ag_store *s, int (*cb)(const ag_blob_info *bi, void *arg), void *arg)
 {
-	MDB_txn *txn;
+	struct foreach a = {.s = s, .cb = cb, .arg = arg};
+	return ag_read_guarded(s, foreach_txn, &a);
+}
+
+static int foreach_all_txn(MDB_txn *txn, void *fa)
+{
+	struct foreach *a = fa;
+	ag_store *s = a->s;
+	int (*cb)(const ag_blob_info *, int, void *) = a->cb_all;
+	void *arg = a->arg;
 	MDB_cursor *cur;
-	int r = ag_rtxn_begin(s, &txn);
-	if (r < 0)
+	int r;
+	if ((r = ag_lmdb_err(mdb_cursor_open(txn, s->dbi_blobs, &cur))) < 0)
 		return r;
-	if ((r = ag_lmdb_err(mdb_cursor_open(txn, s->dbi_blobs, &cur))) < 0) {
-		mdb_txn_abort(txn);
-		return r;
-	}
 	MDB_val k, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0 && r == 0) {
@@ -404,8 +483,14 @@ int ag_blob_foreach_all(ag_store *s, int (*cb)(const ag_blob_info *bi, int err, 
 	if (r == 0 && rc != MDB_NOTFOUND)
 		r = ag_lmdb_err(rc);
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
 	return r;
+}
+
+int ag_blob_foreach_all(ag_store *s, int (*cb)(const ag_blob_info *bi, int err, void *arg),
+			void *arg)
+{
+	struct foreach a = {.s = s, .cb_all = cb, .arg = arg};
+	return ag_read_guarded(s, foreach_all_txn, &a);
 }
 
 /* ---------- write transactions ---------- */

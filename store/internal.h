@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <setjmp.h>
 
 #include "store/store.h"
 
@@ -76,6 +77,24 @@ uint64_t ag_nchunks(uint64_t size, uint32_t cs);
 void ag_sha256_fast(const void *buf, size_t len, uint8_t out[32]);
 int ag_write_all(int fd, const void *buf, size_t len);
 ssize_t ag_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+/* guard.c: LMDB reads under a fault guard (a damaged data.mdb gives
+ * -AG_EINDEX, never a crash).  Use:
+ *	struct ag_guard g;
+ *	ag_guard_push(&g);
+ *	if (sigsetjmp(g.jb, 0)) { ...clean up (volatile locals)...; return -AG_EINDEX; }
+ *	...read the map...
+ *	ag_guard_pop(&g);
+ */
+struct ag_guard {
+	sigjmp_buf jb;
+	struct ag_guard *prev;
+};
+void ag_guard_install(MDB_env *env);
+void ag_guard_push(struct ag_guard *g);
+void ag_guard_pop(struct ag_guard *g);
+/* fn(txn, arg) in a read transaction of its own, under a guard. */
+int ag_read_guarded(ag_store *s, int (*fn)(MDB_txn *txn, void *arg), void *arg);
 
 /* index.c */
 int ag_index_open(ag_store *s, bool create);
