@@ -3,8 +3,9 @@
 # The Debian package (issue 14): `make deb` builds it with dpkg-buildpackage
 # in a temporary copy, leaving the source tree as it was; the .deb holds the
 # programs, man pages, agfs.service, the Ollama drop-in, /etc/agfs/agfs.conf
-# as a conffile, logrotate and /var/log/agfs; its maintainer scripts never
-# start, enable or mount anything and never touch a store; the installed unit
+# as a conffile, logrotate and /var/log/agfs; installed into a scratch root
+# with dpkg --root and purged again, its maintainer scripts start, enable and
+# mount nothing and leave an existing store as it was; the installed unit
 # passes systemd-analyze verify with the installed agfs; lintian finds
 # nothing at its default level.
 . "$(dirname "$0")/lib.sh"
@@ -31,10 +32,28 @@ is "$(git -C "$SRC_DIR" status --porcelain --ignored -- debian)" "$before" \
 is "$(git -C "$SRC_DIR" status --porcelain)" "$status_before" \
 	"git status of the source tree is unchanged by the build"
 
-# --- the files ---
+# --- install into a scratch root ---
+# dpkg --root with the maintainer scripts run outside a chroot: dpkg passes
+# DPKG_ROOT, which deb-systemd-helper honours, so nothing of this machine is
+# touched.  A store already in the scratch root must come out unchanged.
 R=$T/root
-dpkg-deb -x "$DEB" "$R" || bail "dpkg-deb -x failed"
 dpkg-deb -e "$DEB" "$T/ctl" || bail "dpkg-deb -e failed"
+dpkg_root() { dpkg --root="$R" --log=/dev/null --force-script-chrootless --force-depends "$@"; }
+installed=
+if [ "$(id -u)" -eq 0 ] && grep -q DPKG_ROOT "$(command -v deb-systemd-helper || echo /dev/null)"; then
+	mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/triggers"
+	touch "$R/var/lib/dpkg/status"
+	mkdir -p "$R/var/lib/agfs/objects" && echo "an existing store" >"$R/var/lib/agfs/objects/x"
+	store_before=$(cd "$R/var/lib/agfs" && find . -printf '%p %m %s %T@\n' | sort)
+	dpkg_root -i "$DEB" >"$T/dpkg.log" 2>&1
+	ok $? "dpkg --root installs the package into a scratch root" || sed 's/^/# /' "$T/dpkg.log"
+	installed=1
+else
+	skip "dpkg --root with maintainer scripts needs root and a deb-systemd-helper that honours DPKG_ROOT; unpacking only"
+	dpkg-deb -x "$DEB" "$R" || bail "dpkg-deb -x failed"
+fi
+
+# --- the files ---
 missing=
 for f in usr/sbin/agfs usr/bin/agimport usr/bin/agstore usr/sbin/mount.agfs usr/sbin/mount.fuse.agfs \
 	usr/share/man/man8/agfs.8.gz usr/share/man/man8/agimport.8.gz usr/share/man/man8/agstore.8.gz \
@@ -52,6 +71,10 @@ cmp -s "$R/etc/agfs/agfs.conf" "$SRC_DIR/contrib/agfs.conf" &&
 ok $? "agfs.conf and the drop-in are the shipped ones"
 [ ! -e "$R/etc/systemd" ] && [ ! -e "$R/lib/systemd/system/ollama.service.d" ]
 ok $? "nothing is enabled by the package: no /etc/systemd links, the Ollama drop-in is not active"
+if [ -n "$installed" ]; then
+	is "$(cd "$R/var/lib/agfs" && find . -printf '%p %m %s %T@\n' | sort)" "$store_before" \
+		"installing leaves an existing store exactly as it was"
+fi
 "$R/usr/bin/agstore" --version >"$T/v" 2>&1 && grep -q "$version" "$T/v"
 ok $? "the packaged agstore runs and reports version $version" || sed 's/^/# /' "$T/v"
 
@@ -63,6 +86,16 @@ bad=$(cat /dev/null $(printf "$T/ctl/%s " $scripts) |
 is "$bad" "" "the maintainer scripts ($(echo $scripts)) start, enable and mount nothing and leave the store alone"
 grep -q "was-enabled 'agfs.service'" "$T/ctl/postinst"
 ok $? "postinst re-enables agfs.service only if the admin had enabled it"
+
+if [ -n "$installed" ]; then
+	dpkg_root --purge agfs >"$T/dpkg.log" 2>&1
+	ok $? "dpkg --root --purge removes the package" || sed 's/^/# /' "$T/dpkg.log"
+	[ ! -e "$R/usr/sbin/agfs" ] && [ ! -e "$R/etc/agfs/agfs.conf" ]
+	ok $? "purge removes the programs and the conffile"
+	is "$(cd "$R/var/lib/agfs" && find . -printf '%p %m %s %T@\n' | sort)" "$store_before" \
+		"removing and purging leave the store exactly as it was"
+	dpkg_root --unpack "$DEB" >/dev/null 2>&1 # the files again, for the unit check below
+fi
 
 # --- the installed unit ---
 if command -v systemd-analyze >/dev/null; then
