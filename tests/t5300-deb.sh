@@ -61,6 +61,12 @@ for f in usr/sbin/agfs usr/bin/agimport usr/bin/agstore usr/sbin/mount.agfs usr/
 	etc/agfs/agfs.conf etc/logrotate.d/agfs usr/share/doc/agfs/copyright; do
 	[ -e "$R/$f" ] || [ -L "$R/$f" ] || missing="$missing $f"
 done
+# agbundle, the low side's bundle writer, once the Makefile builds it.
+if grep -q '^PROGS .*agbundle' "$SRC_DIR/Makefile"; then
+	for f in usr/bin/agbundle usr/share/man/man1/agbundle.1.gz; do
+		[ -e "$R/$f" ] || missing="$missing $f"
+	done
+fi
 is "$missing" "" "the package holds the programs, man pages, unit, drop-in, agfs.conf and logrotate"
 [ -d "$R/var/log/agfs" ]
 ok $? "the package creates /var/log/agfs"
