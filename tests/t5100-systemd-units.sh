@@ -58,6 +58,7 @@ unit_env() { # unit_env FILE: the Environment= assignments as shell lines
 expand_exec() { # expand_exec ENVFILE...: the ExecStart= words, one a line
 	(
 		set -a
+		# shellcheck disable=SC1090 # the unit's defaults and an agfs.conf
 		for f; do . "$f"; done
 		line=$(sed -n 's/^ExecStart=//p' "$C/systemd/agfs.service")
 		line=${line//\$\{AGFS_STORE\}/\"\$AGFS_STORE\"}
@@ -76,8 +77,8 @@ is "$(expand_exec "$T/unit.env" "$T/empty.conf" | tr '\n' ' ')" "/usr/sbin/agfs 
 	"an empty AGFS_OPTIONS drops the options, not the store"
 prop "$C/systemd/agfs.service" "NoNewPrivileges=yes"
 ok $? "agfs.service sets NoNewPrivileges"
-prop "$C/systemd/agfs.service" "CapabilityBoundingSet=CAP_SYS_ADMIN"
-ok $? "agfs.service keeps CAP_SYS_ADMIN alone"
+prop "$C/systemd/agfs.service" "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_KILL"
+ok $? "agfs.service keeps CAP_SYS_ADMIN and CAP_KILL (stuck=kill) alone"
 # Any of these gives the service its own mount namespace, where the FUSE mount
 # would be invisible to ollama.service.
 bad=$(grep -E '^(ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|PrivateMounts|ReadOnlyPaths|ReadWritePaths|InaccessiblePaths|BindPaths|BindReadOnlyPaths|TemporaryFileSystem|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|MountFlags)=' \

@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# stuck=kill under the shipped unit (issue 11 #1): agfs runs with exactly
+# the capability bounding set of contrib/systemd/agfs.service, the stuck
+# MAP_POPULATE reader runs as another user (nobody).  The reader is killed.
+# Without CAP_KILL the kill fails: agfs says so once per back-off and writes
+# one READER_KILLED ("killed":false) record, not one every few faults.
+. "$(dirname "$0")/lib.sh"
+. "$TESTS_DIR/lib-fs.sh"
+need_root_fuse
+need_cmd setpriv timeout
+id nobody >/dev/null 2>&1 || skip_all "needs the user nobody"
+
+unit=$SRC_DIR/contrib/systemd/agfs.service
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")
+[ -n "$caps" ] || bail "no CapabilityBoundingSet= in $unit"
+bset="-all"
+for c in $caps; do
+	c=${c#CAP_}
+	bset="$bset,+${c,,}"
+done
+diag "the unit's bounding set: $caps ($bset)"
+
+chmod 755 "$T"
+tree=$T/tree store=$T/store mnt=$T/mnt
+fs_model "$tree" registry.ollama.ai/library/stuck/latest $((2 * 1024 * 1024))
+hex=$FS_MODEL_HEX
+fs_store "$store" "$tree" >/dev/null || bail "fs-mkstore failed"
+obj=$(fs_object "$store" "$hex")
+off=$((5 * 65536 + 3))
+printf '\x5a' | cmp -s - <(dd if="$obj" bs=1 skip=$off count=1 2>/dev/null) && b='\xa5' || b='\x5a'
+printf "$b" | dd of="$obj" bs=1 seek=$off conv=notrunc 2>/dev/null
+
+# start_agfs BOUNDING-SET LOG: agfs -f -o allow_other under that bounding set
+start_agfs() {
+	mkdir -p "$mnt"
+	_mounts+=("$mnt")
+	setpriv --bounding-set "$1" --no-new-privs "$AGFS" -f -o allow_other "$store" "$mnt" 2>"$2" &
+	agfs_pid=$!
+	fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs did not mount under bounding set $1"
+	fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
+}
+stop_agfs() {
+	kill -TERM $agfs_pid
+	wait $agfs_pid
+}
+as_nobody() {
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+
+start_agfs "$bset" "$T/agfs.log"
+drop_caches
+timeout -k 5 60 env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 \
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	"$HELPERS/fs-mmap" --populate "$mnt/blobs/sha256-$hex" >"$T/out" 2>/dev/null
+rc=$?
+is "$rc" 137 "under the unit's capabilities, a stuck MAP_POPULATE reader run by nobody is killed"
+fs_wait_for 3 grep -q '"READER_KILLED"' "$store/audit.log"
+grep '"READER_KILLED"' "$store/audit.log" | tail -1 | grep -q '"killed":true'
+ok $? "READER_KILLED says it was killed"
+stop_agfs
+
+# without CAP_KILL: the kill fails; agfs backs off instead of flooding
+before=$(grep -c '"READER_KILLED"' "$store/audit.log")
+start_agfs "-all,+sys_admin" "$T/agfs2.log"
+drop_caches
+as_nobody env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 \
+	"$HELPERS/fs-mmap" --populate "$mnt/blobs/sha256-$hex" >/dev/null 2>&1 &
+reader=$!
+sleep 8
+kill -KILL $reader 2>/dev/null
+wait $reader 2>/dev/null
+after=$(grep -c '"READER_KILLED"' "$store/audit.log")
+is "$((after - before))" 1 "without CAP_KILL: one READER_KILLED record in 8 s of a stuck reader"
+grep '"READER_KILLED"' "$store/audit.log" | tail -1 | grep -q '"killed":false'
+ok $? "saying the kill failed"
+is "$(grep -c "cannot kill pid" "$T/agfs2.log")" 1 "and one log line saying so, with the back-off"
+failures=$(grep -c "failed verification" "$T/agfs2.log")
+[ "$failures" -le 2 ]
+ok $? "VERIFY_FAILURE lines stay rate-limited ($failures)"
+kill -0 $agfs_pid
+ok $? "the daemon is alive"
+stop_agfs
+done_testing
