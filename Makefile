@@ -55,6 +55,7 @@ endif
 # (so unit tests and fuzzers can call its parsers directly).
 STORE_SRC    := $(wildcard store/*.c)
 IMPORT_LIB   := $(filter-out importer/main.c,$(wildcard importer/*.c))
+BUNDLE_LIB   := $(filter-out bundler/main.c,$(wildcard bundler/*.c))
 FS_LIB       := $(filter-out fs/main.c,$(wildcard fs/*.c))
 TOOLS_LIB    := $(filter-out tools/main.c,$(wildcard tools/*.c))
 UNIT_SRC     := $(wildcard tests/unit/*.c)
@@ -65,11 +66,12 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBSTORE  := $(BUILD)/libagstore.a
 LIBIMPORT := $(BUILD)/libagimport.a
+LIBBUNDLE := $(BUILD)/libagbundle.a
 LIBFS     := $(BUILD)/libagfs.a
 LIBTOOLS  := $(BUILD)/libagtools.a
-ALL_LIBS  := $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBSTORE)
+ALL_LIBS  := $(LIBBUNDLE) $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBSTORE)
 
-PROGS    := $(BUILD)/agimport $(BUILD)/agfs $(BUILD)/agstore
+PROGS    := $(BUILD)/agimport $(BUILD)/agfs $(BUILD)/agstore $(BUILD)/agbundle
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
 REPLAYS  := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay/%,$(FUZZ_SRC))
@@ -84,6 +86,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(LIBSTORE): $(call obj,$(STORE_SRC))
 $(LIBIMPORT): $(call obj,$(IMPORT_LIB))
+$(LIBBUNDLE): $(call obj,$(BUNDLE_LIB))
 $(LIBFS): $(call obj,$(FS_LIB))
 $(LIBTOOLS): $(call obj,$(TOOLS_LIB))
 $(ALL_LIBS):
@@ -92,6 +95,7 @@ $(ALL_LIBS):
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBSTORE)
+$(BUILD)/agbundle: $(call obj,bundler/main.c) $(LIBBUNDLE) $(LIBIMPORT) $(LIBSTORE)
 $(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSTORE)
 $(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBSTORE)
 $(PROGS):
@@ -113,6 +117,7 @@ $(BUILD)/tests/replay/fuzz-$(1)-%: $(BUILD)/obj/tests/fuzz/fuzz-$(1)-%.o $(BUILD
 endef
 $(eval $(call area_rules,store,$(LIBSTORE)))
 $(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSTORE)))
+$(eval $(call area_rules,bundle,$(LIBBUNDLE) $(LIBIMPORT) $(LIBSTORE)))
 $(eval $(call area_rules,fs,$(LIBFS) $(LIBSTORE)))
 $(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSTORE)))
 
@@ -156,12 +161,13 @@ check: deps
 	AGFS_BUILD=$(CURDIR)/$(BUILD) prove -f $(PROVE_FLAGS) $(UNITS) tests/t[0-9]*.sh
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
-	install -m 0755 $(BUILD)/agimport $(BUILD)/agstore $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(BUILD)/agimport $(BUILD)/agstore $(BUILD)/agbundle $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(BUILD)/agfs $(DESTDIR)$(SBINDIR)/
 	install -m 0755 fs/mount.agfs $(DESTDIR)$(SBINDIR)/mount.agfs
 	ln -sf mount.agfs $(DESTDIR)$(SBINDIR)/mount.fuse.agfs
 	install -m 0644 $(wildcard doc/*.8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(wildcard doc/*.1) $(DESTDIR)$(MANDIR)/man1/
 	install -d $(DESTDIR)$(DATADIR)
 	cp -R contrib $(DESTDIR)$(DATADIR)/
 	sed -i 's|/usr/sbin/agfs|$(SBINDIR)/agfs|' $(DESTDIR)$(DATADIR)/contrib/systemd/agfs.service
@@ -185,9 +191,11 @@ deb:
 	    ls "$(DEBDIR)"/*.deb
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/agimport $(DESTDIR)$(BINDIR)/agstore $(DESTDIR)$(SBINDIR)/agfs \
+	rm -f $(DESTDIR)$(BINDIR)/agimport $(DESTDIR)$(BINDIR)/agstore $(DESTDIR)$(BINDIR)/agbundle \
+	      $(DESTDIR)$(SBINDIR)/agfs \
 	      $(DESTDIR)$(SBINDIR)/mount.agfs $(DESTDIR)$(SBINDIR)/mount.fuse.agfs
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard doc/*.8)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard doc/*.1)))
 	rm -rf $(DESTDIR)$(DATADIR)
 
 demo:
