@@ -79,8 +79,9 @@ diff -u "$T/want" "$T/got" >"$T/d" 2>&1
 ok $? "the export holds exactly generation 2's manifests and blobs" || sed 's/^/# /' "$T/d"
 diff -r "$T/t2" "$T/exp" >/dev/null
 ok $? "byte for byte the Ollama tree that was imported"
-ls -a "$T" | grep -q '\.export-'
-ok $((!$?)) "no temporary directory is left next to DIR"
+leftover() { compgen -G "$T/.*.export-*" >/dev/null; }
+! leftover
+ok $? "no temporary directory is left next to DIR"
 mkdir "$T/empty"
 "$AGSTORE" --store "$S" --json export current "$T/empty" >"$T/e.json"
 ok $? "export into an existing empty directory"
@@ -99,7 +100,7 @@ run_fail "$AGSTORE" --store "$S" export 1 "$T/bad"
 is "$rc" 1 "export of a generation with a corrupt blob: exit 1"
 grep -q "sha256:$w .*is corrupt" "$T/err"
 ok $? "the message names the corrupt blob" || sed 's/^/# /' "$T/err"
-[ ! -e "$T/bad" ] && ! ls -a "$T" | grep -q '\.export-'
+[ ! -e "$T/bad" ] && ! leftover
 ok $? "and nothing is left: neither DIR nor a temporary directory"
 
 done_testing

@@ -85,11 +85,12 @@ fi
 ok $? "the packaged agstore runs and reports version $version" || sed 's/^/# /' "$T/v"
 
 # --- the maintainer scripts: no start, no enable, no mount, no store ---
-scripts=$(ls "$T/ctl" | grep -E '^(pre|post)(inst|rm)$')
-bad=$(cat /dev/null $(printf "$T/ctl/%s " $scripts) |
+scripts=
+for f in preinst postinst prerm postrm; do [ -f "$T/ctl/$f" ] && scripts="$scripts $f"; done
+bad=$(for f in $scripts; do cat "$T/ctl/$f"; done |
 	grep -nE 'deb-systemd-invoke|systemctl (start|restart|enable)|\bmount\b|fusermount|/var/lib/agfs|agimport|agstore' |
 	grep -v 'deb-systemd-invoke stop' || true)
-is "$bad" "" "the maintainer scripts ($(echo $scripts)) start, enable and mount nothing and leave the store alone"
+is "$bad" "" "the maintainer scripts (${scripts# }) start, enable and mount nothing and leave the store alone"
 grep -q "was-enabled 'agfs.service'" "$T/ctl/postinst"
 ok $? "postinst re-enables agfs.service only if the admin had enabled it"
 
