@@ -64,7 +64,9 @@ struct gc_plan {
 	struct digest_set records; /* every blob record */
 	struct digest_set sweep;   /* records to delete */
 	uint64_t sweep_bytes;
-	json_t *strays; /* relpaths of files under objects/ without a record */
+	json_t *strays;	  /* relpaths of files under objects/ without a record */
+	json_t *problems; /* damaged records found on the way: reported, exit 1 */
+	bool unsure;	  /* a kept generation could not be read: sweep no blob */
 };
 
 static void plan_free(struct gc_plan *p)
@@ -72,6 +74,7 @@ static void plan_free(struct gc_plan *p)
 	json_decref(p->kept);
 	json_decref(p->dropped);
 	json_decref(p->strays);
+	json_decref(p->problems);
 	free(p->marked.d);
 	free(p->records.d);
 	free(p->sweep.d);
@@ -86,13 +89,25 @@ static int mark_model(struct digest_set *set, const ag_model *m)
 	return r;
 }
 
-static int mark_gen(ag_store *s, uint64_t id, struct digest_set *set)
+static int gc_problem(struct gc_plan *p, json_t *what)
+{
+	return json_array_append_new(p->problems, what) < 0 ? -ENOMEM : 0;
+}
+
+/* A kept generation that cannot be read names blobs nobody can know: it is
+ * reported and no blob is swept this time (the generations still are). */
+static int mark_gen(ag_store *s, uint64_t id, struct gc_plan *p)
 {
 	_cleanup_gen_ ag_gen *g = NULL;
 	int r = ag_gen_get(s, id, &g);
 
+	if (r < 0 && r != -ENOMEM) {
+		p->unsure = true;
+		return gc_problem(p, json_pack("{s:s,s:I,s:s}", "kind", "corrupt", "generation",
+					       (json_int_t)id, "detail", ag_strerror(r)));
+	}
 	for (size_t i = 0; r >= 0 && i < g->nmodels; i++)
-		r = mark_model(set, &g->models[i]);
+		r = mark_model(&p->marked, &g->models[i]);
 	return r;
 }
 
@@ -114,18 +129,25 @@ static int plan_gens(ag_store *s, struct gc_plan *p)
 		json_array_append_new(keep ? p->kept : p->dropped,
 				      json_integer((json_int_t)ids[i]));
 		if (keep)
-			r = mark_gen(s, ids[i], &p->marked);
+			r = mark_gen(s, ids[i], p);
 	}
 	set_sort(&p->marked);
 	return r;
 }
 
-static int collect_record(const ag_blob_info *bi, void *arg)
+/* A damaged record is reported and the walk goes on: swept like any other
+ * record when no kept generation names it, kept (still damaged) otherwise. */
+static int collect_record(const ag_blob_info *bi, int err, void *arg)
 {
 	struct gc_plan *p = arg;
 	int r = set_add(&p->records, &bi->digest);
 
-	if (r >= 0 && !set_has(&p->marked, &bi->digest)) {
+	if (r >= 0 && err < 0)
+		r = gc_problem(p, json_pack("{s:s,s:o,s:s,s:b}", "kind", "corrupt", "digest",
+					    json_digest(&bi->digest), "detail",
+					    "its blob record fails its own check", "referenced",
+					    set_has(&p->marked, &bi->digest)));
+	if (r >= 0 && !p->unsure && !set_has(&p->marked, &bi->digest)) {
 		r = set_add(&p->sweep, &bi->digest);
 		p->sweep_bytes += bi->size;
 	}
@@ -148,11 +170,12 @@ static int plan(ag_store *s, struct gc_plan *p)
 	p->kept = json_array();
 	p->dropped = json_array();
 	p->strays = json_array();
-	if (!p->kept || !p->dropped || !p->strays)
+	p->problems = json_array();
+	if (!p->kept || !p->dropped || !p->strays || !p->problems)
 		return -ENOMEM;
 	r = plan_gens(s, p);
 	if (r >= 0)
-		r = ag_blob_foreach(s, collect_record, p);
+		r = ag_blob_foreach_all(s, collect_record, p);
 	set_sort(&p->records);
 	if (r >= 0)
 		r = ag_object_foreach(s, collect_stray, p);
@@ -209,10 +232,11 @@ static json_t *plan_json(const struct gc_plan *p, bool dry_run)
 
 	for (size_t i = 0; i < p->sweep.n; i++)
 		json_array_append_new(blobs, json_digest(&p->sweep.d[i]));
-	return json_pack("{s:b,s:I,s:O,s:O,s:o,s:I,s:O}", "dry_run", dry_run, "keep",
+	return json_pack("{s:b,s:I,s:O,s:O,s:o,s:I,s:O,s:O}", "dry_run", dry_run, "keep",
 			 (json_int_t)p->keep, "kept_generations", p->kept, "removed_generations",
 			 p->dropped, "removed_blobs", blobs, "bytes_freed",
-			 (json_int_t)p->sweep_bytes, "removed_strays", p->strays);
+			 (json_int_t)p->sweep_bytes, "removed_strays", p->strays, "problems",
+			 p->problems);
 }
 
 static void print_ids(const char *what, json_t *ids)
@@ -238,6 +262,23 @@ static void plan_print(const struct gc_plan *p, bool dry_run)
 	print_ids(dry_run ? "generations to remove" : "removed generations", p->dropped);
 	printf("%s %zu blob%s (%s) and %zu stray file%s\n", verb, p->sweep.n,
 	       p->sweep.n == 1 ? "" : "s", size, nstrays, nstrays == 1 ? "" : "s");
+	size_t i;
+	json_t *v;
+	json_array_foreach(p->problems, i, v)
+	{
+		json_t *d = json_object_get(v, "digest");
+		if (d)
+			printf("corrupt   blob %s: %s%s\n", json_string_value(d),
+			       json_string_value(json_object_get(v, "detail")),
+			       json_is_true(json_object_get(v, "referenced"))
+				       ? " (kept: a kept generation names it)"
+				       : "");
+		else
+			printf("corrupt   generation %" JSON_INTEGER_FORMAT
+			       ": %s (no blob was removed)\n",
+			       json_integer_value(json_object_get(v, "generation")),
+			       json_string_value(json_object_get(v, "detail")));
+	}
 }
 
 struct gc_opts {
@@ -316,6 +357,10 @@ int cmd_gc(struct tool *t, int argc, char **argv)
 		else
 			plan_print(&p, o.dry_run);
 	}
+	if (r == EX_AG_OK && json_array_size(p.problems) > 0)
+		r = tool_fail(t, EX_AG_PROBLEM, "gc found %zu damaged record%s in %s/index",
+			      json_array_size(p.problems),
+			      json_array_size(p.problems) == 1 ? "" : "s", t->store_path);
 	plan_free(&p);
 	return r;
 }

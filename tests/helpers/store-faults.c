@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fault injection for the store's tests (tests/t33*):
+ *   store-faults readers STORE MAX HOLD
+ *       be the first to open STORE's index (remove index/lock.mdb before, with
+ *       nothing else open) with a reader table of MAX slots, hold HOLD read
+ *       transactions, print "ready" and wait for standard input to close.
+ *   store-faults damage-record STORE HEX
+ *       overwrite the blob record of HEX with bytes that fail its check.
+ *   store-faults audited-gen STORE
+ *       copy the current generation into a new one and make it current with
+ *       an audited commit (ag_txn_commit_audit, event TEST_COMMIT).
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+static int die(const char *what, int rc)
+{
+	fprintf(stderr, "store-faults: %s: %s\n", what,
+		rc > 0 ? mdb_strerror(rc) : ag_strerror(rc));
+	return 1;
+}
+
+static int readers(const char *store, int max, int hold)
+{
+	char dir[4096];
+	MDB_env *env;
+	MDB_txn *txn;
+	snprintf(dir, sizeof(dir), "%s/index", store);
+	int rc = mdb_env_create(&env);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(env, (unsigned)max);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(env, 8);
+	if (!rc)
+		rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644);
+	if (rc)
+		return die(dir, rc);
+	for (int i = 0; i < hold; i++)
+		if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
+			return die("holding a reader slot", rc);
+	printf("ready\n");
+	fflush(stdout);
+	char buf[64];
+	while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
+		;
+	return 0;
+}
+
+static int damage_record(const char *store, const char *hex)
+{
+	char dir[4096];
+	ag_digest d;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	if (ag_digest_parse(hex, strlen(hex), &d) < 0)
+		return die(hex, -AG_EBADNAME);
+	snprintf(dir, sizeof(dir), "%s/index", store);
+	int rc = mdb_env_create(&env);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(env, 8);
+	if (!rc)
+		rc = mdb_env_set_mapsize(env, 64ull << 30);
+	if (!rc)
+		rc = mdb_env_open(env, dir, 0, 0644);
+	if (!rc)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "blobs", 0, &dbi);
+	MDB_val k = {32, d.b}, v;
+	if (!rc)
+		rc = mdb_get(txn, dbi, &k, &v);
+	if (rc)
+		return die("reading the record", rc);
+	/* Same length, one byte of the record's own check flipped. */
+	unsigned char *copy = malloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	copy[v.mv_size - 1] ^= 0x55;
+	v.mv_data = copy;
+	if ((rc = mdb_put(txn, dbi, &k, &v, 0)) || (rc = mdb_txn_commit(txn)))
+		return die("writing the record", rc);
+	mdb_env_close(env);
+	free(copy);
+	return 0;
+}
+
+static int audited_gen(const char *store)
+{
+	ag_store *s;
+	ag_txn *t;
+	ag_gen *g;
+	int r = ag_store_open(store, AG_WRITE, &s);
+	if (r == 0)
+		r = ag_gen_get(s, 0, &g);
+	if (r == 0)
+		r = ag_txn_begin(s, &t);
+	if (r < 0)
+		return die(store, r);
+	g->id = 0;
+	g->created = 0;
+	if ((r = ag_txn_gen_add(t, g)) < 0 || (r = ag_txn_set_current(t, g->id)) < 0)
+		return die("adding the generation", r);
+	if ((r = ag_txn_commit_audit(t, "TEST_COMMIT", "store-faults", NULL)) < 0)
+		return die("audited commit", r);
+	printf("%llu\n", (unsigned long long)g->id);
+	ag_gen_free(g);
+	ag_store_close(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && !strcmp(argv[1], "readers"))
+		return readers(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "damage-record"))
+		return damage_record(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "audited-gen"))
+		return audited_gen(argv[2]);
+	fprintf(stderr, "usage: store-faults readers STORE MAX HOLD | damage-record STORE HEX | "
+			"audited-gen STORE\n");
+	return 2;
+}

@@ -1,0 +1,83 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # $rc is set by run_fail (tests/lib.sh)
+# SPDX-License-Identifier: Apache-2.0
+# agstore fsck and gc under faults (issue 11 #3, #10; issue 10 #4):
+# - fsck with many threads and few free LMDB reader slots checks everything
+#   and reports no false corruption;
+# - damaged blob records do not stop fsck or gc: every one is reported, the
+#   rest is checked (fsck) or collected (gc), exit status 1;
+# - a generation made after audited commits began that no audit record names
+#   is reported by fsck.
+. "$(dirname "$0")/lib.sh"
+. "$TESTS_DIR/lib-tools.sh"
+need_agstore
+FAULTS=$HELPERS/store-faults
+[ -x "$FAULTS" ] || skip_all "the store-faults helper is not built ($FAULTS)"
+
+S=$T/store
+"$AGSTORE" --store "$S" init >/dev/null || bail "cannot init a store"
+for i in $(seq 1 12); do
+	tools_model "$T/t1" "registry.ollama.ai/library/m$i/latest" 3000000 >/dev/null
+done
+tools_gen "$S" "$T/t1" --chunk 4096 >/dev/null || bail "cannot write a generation"
+nobj=$(find "$S/objects" -type f | wc -l)
+
+# --- reader slots: 8 in the table, 7 held by another process ---
+rm -f "$S/index/lock.mdb"
+coproc HOLDER { "$FAULTS" readers "$S" 8 7; }
+read -r line <&"${HOLDER[0]}"
+is "$line" ready "another process holds 7 of 8 reader slots"
+for run in 1 2; do
+	"$AGSTORE" --store "$S" fsck --jobs 64 >"$T/out" 2>"$T/err"
+	ok $? "run $run: fsck --jobs 64 with 1 free reader slot exits 0"
+	grep -q "^fsck: $nobj objects .* 0 corrupt, 0 missing" "$T/out"
+	ok $? "run $run: every object checked, no false corruption"
+	diag "$(grep "^fsck:" "$T/out")"
+done
+exec {HOLDER[1]}>&-
+wait "$HOLDER_PID" 2>/dev/null
+
+"$AGSTORE" --store "$S" fsck --jobs 256 >"$T/out" 2>&1
+ok $? "fsck --jobs 256 on a healthy store exits 0"
+
+# generation 2 drops m9 (its blobs become garbage for gc below), m3 stays
+rm -rf "$T/t2"
+cp -r "$T/t1" "$T/t2"
+rm "$T/t2/manifests/registry.ollama.ai/library/m9/latest"
+tools_gen "$S" "$T/t2" --chunk 4096 >/dev/null || bail "cannot write generation 2"
+
+# --- damaged blob records: fsck goes on ---
+w3=$(tools_weights "$T/t1" registry.ollama.ai/library/m3/latest)
+w9=$(tools_weights "$T/t1" registry.ollama.ai/library/m9/latest)
+"$FAULTS" damage-record "$S" "$w3" && "$FAULTS" damage-record "$S" "$w9"
+ok $? "two blob records damaged"
+run_fail "$AGSTORE" --store "$S" fsck
+is "$rc" 1 "fsck exits 1"
+grep -q "$w3.*fails its own check" "$T/out" && grep -q "$w9.*fails its own check" "$T/out"
+ok $? "fsck names both damaged records"
+grep -q "^fsck: $((nobj - 2)) objects .* 2 corrupt, 0 missing, 0 stray, 0 dangling" "$T/out"
+ok $? "and checks every other object"
+is "$(tail -1 "$S/audit.log" | jq -c '[.event, .corrupt]')" '["FSCK",2]' "the audit record counts both"
+
+# --- damaged blob records: gc goes on ---
+run_fail "$AGSTORE" --store "$S" gc --keep 0
+is "$rc" 1 "gc with damaged records exits 1"
+grep -q "$w3" "$T/out" && grep -q "$w9" "$T/out"
+ok $? "gc names both damaged records"
+[ ! -e "$(tools_object "$S" "$w9")" ]
+ok $? "the unreferenced blob with a damaged record is collected"
+[ -e "$(tools_object "$S" "$w3")" ]
+ok $? "the referenced one is kept"
+"$AGSTORE" --store "$S" --json gc --dry-run >"$T/dry" 2>&1
+is "$(jq -c '.removed_generations' "$T/dry")" "[]" "generation 1 was removed"
+
+# --- generations without their audit record ---
+g=$("$FAULTS" audited-gen "$S")
+ok $? "an audited commit makes generation $g"
+tools_gen "$S" "$T/t2" --chunk 4096 >/dev/null || bail "cannot write a generation"
+run_fail "$AGSTORE" --store "$S" fsck
+grep -q "^unaudited *generation $((g + 1)): no audit record names this generation" "$T/out"
+ok $? "fsck reports the later generation that no audit record names"
+! grep -q "generation $g:" "$T/out"
+ok $? "but not the audited one"
+done_testing
