@@ -105,6 +105,9 @@ else
 	ok $? "a live mount of the current generation: exit 0" || sed 's/^/# /' "$T/out" "$T/err"
 	grep -q "^mount: .* serves generation 2$" "$T/out"
 	ok $? "status says which generation it serves"
+	"$AGSTORE" --store "$S" activate 1 >/dev/null && "$AGSTORE" --store "$S" status --mount "$T/mnt" >"$T/out" 2>"$T/err"
+	ok $? "right after a switch, status waits for the mount to follow: exit 0" || sed 's/^/# /' "$T/out" "$T/err"
+	"$AGSTORE" --store "$S" activate 2 >/dev/null
 	mount_agfs "$S" "$T/pinned" -o generation=1 || bail "cannot mount $S pinned to generation 1"
 	run_fail "$AGSTORE" --store "$S" status --mount "$T/pinned"
 	is "$rc" 1 "a mount pinned to an older generation does not serve the current one: exit 1"

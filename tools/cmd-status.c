@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tools/tool.h"
 
@@ -25,6 +26,9 @@ static const char status_usage[] =
 	"Exit: 0 ok; 1 the last fsck found problems, the audit chain is broken or\n"
 	"the mount does not serve the current generation; 3 the current generation\n"
 	"is older than DAYS (default 90) or there is none; 4 I/O error.\n";
+
+/* Looks at a mount this many times, a second apart, before it is "not serving". */
+#define MOUNT_TRIES 3
 
 struct status {
 	uint64_t max_age_days;
@@ -89,14 +93,22 @@ static int gather(ag_store *s, struct status *st)
 	} else {
 		st->stale = true;
 	}
-	if (st->mount && st->cur) {
+	/* A live mount follows a switch within about a second: look again for
+	 * a few seconds before calling it wrong (no false alarm right after an
+	 * import or activate). */
+	for (int tries = 0; st->mount && st->cur; tries++) {
 		r = mount_serves(st->mount, st->cur, &st->mount_shows, &st->mount_why);
 		if (r < 0)
 			return r;
 		st->mount_ok = r == 0;
-	} else if (st->mount) {
-		st->mount_why = strdup("the store has no current generation");
+		if (st->mount_ok || st->mount_shows == 0 || tries == MOUNT_TRIES - 1)
+			break;
+		free(st->mount_why);
+		st->mount_why = NULL;
+		sleep(1);
 	}
+	if (st->mount && !st->cur)
+		st->mount_why = strdup("the store has no current generation");
 	return 0;
 }
 
