@@ -79,6 +79,13 @@ diff -u "$T/want" "$T/got" >"$T/d" 2>&1
 ok $? "the export holds exactly generation 2's manifests and blobs" || sed 's/^/# /' "$T/d"
 diff -r "$T/t2" "$T/exp" >/dev/null
 ok $? "byte for byte the Ollama tree that was imported"
+added=$("$AGSTORE" --store "$S" --json show --gen 2 alpha:latest | jq -r '.added // empty')
+if [ -n "$added" ]; then
+	is "$(date -u -d "@$(stat -c %Y "$T/exp/manifests/$A")" +%Y-%m-%dT%H:%M:%SZ)" "$added" \
+		"a manifest's mtime is when its model entered the store (Ollama sorts by it)"
+else
+	skip "agstore show --json gives no 'added' time"
+fi
 leftover() { compgen -G "$T/.*.export-*" >/dev/null; }
 ! leftover
 ok $? "no temporary directory is left next to DIR"

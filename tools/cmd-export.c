@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tools/tool.h"
@@ -128,6 +129,13 @@ static int export_model(struct export *x, const ag_model *m)
 	snprintf(rel, sizeof(rel), "manifests/%s", m->name);
 	if ((r = copy_blob(x, &m->manifest, rel)) < 0)
 		return r;
+	/* Ollama lists models by manifest mtime: keep when each entered the store. */
+	if (m->added > 0) {
+		struct timespec ts[2] = {{.tv_sec = (time_t)m->added},
+					 {.tv_sec = (time_t)m->added}};
+		if (utimensat(x->dirfd, rel, ts, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
 	for (size_t i = 1; i < ag_model_nblobs(m); i++) {
 		ag_digest_hex(ag_model_blob(m, i), hex);
 		snprintf(rel, sizeof(rel), "blobs/sha256-%s", hex);
