@@ -240,6 +240,8 @@ struct imp_keyring;
 int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
 		     const char *home_parent, struct imp_keyring **out, char **why);
 void imp_keyring_free(struct imp_keyring *k);
+/* Removes the private homes in parent of runs that are gone (pid dead). */
+void imp_keyring_remove_stale(const char *parent);
 /* Verifies a detached signature.  Returns 0 and the signer's primary key
  * fingerprint, or -AG_EDIGEST (bad, unknown key, expired, revoked, not
  * allowed) with *why. */

@@ -305,6 +305,11 @@ static int open_store(struct run *rn)
 		if (r == -ENOENT || r == -AG_ENOTSTORE) /* a store yet to be made: empty */
 			return 0;
 	} else {
+		/* GnuPG homes of killed runs are directories in tmp/: gone before
+		 * the store's own cleaning of tmp/ sees them. */
+		_cleanup_free_ char *tmp = NULL;
+		if (asprintf(&tmp, "%s/tmp", path) >= 0)
+			imp_keyring_remove_stale(tmp);
 		r = ag_store_open(path, AG_WRITE | AG_CREATE, &rn->store);
 	}
 	if (r < 0)

@@ -48,7 +48,7 @@ static int new_ctx(const char *home, gpgme_ctx_t *out)
 static void rm_tree(int dfd);
 
 /* Homes "agimport-gnupg.<pid>.XXXXXX" of runs that are gone. */
-static void remove_stale_homes(const char *parent)
+void imp_keyring_remove_stale(const char *parent)
 {
 	DIR *d = opendir(parent);
 	struct dirent *de;
@@ -82,7 +82,7 @@ static int make_home(struct imp_keyring *k, const char *parent)
 
 	if (!parent)
 		parent = tmp && *tmp && strlen(tmp) < 1024 ? tmp : "/tmp";
-	remove_stale_homes(parent);
+	imp_keyring_remove_stale(parent);
 	if (snprintf(k->home, sizeof(k->home), "%s/agimport-gnupg.%ld.XXXXXX", parent,
 		     (long)getpid()) >= (int)sizeof(k->home))
 		return -ENAMETOOLONG;
