@@ -425,20 +425,27 @@ static int walk_fanout(ag_store *s, const char *sub,
 	}
 	struct dirent *e;
 	int r = 0;
-	while (r == 0 && (e = readdir(d))) {
+	/* errno = 0 before each readdir: NULL with errno set is a read error,
+	 * not the end of the directory. */
+	while (r == 0 && (errno = 0, e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		char rel[400];
 		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
 		struct stat st;
-		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT) /* removed meanwhile is fine */
+				r = ag_errno();
 			continue;
+		}
 		ag_digest dg;
 		bool valid = S_ISREG(st.st_mode) &&
 			     ag_digest_parse(e->d_name, strlen(e->d_name), &dg) == 0 &&
 			     !strncmp(e->d_name, sub, 2) && strlen(sub) == 2;
 		r = cb(rel, valid ? &dg : NULL, (uint64_t)st.st_size, arg);
 	}
+	if (r == 0 && !e && errno)
+		r = ag_errno();
 	closedir(d);
 	return r;
 }
@@ -458,12 +465,15 @@ int ag_object_foreach(ag_store *s,
 	}
 	struct dirent *e;
 	int r = 0;
-	while (r == 0 && (e = readdir(d))) {
+	while (r == 0 && (errno = 0, e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		struct stat st;
-		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT)
+				r = ag_errno();
 			continue;
+		}
 		if (S_ISDIR(st.st_mode) && strlen(e->d_name) < 32) {
 			r = walk_fanout(s, e->d_name, cb, arg);
 		} else {
@@ -472,6 +482,8 @@ int ag_object_foreach(ag_store *s,
 			r = cb(rel, NULL, (uint64_t)st.st_size, arg);
 		}
 	}
+	if (r == 0 && !e && errno)
+		r = ag_errno();
 	closedir(d);
 	return r;
 }

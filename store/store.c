@@ -27,13 +27,15 @@ static int dir_is_empty(int dfd)
 	}
 	struct dirent *e;
 	int empty = 1;
-	while ((e = readdir(d))) {
+	while ((errno = 0, e = readdir(d))) {
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
 		    strcmp(e->d_name, "lost+found")) {
 			empty = 0;
 			break;
 		}
 	}
+	if (!e && errno) /* a read error is not the end of the directory */
+		empty = ag_errno();
 	closedir(d);
 	return empty;
 }
@@ -82,6 +84,13 @@ int ag_store_init(const char *path)
 	_cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return ag_errno();
+	/* Two processes creating the same store (two first imports) take turns
+	 * on the directory itself: the second finds a whole store (-EEXIST),
+	 * never a half-made one it would call "something else".  The flock is
+	 * dropped when dfd is closed. */
+	while (flock(dfd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ag_errno();
 	if (looks_like_store(dfd))
 		return -EEXIST;
 	int r = dir_is_empty(dfd);
@@ -103,12 +112,12 @@ int ag_store_init(const char *path)
 	return ag_audit_path(path, "STORE_INIT", pw ? pw->pw_name : NULL, NULL);
 }
 
-/* Staging files left by a writer that died: nothing references them. */
-static int clean_tmp(int dfd)
+/* Everything inside the directory dfd/name, then the directory itself left
+ * for the caller; depth bounds the recursion. */
+static int remove_tree(int dfd, const char *name, int depth);
+
+static int empty_dir(int fd, int depth)
 {
-	int fd = openat(dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return ag_errno();
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -116,33 +125,59 @@ static int clean_tmp(int dfd)
 	}
 	struct dirent *e;
 	int r = 0;
-	while ((e = readdir(d))) {
+	while ((errno = 0, e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT)
-			r = ag_errno();
+		int rr = remove_tree(fd, e->d_name, depth);
+		if (rr < 0 && r == 0)
+			r = rr;
 	}
+	if (!e && errno && r == 0)
+		r = ag_errno();
 	closedir(d);
 	return r;
+}
+
+static int remove_tree(int dfd, const char *name, int depth)
+{
+	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return ag_errno();
+	if (depth <= 0)
+		return -ELOOP;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : ag_errno();
+	int r = empty_dir(fd, depth - 1);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+		r = ag_errno();
+	return r;
+}
+
+/* Staging files (and directories, such as private GnuPG homes) left by a
+ * writer that died: nothing references them. */
+static int clean_tmp(int dfd)
+{
+	int fd = openat(dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return ag_errno();
+	return empty_dir(fd, 16);
 }
 
 static int open_checked(const char *path, unsigned flags, ag_store *s)
 {
 	int r;
+	/* Creating: always through ag_store_init, which waits for a concurrent
+	 * creation to finish (-EEXIST then: a whole store to open). */
+	if ((flags & AG_CREATE) && (flags & AG_WRITE) && (r = ag_store_init(path)) < 0 &&
+	    r != -EEXIST)
+		return r;
 	s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dirfd < 0 && errno == ENOENT && (flags & AG_CREATE) && (flags & AG_WRITE)) {
-		if ((r = ag_store_init(path)) < 0 && r != -EEXIST)
-			return r;
-		s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
 	if (s->dirfd < 0)
 		return ag_errno();
-	if (!looks_like_store(s->dirfd)) {
-		if (!(flags & AG_CREATE) || !(flags & AG_WRITE))
-			return -AG_ENOTSTORE;
-		if ((r = ag_store_init(path)) < 0 && r != -EEXIST)
-			return r;
-	}
+	if (!looks_like_store(s->dirfd))
+		return -AG_ENOTSTORE;
 	if (flags & AG_WRITE) {
 		if ((r = take_lock(s->dirfd, flags & AG_NOWAIT, &s->lockfd)) < 0)
 			return r;
