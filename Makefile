@@ -186,7 +186,8 @@ deb:
 	    else \
 	        tar --exclude='./build*' --exclude=./demo --exclude=./node_modules -cf - . | tar -xf - -C "$$tmp/agfs-$(VERSION)"; \
 	    fi; \
-	    (cd "$$tmp/agfs-$(VERSION)" && dpkg-buildpackage -us -uc -b $(DEB_FLAGS)); \
+	    (cd "$$tmp/agfs-$(VERSION)" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	        dpkg-buildpackage -us -uc -b $(DEB_FLAGS)); \
 	    cp "$$tmp"/*.deb "$$tmp"/*.buildinfo "$$tmp"/*.changes "$(DEBDIR)/"; \
 	    ls "$(DEBDIR)"/*.deb
 
