@@ -362,6 +362,25 @@ static int add_manifest(struct ctx *c)
 	return add_generated(c, "manifest/bundle.json.asc", sig);
 }
 
+int bnd_label_time(const char *label, int64_t *t)
+{
+	struct tm tm = {0}, back;
+	time_t tt;
+
+	if (strlen(label) != 8 || strspn(label, "0123456789") != 8)
+		return -EINVAL;
+	tm.tm_year = (label[0] - '0') * 1000 + (label[1] - '0') * 100 + (label[2] - '0') * 10 +
+		     (label[3] - '0') - 1900;
+	tm.tm_mon = (label[4] - '0') * 10 + (label[5] - '0') - 1;
+	tm.tm_mday = (label[6] - '0') * 10 + (label[7] - '0');
+	int mday = tm.tm_mday, mon = tm.tm_mon; /* timegm() normalizes tm */
+	tt = timegm(&tm);
+	if (tt == (time_t)-1 || !gmtime_r(&tt, &back) || back.tm_mday != mday || back.tm_mon != mon)
+		return -EINVAL;
+	*t = (int64_t)tt;
+	return 0;
+}
+
 /* ---------- the run ---------- */
 
 static int write_from(struct ctx *c, size_t from)

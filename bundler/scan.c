@@ -376,14 +376,10 @@ static int scan_models(const struct bnd_inputs *in, struct bnd_delta *delta, str
 static int scan_files(struct bnd_set *set, const char *dir, char **files, size_t n, mode_t mode,
 		      struct imp_error *e)
 {
-	char **sorted = calloc(n + 1, sizeof(char *));
+	char *const *sorted = files; /* sorted by the caller, by name in the bundle */
 	char path[IMP_MAX_PATH + 32];
 	int r = add_dir(set, dir);
 
-	if (!sorted)
-		return -ENOMEM;
-	memcpy(sorted, files, n * sizeof(char *));
-	/* by the name they get in the bundle */
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct stat st;
 		char *copy = strdup(sorted[i]);
@@ -413,7 +409,6 @@ static int scan_files(struct bnd_set *set, const char *dir, char **files, size_t
 			m->dirfd = AT_FDCWD;
 		}
 	}
-	free(sorted);
 	return r;
 }
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,31 @@ static int start_threads(struct bnd_out *o, unsigned n)
 	return 0;
 }
 
+/* ---------- a signal never leaves a half-written bundle ---------- */
+
+static struct bnd_out *volatile pending; /* the temporary file to remove */
+
+static void on_signal(int sig)
+{
+	struct bnd_out *o = pending;
+
+	if (o)
+		unlinkat(o->dirfd, o->tmp, 0); /* async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void watch_signals(struct bnd_out *o)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	pending = o;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
 int bnd_out_open(int dirfd, const char *final, enum bnd_comp comp, unsigned nthreads,
 		 struct bnd_out **out)
 {
@@ -259,7 +285,6 @@ int bnd_out_open(int dirfd, const char *final, enum bnd_comp comp, unsigned nthr
 	*out = o;
 	snprintf(o->final, sizeof(o->final), "%s", final);
 	snprintf(o->tmp, sizeof(o->tmp), ".%s.XXXXXX", final);
-	/* mkostemp works on a path: build it relative to dirfd by name. */
 	for (int tries = 0; o->fd < 0 && tries < 100; tries++) {
 		snprintf(o->tmp, sizeof(o->tmp), ".%s.%06x", final, (unsigned)random() & 0xffffff);
 		o->fd = openat(dirfd, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -268,6 +293,7 @@ int bnd_out_open(int dirfd, const char *final, enum bnd_comp comp, unsigned nthr
 	}
 	if (o->fd < 0)
 		return -EEXIST;
+	watch_signals(o);
 	if (!(o->hash = ag_hash_new()) || !(o->a = archive_write_new()))
 		return -ENOMEM;
 	if ((r = start_threads(o, nthreads)) < 0)
@@ -352,6 +378,7 @@ int bnd_out_commit(struct bnd_out *o, bool replace)
 	if (r < 0)
 		return -errno;
 	o->committed = true;
+	pending = NULL;
 	return fsync(o->dirfd) < 0 ? -errno : 0;
 }
 
@@ -372,6 +399,7 @@ void bnd_out_free(struct bnd_out *o)
 		close(o->fd);
 	if (!o->committed && o->fd >= 0)
 		unlinkat(o->dirfd, o->tmp, 0);
+	pending = NULL;
 	for (size_t i = 0; o->slots && i < o->nslots; i++) {
 		free(o->slots[i].in);
 		free(o->slots[i].out);

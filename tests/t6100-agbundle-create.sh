@@ -133,9 +133,10 @@ for x in a manual; do
 		>"$T/out" 2>"$T/err"
 	ok $? "agbundle verify accepts the $x bundle" || cat "$T/err"
 done
-is "$("$AGSTORE" --store "$T/s-a" ls --json 2>/dev/null | md5sum)" \
-	"$("$AGSTORE" --store "$T/s-manual" ls --json 2>/dev/null | md5sum)" \
-	"both stores hold the same models"
+models_of() { "$AGSTORE" --store "$1" ls --json 2>/dev/null | jq -c '[.[] | [.path, .digest, .size]]'; }
+models_of "$T/s-a" >"$T/ma"
+is "$(jq length "$T/ma")" 3 "the store holds the three models"
+is "$(cat "$T/ma")" "$(models_of "$T/s-manual")" "both stores hold the same models, manifests and sizes"
 
 # --- reproducible ---
 sleep 1

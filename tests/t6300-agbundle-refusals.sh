@@ -94,6 +94,25 @@ else
 	skip "an unreadable file: root without setpriv or user nobody"
 fi
 
+# --- killed half-way: the temporary file goes with it ---
+fresh
+head -c $((160 << 20)) /dev/urandom >"$T/m/blobs/large-unreferenced"
+rm -rf "$T/o" && mkdir -p "$T/o"
+"$AGBUNDLE" create --models "$T/m" --sign-key "$KEY_FPR" --label 20261201 -o "$T/o" --threads 1 \
+	>/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do
+	[ -n "$(ls -A "$T/o")" ] && break
+	sleep 0.05
+done
+[ -n "$(ls -A "$T/o")" ]
+ok $? "a run writes a temporary file in the output directory"
+sleep 0.3
+kill -TERM $pid
+wait $pid
+is "$?" 143 "SIGTERM ends it"
+is "$(ls -A "$T/o")" "" "and nothing is left in the output directory"
+
 # --- keys that cannot sign ---
 fresh
 mkdir -p "$T/pubonly" && chmod 700 "$T/pubonly"
