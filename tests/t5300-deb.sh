@@ -5,7 +5,8 @@
 # programs, man pages, agfs.service, the Ollama drop-in, /etc/agfs/agfs.conf
 # as a conffile, logrotate and /var/log/agfs; installed into a scratch root
 # with dpkg --root and purged again, its maintainer scripts start, enable and
-# mount nothing and leave an existing store as it was; the installed unit
+# mount nothing and leave an existing store as it was, and an upgrade keeps
+# the admin's enable/disable (systemctl --root); the installed unit
 # passes systemd-analyze verify with the installed agfs; lintian finds
 # nothing at its default level.
 . "$(dirname "$0")/lib.sh"
@@ -95,6 +96,22 @@ bad=$(for f in $scripts; do cat "$T/ctl/$f"; done |
 is "$bad" "" "the maintainer scripts (${scripts# }) start, enable and mount nothing and leave the store alone"
 grep -q "was-enabled 'agfs.service'" "$T/ctl/postinst"
 ok $? "postinst re-enables agfs.service only if the admin had enabled it"
+
+# The admin's choice survives an upgrade, either way: enabled stays enabled
+# (systemctl --root works without a running systemd), disabled stays off.
+if [ -n "$installed" ] && command -v systemctl >/dev/null; then
+	wants=$R/etc/systemd/system/multi-user.target.wants/agfs.service
+	systemctl --root="$R" enable agfs.service >/dev/null 2>&1 && [ -L "$wants" ] &&
+		[ -L "$R/etc/systemd/system/ollama.service.requires/agfs.service" ]
+	ok $? "systemctl enable agfs: wanted by multi-user.target, required by ollama.service"
+	dpkg_root -i "$DEB" >"$T/dpkg.log" 2>&1 && [ -L "$wants" ]
+	ok $? "reinstalling the package keeps agfs.service enabled" || sed 's/^/# /' "$T/dpkg.log"
+	systemctl --root="$R" disable agfs.service >/dev/null 2>&1
+	dpkg_root -i "$DEB" >"$T/dpkg.log" 2>&1 && [ ! -e "$wants" ]
+	ok $? "reinstalling the package leaves a disabled agfs.service disabled"
+elif [ -n "$installed" ]; then
+	skip "systemctl is not installed"
+fi
 
 if [ -n "$installed" ]; then
 	dpkg_root --purge agfs >"$T/dpkg.log" 2>&1
