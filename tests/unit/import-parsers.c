@@ -185,8 +185,60 @@ static void test_labels(void)
 	   "a non-version label is not compared");
 }
 
+/* "files" (contract 6): paths in normal form, hex values, sorted. */
+static void test_files(void)
+{
+	struct imp_bundle_json b;
+	const char *why = NULL;
+	static const char doc[] = "{\"bundle_version\": \"20260501\", \"artifacts\": {},"
+				  " \"files\": {\"packages/b.deb\": \"" HEX_A "\","
+				  " \"binaries/a\": \"" HEX_A "\"}}";
+	int r = imp_bundle_json_parse(doc, strlen(doc), &b, &why);
+
+	ok(r == 0 && b.has_files && b.nfiles == 2, "a files map is parsed (%s)", r ? why : "ok");
+	ok(r == 0 && !strcmp(b.files[0].path, "binaries/a") &&
+		   !strcmp(b.files[1].path, "packages/b.deb"),
+	   "and sorted by path");
+	if (r == 0)
+		imp_bundle_json_free(&b);
+	static const char *const bad[] = {
+		"{\"bundle_version\": \"1\", \"artifacts\": {}, \"files\": {\"./a\": \"" HEX_A
+		"\"}}",
+		"{\"bundle_version\": \"1\", \"artifacts\": {}, \"files\": {\"a/../b\": \"" HEX_A
+		"\"}}",
+		"{\"bundle_version\": \"1\", \"artifacts\": {}, \"files\": {\"/a\": \"" HEX_A
+		"\"}}",
+		"{\"bundle_version\": \"1\", \"artifacts\": {}, \"files\": {\"a\": \"xyz\"}}",
+		"{\"bundle_version\": \"1\", \"artifacts\": {}, \"files\": []}",
+		"{\"bundle_version\": \"1\", \"artifacts\": {}, \"files\": "
+		"{\"manifest/bundle.json\": \"" HEX_A "\"}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = imp_bundle_json_parse(bad[i], strlen(bad[i]), &b, &why);
+		ok(r == -EINVAL, "files entry refused: %s (%s)", bad[i], r ? why : "accepted");
+	}
+}
+
+static void test_pgp(void)
+{
+	static const char armored[] = "\n-----BEGIN PGP SIGNATURE-----\n\niHUEABYKAB0W\n";
+	static const char binary_old[] = {(char)0x88, 0x75, 0x04};
+	static const char binary_new[] = {(char)0xc2, 0x75, 0x04};
+
+	ok(imp_is_pgp_signature(armored, strlen(armored)), "an armored signature is one");
+	ok(imp_is_pgp_signature(binary_old, 3), "an old-format signature packet is one");
+	ok(imp_is_pgp_signature(binary_new, 3), "a new-format signature packet is one");
+	ok(!imp_is_pgp_signature("{\"schemaVersion\":2}", 18), "a manifest is not one");
+	ok(!imp_is_pgp_signature("", 0), "nothing is not one");
+	ok(imp_version_like("20260423") && !imp_version_like("ollama-2026") &&
+		   !imp_version_like(NULL),
+	   "what looks like a bundle_version");
+}
+
 int main(void)
 {
+	test_files();
+	test_pgp();
 	test_paths();
 	test_sumlist();
 	test_bundle_json();
