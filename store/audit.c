@@ -329,11 +329,18 @@ int ag_audit_repair(ag_store *s, int *repaired)
 	return r;
 }
 
+static int ag_txn_put_reserved(ag_txn *t, const char *key, const char *value)
+{
+	AG_TXN_GUARD(t);
+	return ag_meta_put_str(t->txn, t->s, key, value);
+}
+
 /* "audit_floor", set by the first audited commit: the last generation id
  * made before audited commits began.  Every generation above it has a
  * record naming it ("generation" or "index_generation"); fsck checks that. */
 static int put_floor(ag_txn *t)
 {
+	AG_TXN_GUARD(t);
 	uint64_t floor = 0;
 	int r = ag_meta_get_u64(t->txn, t->s, "audit_floor", &floor);
 	if (r != -ENOENT)
@@ -371,11 +378,11 @@ int ag_txn_commit_audit(ag_txn *t, const char *event, const char *operator_name,
 	char num[24];
 	if (r == 0) {
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)al.seq);
-		r = ag_meta_put_str(t->txn, s, "audit_seq", num);
+		r = ag_txn_put_reserved(t, "audit_seq", num);
 	}
 	if (r == 0) {
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)(al.start + al.len));
-		r = ag_meta_put_str(t->txn, s, "audit_end", num);
+		r = ag_txn_put_reserved(t, "audit_end", num);
 	}
 	if (r == 0)
 		r = put_floor(t);

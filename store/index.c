@@ -246,6 +246,7 @@ static bool reserved_key(const char *key)
 
 int ag_txn_meta_put(ag_txn *t, const char *key, const char *value)
 {
+	AG_TXN_GUARD(t);
 	if (reserved_key(key))
 		return -EPERM;
 	return ag_meta_put_str(t->txn, t->s, key, value);
@@ -495,6 +496,12 @@ int ag_blob_foreach_all(ag_store *s, int (*cb)(const ag_blob_info *bi, int err, 
 
 /* ---------- write transactions ---------- */
 
+static int txn_begin_guarded(ag_txn *t)
+{
+	AG_TXN_GUARD(t);
+	return ag_lmdb_err(mdb_txn_begin(t->s->env, NULL, 0, &t->txn));
+}
+
 int ag_txn_begin(ag_store *s, ag_txn **out)
 {
 	if (!s->writer)
@@ -503,7 +510,7 @@ int ag_txn_begin(ag_store *s, ag_txn **out)
 	if (!t)
 		return -ENOMEM;
 	t->s = s;
-	int r = ag_lmdb_err(mdb_txn_begin(s->env, NULL, 0, &t->txn));
+	int r = txn_begin_guarded(t);
 	if (r < 0) {
 		free(t);
 		return r;
@@ -526,10 +533,17 @@ int ag_txn_note_created(ag_txn *t, const ag_digest *d)
 	return 0;
 }
 
+static int commit_guarded(ag_txn *t)
+{
+	AG_TXN_GUARD(t);
+	return ag_lmdb_err(mdb_txn_commit(t->txn));
+}
+
 int ag_txn_commit(ag_txn *t)
 {
-	int r = ag_lmdb_err(mdb_txn_commit(t->txn));
-	t->txn = NULL;
+	int r = commit_guarded(t);
+	if (!t->broken)
+		t->txn = NULL; /* freed by LMDB, whatever the result */
 	if (r < 0) {
 		ag_txn_abort(t);
 		return r;
@@ -543,8 +557,13 @@ void ag_txn_abort(ag_txn *t)
 {
 	if (!t)
 		return;
-	if (t->txn)
-		mdb_txn_abort(t->txn);
+	if (t->txn) {
+		struct ag_guard g;
+		ag_guard_push(&g);
+		if (sigsetjmp(g.jb, 0) == 0)
+			mdb_txn_abort(t->txn);
+		ag_guard_pop(&g);
+	}
 	/* Objects linked for this transaction are referenced by nothing now. */
 	for (size_t i = 0; i < t->ncreated; i++)
 		ag_object_unlink(t->s, &t->created[i]);
@@ -554,6 +573,7 @@ void ag_txn_abort(ag_txn *t)
 
 int ag_txn_blob_del(ag_txn *t, const ag_digest *d)
 {
+	AG_TXN_GUARD(t);
 	ag_blob_info bi;
 	int r = ag_blob_rec_get(t->txn, t->s, d, &bi, NULL, NULL);
 	if (r < 0 && r != -AG_ECORRUPT)

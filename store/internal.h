@@ -52,6 +52,7 @@ struct ag_txn {
 	ag_digest *created; /* objects this txn linked into objects/ */
 	size_t ncreated, capcreated;
 	uint64_t gen_added; /* the generation ag_txn_gen_add stored in this txn, or 0 */
+	bool broken;	    /* an index read faulted inside it: it can only be aborted */
 };
 
 struct ag_blob {
@@ -95,6 +96,21 @@ void ag_guard_push(struct ag_guard *g);
 void ag_guard_pop(struct ag_guard *g);
 /* fn(txn, arg) in a read transaction of its own, under a guard. */
 int ag_read_guarded(ag_store *s, int (*fn)(MDB_txn *txn, void *arg), void *arg);
+static inline void ag_guard_popp(struct ag_guard *g)
+{
+	ag_guard_pop(g);
+}
+/* First statement of a function working in write transaction t: a fault in
+ * the rest of it returns -AG_EINDEX and marks t broken (only abort is left). */
+#define AG_TXN_GUARD(t)                                                        \
+	struct ag_guard ag_txn_guard_ __attribute__((cleanup(ag_guard_popp))); \
+	if ((t)->broken)                                                       \
+		return -AG_EINDEX;                                             \
+	ag_guard_push(&ag_txn_guard_);                                         \
+	if (sigsetjmp(ag_txn_guard_.jb, 0)) {                                  \
+		(t)->broken = true;                                            \
+		return -AG_EINDEX;                                             \
+	}
 
 /* index.c */
 int ag_index_open(ag_store *s, bool create);

@@ -272,6 +272,7 @@ static int link_object(ag_stage *st, const char *rel)
  * table stay); a missing one is written, a damaged one rewritten (1). */
 static int record_blob(ag_stage *st, ag_txn *t)
 {
+	AG_TXN_GUARD(t);
 	ag_blob_info old;
 	_cleanup_free_ uint8_t *ph = NULL;
 	uint64_t np = 0;

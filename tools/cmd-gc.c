@@ -6,6 +6,14 @@
  * meanwhile): the records go in one transaction, the object files after it
  * commits.  A file a mount already has open keeps reading: an unlinked file
  * stays readable through its open descriptors.
+ *
+ * Live mounts and pins (store/lease.c): generations a mount serves and blobs
+ * it has open are leased, and pinned generations (agstore pin) are kept too.
+ * The lease guard is held exclusively from reading the leases until the
+ * records are deleted and committed (plan, then sweep_records), so a mount
+ * that leases a blob and then opens it either is seen here or finds the
+ * record gone; object files are unlinked after the guard is let go.  Stale
+ * leases (their holder died) are removed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -67,6 +75,9 @@ struct gc_plan {
 	json_t *strays;	  /* relpaths of files under objects/ without a record */
 	json_t *problems; /* damaged records found on the way: reported, exit 1 */
 	bool unsure;	  /* a kept generation could not be read: sweep no blob */
+	ag_leases leases; /* what live mounts serve and have open */
+	uint64_t *pins;	  /* pinned generations */
+	size_t npins;
 };
 
 static void plan_free(struct gc_plan *p)
@@ -78,6 +89,8 @@ static void plan_free(struct gc_plan *p)
 	free(p->marked.d);
 	free(p->records.d);
 	free(p->sweep.d);
+	ag_leases_clear(&p->leases);
+	free(p->pins);
 }
 
 static int mark_model(struct digest_set *set, const ag_model *m)
@@ -125,7 +138,9 @@ static int plan_gens(ag_store *s, struct gc_plan *p)
 		return r;
 	r = ag_gen_list(s, &ids, &n);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		bool keep = ids[i] == p->current || n - i <= p->keep;
+		bool keep = ids[i] == p->current || n - i <= p->keep ||
+			    ag_pins_has(p->pins, p->npins, ids[i]) ||
+			    ag_leases_has_gen(&p->leases, ids[i]);
 		json_array_append_new(keep ? p->kept : p->dropped,
 				      json_integer((json_int_t)ids[i]));
 		if (keep)
@@ -147,17 +162,43 @@ static int collect_record(const ag_blob_info *bi, int err, void *arg)
 					    json_digest(&bi->digest), "detail",
 					    "its blob record fails its own check", "referenced",
 					    set_has(&p->marked, &bi->digest)));
-	if (r >= 0 && !p->unsure && !set_has(&p->marked, &bi->digest)) {
+	if (r >= 0 && !p->unsure && !set_has(&p->marked, &bi->digest) &&
+	    !ag_leases_has_blob(&p->leases, &bi->digest)) {
 		r = set_add(&p->sweep, &bi->digest);
 		p->sweep_bytes += bi->size;
 	}
 	return r;
 }
 
+/* Every blob a kept generation names must have a record.  One that has not
+ * means the index is inconsistent (damaged): what looks unreferenced or
+ * stray cannot be trusted, so nothing is swept. */
+static int check_marked(struct gc_plan *p)
+{
+	for (size_t i = 0; i < p->marked.n; i++) {
+		if (set_has(&p->records, &p->marked.d[i]))
+			continue;
+		p->unsure = true;
+		if (gc_problem(p,
+			       json_pack("{s:s,s:o,s:s}", "kind", "dangling", "digest",
+					 json_digest(&p->marked.d[i]), "detail",
+					 "a kept generation names it but it has no blob record")) <
+		    0)
+			return -ENOMEM;
+	}
+	if (p->unsure) { /* nothing swept: not the records, not the files */
+		p->sweep.n = 0;
+		p->sweep_bytes = 0;
+	}
+	return 0;
+}
+
 static int collect_stray(const char *relpath, const ag_digest *d, uint64_t size, void *arg)
 {
 	struct gc_plan *p = arg;
 
+	if (p->unsure)
+		return 0;
 	if (d && set_has(&p->records, d))
 		return 0;
 	return json_array_append_new(p->strays, json_string(relpath)) < 0 ? -ENOMEM : 0;
@@ -173,10 +214,14 @@ static int plan(ag_store *s, struct gc_plan *p)
 	p->problems = json_array();
 	if (!p->kept || !p->dropped || !p->strays || !p->problems)
 		return -ENOMEM;
-	r = plan_gens(s, p);
+	r = ag_pins(s, &p->pins, &p->npins);
+	if (r >= 0)
+		r = plan_gens(s, p);
 	if (r >= 0)
 		r = ag_blob_foreach_all(s, collect_record, p);
 	set_sort(&p->records);
+	if (r >= 0)
+		r = check_marked(p);
 	if (r >= 0)
 		r = ag_object_foreach(s, collect_stray, p);
 	return r;
@@ -267,7 +312,11 @@ static void plan_print(const struct gc_plan *p, bool dry_run)
 	json_array_foreach(p->problems, i, v)
 	{
 		json_t *d = json_object_get(v, "digest");
-		if (d)
+		if (!strcmp(json_string_value(json_object_get(v, "kind")), "dangling"))
+			printf("dangling  blob %s: %s (no blob was removed)\n",
+			       json_string_value(d),
+			       json_string_value(json_object_get(v, "detail")));
+		else if (d)
 			printf("corrupt   blob %s: %s%s\n", json_string_value(d),
 			       json_string_value(json_object_get(v, "detail")),
 			       json_is_true(json_object_get(v, "referenced"))
@@ -309,13 +358,24 @@ static const char gc_usage[] =
 
 static int gc_run(struct tool *t, ag_store *s, struct gc_plan *p, bool dry_run)
 {
-	int r = plan(s, p), rf;
+	int guard = -1, r = dry_run ? 0 : ag_lease_guard(s, true, &guard), rf;
 
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot take %s/leases/.guard", t->store_path);
+	r = ag_leases_read(s, !dry_run, &p->leases);
+	if (r < 0) {
+		ag_lease_unguard(guard);
+		return tool_fail_err(t, r, "cannot read the leases in %s/leases", t->store_path);
+	}
+	r = plan(s, p);
+	if (r < 0 || dry_run)
+		ag_lease_unguard(guard);
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot read the store %s", t->store_path);
 	if (dry_run)
 		return EX_AG_OK;
 	r = sweep_records(s, p);
+	ag_lease_unguard(guard); /* the records are gone: nothing can lease them now */
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot delete records in %s/index", t->store_path);
 	rf = sweep_files(s, p);
