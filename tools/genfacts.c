@@ -38,53 +38,80 @@ static int bundle_date(const ag_gen *g, int64_t *when, bool *is_signed)
 	return 0;
 }
 
-struct rm_from {
-	uint64_t gen, from;
-	bool found;
+/* Every MODELS_REMOVED record's (generation, from), read in one pass. */
+struct rm_links {
+	struct rm_link {
+		uint64_t gen, from;
+	} * v;
+	size_t n, cap;
 };
 
-static int find_rm_from(uint64_t lineno, json_t *o, void *arg)
+static int collect_rm(uint64_t lineno, json_t *o, void *arg)
 {
-	struct rm_from *rf = arg;
+	struct rm_links *l = arg;
 	const char *ev = json_string_value(json_object_get(o, "event"));
+	json_int_t gen = json_integer_value(json_object_get(o, "generation"));
+	json_int_t from = json_integer_value(json_object_get(o, "from"));
 
-	if (!ev || strcmp(ev, "MODELS_REMOVED") != 0 ||
-	    json_integer_value(json_object_get(o, "generation")) != (json_int_t)rf->gen)
+	if (!ev || strcmp(ev, "MODELS_REMOVED") != 0 || gen <= 0 || from <= 0)
 		return 0;
-	rf->from = (uint64_t)json_integer_value(json_object_get(o, "from"));
-	rf->found = rf->from > 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct rm_link *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct rm_link){(uint64_t)gen, (uint64_t)from};
+	return 0;
+}
+
+static uint64_t rm_source(const struct rm_links *l, uint64_t gen)
+{
+	for (size_t i = l->n; i > 0; i--)
+		if (l->v[i - 1].gen == gen)
+			return l->v[i - 1].from;
 	return 0;
 }
 
 void gen_data_date(ag_store *s, const ag_gen *g, struct data_date *dd)
 {
 	_cleanup_gen_ ag_gen *cur = NULL;
+	struct rm_links links = {0};
+	bool scanned = false;
 	const ag_gen *at = g;
 
 	dd->when = g->created;
 	dd->from = DATE_CREATED;
 	dd->via_gen = g->id;
 	for (int hop = 0; hop < DATA_DATE_MAX_HOPS; hop++) {
-		struct rm_from rf = {.gen = at->id};
 		bool is_signed = false;
+		uint64_t from;
 		int64_t when;
 
 		if (bundle_date(at, &when, &is_signed) == 0) {
 			dd->when = when;
 			dd->from = is_signed ? DATE_SIGNED_BUNDLE : DATE_UNSIGNED_BUNDLE;
 			dd->via_gen = at->id;
-			return;
+			break;
 		}
 		/* `agstore rm` made at from another generation: its data is that one's. */
-		if (!at->source || strcmp(at->source, "agstore rm") != 0 ||
-		    ag_audit_foreach(s, find_rm_from, &rf) < 0 || !rf.found || rf.from >= at->id)
-			return;
+		if (!at->source || strcmp(at->source, "agstore rm") != 0)
+			break;
+		if (!scanned && ag_audit_foreach(s, collect_rm, &links) < 0)
+			break;
+		scanned = true;
+		from = rm_source(&links, at->id);
+		if (from == 0 || from >= at->id)
+			break;
 		ag_gen_free(cur);
 		cur = NULL;
-		if (ag_gen_get(s, rf.from, &cur) < 0)
-			return;
+		if (ag_gen_get(s, from, &cur) < 0)
+			break;
 		at = cur;
 	}
+	free(links.v);
 }
 
 const char *data_date_source(enum data_date_from f)
