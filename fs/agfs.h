@@ -6,6 +6,7 @@
  *   watch.c    the poll thread: follows the current generation and the generation list
  *   blobs.c    verified reads: one shared ag_blob per digest, per-thread buffers
  *   events.c   syslog and audit records (MODEL_OPEN, VERIFY_FAILURE)
+ *   lease.c    the mount's lease: what gc must keep for it
  *   ops.c      the FUSE low-level operations
  *   options.c  agfs's -o options (a pure parser)
  *   daemon.c   daemonizing, readiness (parent pipe, sd_notify), bdi read-ahead
@@ -36,6 +37,7 @@ struct fs_options {
 	uint64_t cache;	 /* bytes for the daemon's read buffers, all threads together */
 	bool kill_stuck; /* SIGKILL a reader stuck re-reading a corrupt chunk (stuck=kill) */
 	bool buffered;	 /* backing=buffered: page-cache reads with drop-behind, not O_DIRECT */
+	unsigned grace;	 /* seconds the previous generation's blobs stay reachable */
 };
 
 #define FS_DEFAULT_THREADS 8u
@@ -45,6 +47,8 @@ struct fs_options {
 #define FS_MAX_CACHE	   (4ull << 30)
 #define FS_MAX_REQUEST	   (1u << 20) /* largest read the kernel sends (max_pages 256) */
 #define FS_BAD_MEMORY_S	   5	      /* a chunk that failed fails again at once for this long */
+#define FS_DEFAULT_GRACE   600u	      /* -o grace=: 10 minutes */
+#define FS_MAX_GRACE	   86400u
 
 void fs_options_init(struct fs_options *o);
 void fs_options_clear(struct fs_options *o);
@@ -85,7 +89,8 @@ struct node {
 	unsigned nsubdirs;
 	/* N_BLOB */
 	ag_digest digest;
-	bool is_model; /* a layer of media type application/vnd.ollama.image.model */
+	bool is_model;	 /* a layer of media type application/vnd.ollama.image.model */
+	bool root_blobs; /* N_DIR: a generation's blobs/ at the root (grace look-ups) */
 	/* N_TEXT, N_LINK */
 	char *text;
 };
@@ -110,6 +115,8 @@ struct fs_tree {
 	bool *listed;		     /* gens[i] is still in the store (gc drops it) */
 	struct gtree *current;	     /* served at the root */
 	struct gtree *store_current; /* the store's current one (versions/current) */
+	struct gtree *grace;	     /* the previous root, its blobs still reachable */
+	int64_t grace_until;	     /* ... until then (unix seconds) */
 	struct node *empty_manifests, *empty_blobs; /* served while there is no generation */
 	struct node *keep;			    /* the empty placeholder file .keep */
 	/* blob and manifest file nodes, shared across generations: */
@@ -159,9 +166,13 @@ int blobs_init(struct fs_blobs *bs);
 void blobs_destroy(struct fs_blobs *bs);
 /* Opens (or shares) the object of n; checks its size against the node.
  * With full, also hashes it whole on the first open in this mount. */
-int blobs_open(struct fs_blobs *bs, ag_store *s, const struct node *n, bool full,
-	       struct fs_blob **out, uint64_t *bad_chunk);
-void blobs_release(struct fs_blobs *bs, struct fs_blob *b);
+struct fs_ctx;
+int blobs_open(struct fs_ctx *c, const struct node *n, bool full, struct fs_blob **out,
+	       uint64_t *bad_chunk);
+/* Every digest open now, for the lease (caller frees).  With no lock held. */
+int blobs_digests(struct fs_blobs *bs, ag_digest **out, size_t *n);
+/* True when this was the digest's last open (the lease should be rewritten). */
+bool blobs_release(struct fs_blobs *bs, struct fs_blob *b);
 /* Verified read into this thread's buffer; *out points into it. */
 ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *b, uint64_t off, size_t len,
 		   const uint8_t **out, uint64_t *bad_chunk);
@@ -191,6 +202,41 @@ static inline bool fs_is_verdict(int err)
 void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, pid_t tid);
 void event_model_open(struct fs_ctx *c, const struct node *n, const struct fuse_ctx *who);
 
+/* ---------- the lease (lease.c) ---------- */
+
+#define FS_LEASE_GENS	 4
+#define FS_LEASE_PENDING (2 * FS_MAX_THREADS)
+
+struct fs_lease {
+	ag_lease *l;	      /* NULL: the store is not writable, nothing leased */
+	pthread_mutex_t lock; /* after fs_tree.lock, before fs_blobs.lock */
+	uint64_t gens[FS_LEASE_GENS];
+	size_t ngens;
+	ag_digest *gen_blobs; /* every blob of the leased generations the tree knows */
+	size_t ngen_blobs;
+	ag_digest pending[FS_LEASE_PENDING]; /* blobs being opened */
+	size_t npending;
+};
+
+struct fs_ctx;
+/* Creates the mount's lease (a warning, not an error, when it cannot). */
+void lease_start(struct fs_ctx *c);
+void lease_stop(struct fs_ctx *c);
+/* The guard (shared) around "lease, then check the store still has it";
+ * *fd is -1 when nothing is leased. */
+void lease_guard(struct fs_ctx *c, int *fd);
+void lease_unguard(int fd);
+/* Leases what the root serves: the generations the tree serves (current,
+ * grace, -o generation=) plus store_cur (0: none) and all their blobs, and
+ * every open blob.  Under the guard. */
+int lease_served(struct fs_ctx *c, uint64_t store_cur);
+/* Adds d (a blob about to be opened) to the lease; lease_blob_done() once it
+ * is in fs_blobs' table or failed.  Under the guard. */
+int lease_blob(struct fs_ctx *c, const ag_digest *d);
+void lease_blob_done(struct fs_ctx *c, const ag_digest *d);
+/* Rewrites the lease after a blob's last close. */
+void lease_sync(struct fs_ctx *c);
+
 /* ---------- the mount ---------- */
 
 struct fs_ctx {
@@ -210,6 +256,7 @@ struct fs_ctx {
 	bool watcher_started;
 	pthread_mutex_t ev_lock; /* the rate limiter of events.c */
 	struct fs_auditq *auditq;
+	struct fs_lease lease;
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

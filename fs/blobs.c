@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "fs/agfs.h"
@@ -166,19 +167,30 @@ static struct fs_blob *share(struct fs_blobs *bs, const ag_digest *d)
 	return fb;
 }
 
-int blobs_open(struct fs_blobs *bs, ag_store *s, const struct node *n, bool full,
-	       struct fs_blob **out, uint64_t *bad_chunk)
+/* Opens the object under the lease guard, with the digest leased first. */
+static int open_leased(struct fs_ctx *c, const ag_digest *d, ag_blob **b)
 {
+	int guard, r;
+	lease_guard(c, &guard);
+	if ((r = lease_blob(c, d)) < 0 && r != -EAGAIN)
+		syslog(LOG_WARNING, "opening a blob this mount could not lease: %s",
+		       ag_strerror(r));
+	r = ag_blob_open(c->store, d, c->blobs.open_flags, b);
+	lease_unguard(guard);
+	return r;
+}
+
+static int open_new(struct fs_ctx *c, const struct node *n, bool full, struct fs_blob **out,
+		    uint64_t *bad_chunk)
+{
+	struct fs_blobs *bs = &c->blobs;
 	_cleanup_blob_ ag_blob *b = NULL;
-	*bad_chunk = UINT64_MAX;
-	if (!full && (*out = share(bs, &n->digest)))
-		return 0;
-	int r = ag_blob_open(s, &n->digest, bs->open_flags, &b);
+	int r = open_leased(c, &n->digest, &b);
 	if (r < 0)
 		return r;
 	if (ag_blob_get_info(b)->size != n->size)
 		return -AG_ECORRUPT;
-	if (full && (r = verify_whole(bs, s, b, &n->digest, bad_chunk)) < 0)
+	if (full && (r = verify_whole(bs, c->store, b, &n->digest, bad_chunk)) < 0)
 		return r;
 	pthread_mutex_lock(&bs->lock);
 	struct fs_blob *fb = find(bs, &n->digest);
@@ -197,10 +209,35 @@ int blobs_open(struct fs_blobs *bs, ag_store *s, const struct node *n, bool full
 	return fb ? 0 : -ENOMEM;
 }
 
-void blobs_release(struct fs_blobs *bs, struct fs_blob *fb)
+int blobs_open(struct fs_ctx *c, const struct node *n, bool full, struct fs_blob **out,
+	       uint64_t *bad_chunk)
+{
+	*bad_chunk = UINT64_MAX;
+	if (!full && (*out = share(&c->blobs, &n->digest)))
+		return 0;
+	int r = open_new(c, n, full, out, bad_chunk);
+	lease_blob_done(c, &n->digest); /* in the table now, or failed */
+	if (r < 0)
+		lease_sync(c);
+	return r;
+}
+
+int blobs_digests(struct fs_blobs *bs, ag_digest **out, size_t *n)
+{
+	pthread_mutex_lock(&bs->lock);
+	ag_digest *v = malloc((bs->n ? bs->n : 1) * sizeof(*v));
+	for (size_t i = 0; v && i < bs->n; i++)
+		v[i] = bs->tab[i]->digest;
+	*n = v ? bs->n : 0;
+	pthread_mutex_unlock(&bs->lock);
+	*out = v;
+	return v ? 0 : -ENOMEM;
+}
+
+bool blobs_release(struct fs_blobs *bs, struct fs_blob *fb)
 {
 	if (!fb)
-		return;
+		return false;
 	pthread_mutex_lock(&bs->lock);
 	if (--fb->refs == 0) {
 		for (size_t i = 0; i < bs->n; i++) {
@@ -217,6 +254,7 @@ void blobs_release(struct fs_blobs *bs, struct fs_blob *fb)
 		ag_blob_close(fb->b);
 		free(fb);
 	}
+	return fb != NULL;
 }
 
 uint32_t blobs_chunk_size(const struct fs_blob *fb)

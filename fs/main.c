@@ -119,6 +119,7 @@ static int open_store(struct fs_ctx *c)
 		return die(EXIT_SYSTEM, "cannot start: %s", strerror(-r));
 	if (c->opt.buffered)
 		c->blobs.open_flags = AG_BLOB_STREAM;
+	lease_start(c); /* before anything is served */
 	r = watch_load(c);
 	if (r == -ENOENT && c->opt.generation)
 		return die(EXIT_REFUSED,
@@ -225,6 +226,7 @@ static void cleanup(struct fs_ctx *c)
 		fuse_session_destroy(c->se);
 	if (c->store) {
 		blobs_destroy(&c->blobs);
+		lease_stop(c);
 		tree_destroy(&c->tree);
 	}
 	ag_store_close(c->store);

@@ -268,7 +268,10 @@ static int open_blob(fuse_req_t req, struct node *n, struct handle *h)
 {
 	struct fs_ctx *c = ctx(req);
 	uint64_t bad = UINT64_MAX;
-	int r = blobs_open(&c->blobs, c->store, n, c->opt.verify == FS_VERIFY_FULL, &h->blob, &bad);
+	int r = blobs_open(c, n, c->opt.verify == FS_VERIFY_FULL, &h->blob, &bad);
+	ag_blob_info bi;
+	if (r == -ENOENT && ag_blob_lookup(c->store, &n->digest, &bi) == -ENOENT)
+		return -ENOENT; /* its generation was deleted (gc): not damage */
 	if (fs_is_verdict(r)) {
 		char hex[AG_HEX_LEN + 1];
 		ag_digest_hex(&n->digest, hex);
@@ -317,7 +320,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1; /* immutable: verified pages stay valid for every later open */
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0) {
-		blobs_release(&ctx(req)->blobs, h->blob);
+		if (blobs_release(&ctx(req)->blobs, h->blob))
+			lease_sync(ctx(req));
 		free(h);
 	}
 }
@@ -359,7 +363,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	if (h) {
-		blobs_release(&ctx(req)->blobs, h->blob);
+		if (blobs_release(&ctx(req)->blobs, h->blob))
+			lease_sync(ctx(req)); /* the digest is no longer leased */
 		free(h);
 	}
 	fuse_reply_err(req, 0);

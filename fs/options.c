@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agfs -o OPTIONS: generation=N, verify=chunks|full, allow_other, threads=N,
- * cache=SIZE.  The generic options mount(8) hands to a helper for an fstab
- * line (rw, defaults, nofail, _netdev, x-systemd.*, ...) are accepted and
- * ignored: the mount is always read-only, nodev and nosuid.
+ * cache=SIZE, grace=SECONDS, backing=direct|buffered, stuck=kill|ignore.  The generic options
+ * mount(8) hands to a helper for an fstab line (rw, defaults, nofail, _netdev, x-systemd.*, ...)
+ * are accepted and ignored: the mount is always read-only, nodev and nosuid.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -56,6 +56,7 @@ void fs_options_init(struct fs_options *o)
 	o->threads = FS_DEFAULT_THREADS;
 	o->cache = FS_DEFAULT_CACHE;
 	o->kill_stuck = true;
+	o->grace = FS_DEFAULT_GRACE;
 }
 
 void fs_options_clear(struct fs_options *o)
@@ -161,6 +162,10 @@ static int parse_one(struct fs_options *o, const char *opt)
 			o->kill_stuck = false;
 		else
 			return -EINVAL;
+	} else if (klen == 5 && !strncmp(opt, "grace", 5) && val) {
+		if (parse_uint(val, 0, FS_MAX_GRACE, &v) < 0)
+			return -EINVAL;
+		o->grace = (unsigned)v;
 	} else if (!strcmp(opt, "allow_other")) {
 		o->allow_other = 1;
 	} else if (klen == 7 && !strncmp(opt, "threads", 7) && val) {

@@ -434,6 +434,7 @@ int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt)
 		int r = build_ollama(t, s, gt->gen, t->root, &gt->cur_manifests, &gt->cur_blobs);
 		if (r < 0)
 			return r;
+		gt->cur_blobs->root_blobs = true;
 	}
 	t->current = gt;
 	t->root->mtime = gt ? gt->gen->created : t->root->mtime;
@@ -496,6 +497,34 @@ static bool any_listed(const struct fs_tree *t)
 	return false;
 }
 
+static struct node *dir_child(struct node *dir, const char *name)
+{
+	struct dent key = {(char *)name, NULL};
+	struct dent *d = bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent);
+	return d ? d->node : NULL;
+}
+
+/*
+ * A name missing from one generation's blobs/ at the root is looked up in
+ * the current generation's and, for the grace period after a switch, in the
+ * previous one's: a loader that resolved a manifest on one side of a switch
+ * (or still holds the other side's blobs/ in the kernel's dentry cache)
+ * finds its blobs on the other.  Names are digests, so any hit is the blob
+ * asked for.
+ */
+static struct node *root_blob_fallback(struct fs_tree *t, struct node *dir, const char *name)
+{
+	struct node *n = NULL;
+	if (strncmp(name, "sha256-", 7) != 0)
+		return NULL;
+	if (t->current && t->current->cur_blobs && t->current->cur_blobs != dir)
+		n = dir_child(t->current->cur_blobs, name);
+	if (!n && t->grace && t->grace->cur_blobs && t->grace->cur_blobs != dir &&
+	    time(NULL) < t->grace_until)
+		n = dir_child(t->grace->cur_blobs, name);
+	return n;
+}
+
 struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name)
 {
 	if (dir->kind == N_ROOT)
@@ -510,6 +539,8 @@ struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name)
 		return NULL;
 	struct dent key = {(char *)name, NULL};
 	struct dent *d = bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent);
+	if (!d && dir->root_blobs)
+		return root_blob_fallback(t, dir, name);
 	return d ? d->node : NULL;
 }
 

@@ -84,10 +84,17 @@ static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, 
 	}
 	if (c->opt.generation)
 		return 0; /* pinned: the root never moves */
+	if (!sc && cur)
+		return 0; /* not loaded (yet): keep serving what we serve */
 	if (sc != t->current) {
+		struct gtree *old = t->current;
 		int r = tree_set_current(t, c->store, sc);
 		if (r < 0)
 			return r;
+		/* the previous root's blobs stay reachable for a while: a loader
+		 * that read its manifest just before the switch still finds them */
+		t->grace = old;
+		t->grace_until = time(NULL) + c->opt.grace;
 		ch->root = true;
 	}
 	return 0;
@@ -116,24 +123,33 @@ static void notify(struct fs_ctx *c, const struct change *ch)
 	}
 }
 
-/* One look at the store; returns what changed in *ch. */
+/*
+ * One look at the store; returns what changed in *ch.  "Which generations
+ * exist" and "which is current" come from one snapshot, read under the
+ * lease guard and leased before the guard is let go (lease.c), so gc cannot
+ * delete the generation the root is about to serve.
+ */
 static int refresh(struct fs_ctx *c, struct change *ch)
 {
 	_cleanup_free_ uint64_t *ids = NULL;
 	size_t n = 0;
 	uint64_t cur = 0;
+	int guard;
 	memset(ch, 0, sizeof(*ch));
-	int r = ag_gen_list(c->store, &ids, &n);
+	lease_guard(c, &guard);
+	int r = ag_gen_snapshot(c->store, &ids, &n, &cur);
+	if (r == 0)
+		r = lease_served(c, cur);
+	lease_unguard(guard);
 	if (r < 0)
 		return r;
 	if ((r = load_new(c, ids, n)) < 0)
 		return r;
-	r = ag_current(c->store, &cur);
-	if (r < 0 && r != -ENOENT)
-		return r;
 	pthread_rwlock_wrlock(&c->tree.lock);
 	r = apply(c, ids, n, cur, ch);
 	pthread_rwlock_unlock(&c->tree.lock);
+	if (r == 0)
+		r = lease_served(c, cur); /* the new root's blobs; an ended grace period */
 	return r;
 }
 

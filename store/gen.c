@@ -287,6 +287,7 @@ int ag_gen_get(ag_store *s, uint64_t id, ag_gen **out)
 
 int ag_txn_gen_get(ag_txn *t, uint64_t id, ag_gen **out)
 {
+	AG_TXN_GUARD(t);
 	return gen_get_txn(t->txn, t->s, id, out);
 }
 
@@ -346,6 +347,42 @@ int ag_gen_list(ag_store *s, uint64_t **ids, size_t *n)
 	return ag_read_guarded(s, gen_list_fn, &a);
 }
 
+/* "Which generations exist" and "which is current" in one read transaction:
+ * a reader following the store never sees a current id its listing lacks. */
+struct gen_snap {
+	ag_store *s;
+	uint64_t **ids;
+	size_t *n;
+	uint64_t *current;
+};
+
+static int gen_snap_fn(MDB_txn *txn, void *arg)
+{
+	struct gen_snap *a = arg;
+	int r = gen_ids(txn, a->s, a->ids, a->n);
+	if (r < 0)
+		return r;
+	r = ag_meta_get_u64(txn, a->s, "current", a->current);
+	if (r == -ENOENT) {
+		*a->current = 0;
+		r = 0;
+	}
+	if (r < 0) {
+		free(*a->ids);
+		*a->ids = NULL;
+		*a->n = 0;
+	}
+	return r;
+}
+
+int ag_gen_snapshot(ag_store *s, uint64_t **ids, size_t *n, uint64_t *current)
+{
+	struct gen_snap a = {s, ids, n, current};
+	*ids = NULL;
+	*n = 0;
+	return ag_read_guarded(s, gen_snap_fn, &a);
+}
+
 struct meta_u64_get {
 	ag_store *s;
 	const char *key;
@@ -376,6 +413,7 @@ int ag_previous(ag_store *s, uint64_t *id)
 
 int ag_txn_current(ag_txn *t, uint64_t *id)
 {
+	AG_TXN_GUARD(t);
 	return ag_meta_get_u64(t->txn, t->s, "current", id);
 }
 
@@ -419,6 +457,7 @@ static int last_gen_id(ag_txn *t, uint64_t *id)
 
 int ag_txn_gen_add(ag_txn *t, ag_gen *g)
 {
+	AG_TXN_GUARD(t);
 	int r = check_refs(t, g);
 	if (r < 0)
 		return r;
@@ -452,6 +491,7 @@ int ag_txn_gen_add(ag_txn *t, ag_gen *g)
 
 int ag_txn_set_current(ag_txn *t, uint64_t id)
 {
+	AG_TXN_GUARD(t);
 	uint8_t kb[8];
 	gen_key(id, kb);
 	MDB_val k = {8, kb}, v;
@@ -473,6 +513,7 @@ int ag_txn_set_current(ag_txn *t, uint64_t id)
 
 int ag_txn_gen_del(ag_txn *t, uint64_t id)
 {
+	AG_TXN_GUARD(t);
 	uint64_t cur = 0;
 	int r = ag_txn_current(t, &cur);
 	if (r < 0 && r != -ENOENT)

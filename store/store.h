@@ -288,6 +288,9 @@ int ag_gen_list(ag_store *s, uint64_t **ids, size_t *n);
 int ag_current(ag_store *s, uint64_t *id);
 /* The generation that was current before the current one (for rollback). */
 int ag_previous(ag_store *s, uint64_t *id);
+/* The generation ids (ascending) and the current id (0: none) read in one
+ * transaction, so the two always agree. */
+int ag_gen_snapshot(ag_store *s, uint64_t **ids, size_t *n, uint64_t *current);
 ag_gen *ag_gen_new(void);
 void ag_gen_free(ag_gen *g); /* accepts NULL */
 /* Binary search by name (the models must be sorted: ag_gen_sort). */
@@ -314,6 +317,58 @@ int ag_txn_current(ag_txn *t, uint64_t *id);
 /* Small string key/value metadata (e.g. "last_fsck"), not the format keys. */
 int ag_meta_get(ag_store *s, const char *key, char **value);
 int ag_txn_meta_put(ag_txn *t, const char *key, const char *value);
+
+/* ---------- leases and pins (lease.c) ---------- */
+
+/*
+ * A live reader of the store (an agfs mount) holds a lease: the generations
+ * it serves and the blobs it has open, in $STORE/leases/<name> (replaced
+ * atomically: temp file + rename), alive while $STORE/leases/<name>.lock is
+ * flock()ed by its holder.  A lease whose lock can be taken is stale (its
+ * holder died) and is removed by gc.  gc keeps every leased generation and
+ * blob, and every pinned generation.
+ *
+ * Ordering, so that gc and a lease holder never miss each other: both take
+ * the guard $STORE/leases/.guard (holder shared, gc exclusive).  The holder
+ * writes its lease BEFORE it opens a blob or starts serving a generation and
+ * then, still under the guard, checks that the store still has it (reads
+ * the record); gc, holding the guard, reads the leases, then deletes the
+ * generations and the blob records nothing keeps in one transaction, and
+ * commits before it lets go.  So either gc saw the lease, or the holder
+ * sees the record gone.  Object files are unlinked after the commit, outside
+ * the guard (nothing can lease them any more).
+ */
+typedef struct ag_lease ag_lease;
+/* Creates a lease named after the process (the leases/ directory is made if
+ * missing; needs a writable store directory). */
+int ag_lease_open(ag_store *s, const char *what, ag_lease **out);
+/* Replaces the lease's content. */
+int ag_lease_set(ag_lease *l, const uint64_t *gens, size_t ngens, const ag_digest *blobs,
+		 size_t nblobs);
+void ag_lease_close(ag_lease *l); /* removes the lease; accepts NULL */
+/* Takes the guard (see above); *fd for ag_lease_unguard. */
+int ag_lease_guard(ag_store *s, bool exclusive, int *fd);
+void ag_lease_unguard(int fd);
+
+typedef struct {
+	uint64_t *gens; /* sorted, unique */
+	size_t ngens;
+	ag_digest *blobs; /* sorted, unique */
+	size_t nblobs;
+	size_t nlive, nstale; /* leases read, stale ones found (removed if asked) */
+} ag_leases;
+/* Reads every live lease; with remove_stale, deletes the stale ones (writer). */
+int ag_leases_read(ag_store *s, bool remove_stale, ag_leases *out);
+void ag_leases_clear(ag_leases *l);
+bool ag_leases_has_gen(const ag_leases *l, uint64_t id);
+bool ag_leases_has_blob(const ag_leases *l, const ag_digest *d);
+
+/* Pinned generations (meta key "pins"): gc keeps them.  ascending ids. */
+int ag_pins(ag_store *s, uint64_t **ids, size_t *n);
+/* Writer, inside t: pin or unpin id.  Pinning needs the generation to exist
+ * (-ENOENT); unpinning one that is not pinned is -ENOENT too. */
+int ag_txn_pin(ag_txn *t, uint64_t id, bool pin);
+bool ag_pins_has(const uint64_t *ids, size_t n, uint64_t id);
 
 /* ---------- model names ---------- */
 

@@ -48,8 +48,10 @@ ok $? "a new current generation shows in the running mount"
 diag "seen after $((($(date +%s%N) - start) / 1000000)) ms (promised: within 2 s)"
 diff -r "$T/t2/manifests" "$mnt/manifests" && diff -r "$T/t2/blobs" "$mnt/blobs"
 ok $? "manifests/ and blobs/ are now exactly generation 2"
-[ ! -e "$mnt/blobs/sha256-$hex1" ]
-ok $? "a blob only generation 1 used is gone from blobs/"
+! ls "$mnt/blobs" | grep -q "$hex1"
+ok $? "a blob only generation 1 used is no longer listed in blobs/"
+cmp -s "$mnt/blobs/sha256-$hex1" "$T/t1/blobs/sha256-$hex1"
+ok $? "but its name still opens during the grace period (-o grace=, 10 min)"
 cmp -s "$mnt/versions/1/blobs/sha256-$hex1" "$T/t1/blobs/sha256-$hex1"
 ok $? "but still reads under versions/1/"
 cmp -s - "$T/t1/manifests/$name" <&3

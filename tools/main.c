@@ -28,6 +28,7 @@ static const char usage[] =
 	"  diff A B                 models generation B adds, removes, changes vs A\n"
 	"  log                      which generation was current when (audit log)\n"
 	"  export GEN DIR           write GEN as a plain Ollama models directory\n"
+	"  pin N | unpin N | pins   keep generation N through gc; list pins and leases\n"
 	"\n"
 	"Options (also accepted after the command):\n"
 	"  --store DIR       the store (default $AGFS_STORE, else /var/lib/agfs)\n"
@@ -48,6 +49,7 @@ static const struct command commands[] = {
 	{"rollback", cmd_rollback}, {"rm", cmd_rm},	  {"gc", cmd_gc},
 	{"fsck", cmd_fsck},	    {"audit", cmd_audit}, {"status", cmd_status},
 	{"diff", cmd_diff},	    {"log", cmd_log},	  {"export", cmd_export},
+	{"pin", cmd_pin},	    {"unpin", cmd_unpin}, {"pins", cmd_pins},
 };
 
 static const struct command *find_command(const char *name)

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fs-mmap [--populate] FILE: maps FILE shared and read-only (as llama.cpp
- * maps model weights; --populate adds MAP_POPULATE, as llama.cpp does too),
- * touches every page in a random order, and prints the SHA-256 of the
- * mapping's bytes in hex.  Exit 1 on any error (e.g. SIGBUS is fatal).
+ * fs-mmap [--populate] [--wait SECONDS] FILE: maps FILE shared and
+ * read-only (as llama.cpp maps model weights; --populate adds MAP_POPULATE,
+ * as llama.cpp does too), touches every page in a random order, and prints
+ * the SHA-256 of the mapping's bytes in hex.  With --wait, the file stays
+ * mapped and untouched for SECONDS first (so a test can change the store
+ * under the mapping).  Exit 1 on any error (e.g. SIGBUS is fatal).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,12 +20,19 @@
 
 int main(int argc, char **argv)
 {
-	int populate = argc == 3 && !strcmp(argv[1], "--populate");
-	if (argc != 2 + populate) {
-		fprintf(stderr, "usage: fs-mmap [--populate] FILE\n");
+	int populate = argc >= 3 && !strcmp(argv[1], "--populate");
+	argv += populate;
+	argc -= populate;
+	unsigned wait_s = 0;
+	if (argc == 4 && !strcmp(argv[1], "--wait")) {
+		wait_s = (unsigned)strtoul(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: fs-mmap [--populate] [--wait SECONDS] FILE\n");
 		return 2;
 	}
-	argv += populate;
 	_cleanup_close_ int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -37,6 +47,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fs-mmap: %s: mmap: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
+	if (wait_s)
+		sleep(wait_s);
 	/* fault the pages in a scattered order first, like a loader touching tensors */
 	size_t pages = (len + 4095) / 4096;
 	volatile uint8_t sink = 0;
