@@ -318,12 +318,20 @@ int imp_artifacts_place(const char *tmp, const char *dir, const char *label, str
 
 	if (asprintf(&final, "%s/%s", dir, label) < 0)
 		return imp_fail(e, IMP_IO, -ENOMEM, dir, "out of memory");
-	if (access(final, F_OK) == 0) { /* a retry: the same files are there */
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+		int err = errno;
+		_cleanup_free_ char *have = NULL, *ours = NULL;
+		if (err != EEXIST)
+			return imp_fail(e, IMP_IO, -err, final, "it cannot be put into place (%s)",
+					strerror(err));
+		/* A retry: the same files are there (checked before the commit,
+		 * and again here in case it appeared since). */
+		if (!(have = read_sums(final)) || !(ours = read_sums(tmp)) || strcmp(have, ours))
+			return imp_fail(e, IMP_IO, -EEXIST, final,
+					"it appeared meanwhile, with other files");
 		imp_remove_tree(tmp);
 		return 0;
 	}
-	if (rename(tmp, final) < 0)
-		return imp_fail(e, IMP_IO, -errno, final, "it cannot be put into place (%m)");
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		fsync(dfd);
 	return 0;

@@ -111,18 +111,14 @@ static bool has_prefix(const char *s, const char *p)
 	return strncmp(s, p, strlen(p)) == 0;
 }
 
-static bool has_suffix(const char *s, const char *x)
-{
-	size_t n = strlen(s), m = strlen(x);
-	return n > m && strcmp(s + n - m, x) == 0;
-}
-
+/* Kept in memory (bounded by IMP_MAX_META): bundle.json and its signature,
+ * the .sha256 lists, and what may be a manifest or its .sig; nothing else,
+ * so junk elsewhere costs no memory. */
 bool imp_is_metadata(const char *path)
 {
-	if (has_prefix(path, "manifest/") || has_prefix(path, "signatures/") ||
-	    has_prefix(path, "manifests/") || strstr(path, "/manifests/"))
-		return true;
-	return has_suffix(path, ".sig") || has_suffix(path, ".asc");
+	return has_prefix(path, "manifest/") || has_prefix(path, "signatures/") ||
+	       has_prefix(path, "manifests/") ||
+	       (has_prefix(path, "models/") && strstr(path, "/manifests/"));
 }
 
 /*
