@@ -30,7 +30,6 @@ static int readers(const char *store, int max, int hold)
 {
 	char dir[4096];
 	MDB_env *env;
-	MDB_txn *txn;
 	snprintf(dir, sizeof(dir), "%s/index", store);
 	int rc = mdb_env_create(&env);
 	if (!rc)
@@ -41,14 +40,19 @@ static int readers(const char *store, int max, int hold)
 		rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644);
 	if (rc)
 		return die(dir, rc);
+	MDB_txn **held = calloc((size_t)hold + 1, sizeof(*held));
 	for (int i = 0; i < hold; i++)
-		if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
+		if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &held[i])))
 			return die("holding a reader slot", rc);
 	printf("ready\n");
 	fflush(stdout);
 	char buf[64];
 	while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
 		;
+	for (int i = 0; i < hold; i++)
+		mdb_txn_abort(held[i]);
+	free(held);
+	mdb_env_close(env);
 	return 0;
 }
 

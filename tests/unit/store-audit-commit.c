@@ -62,6 +62,13 @@ static struct find find_event(ag_store *s, const char *event)
 	return f;
 }
 
+static int count_event(ag_store *s, const char *event)
+{
+	struct find f = find_event(s, event);
+	json_decref(f.last);
+	return f.count;
+}
+
 static bool chain_ok(ag_store *s)
 {
 	uint64_t line = 0;
@@ -165,7 +172,7 @@ int main(void)
 	json_int_t lost_seq = json_integer_value(json_object_get(f.last, "seq"));
 	json_decref(f.last);
 	is_int((int)ngens(s), 1, "its generation is not in the index");
-	is_int(find_event(s, "INDEX_COMMIT_LOST").count, 0, "a reader repairs nothing");
+	is_int(count_event(s, "INDEX_COMMIT_LOST"), 0, "a reader repairs nothing");
 	ag_store_close(s);
 	if (ag_store_open(path, AG_WRITE, &s) < 0)
 		bail("open");
@@ -177,11 +184,11 @@ int main(void)
 	ag_store_close(s);
 	if (ag_store_open(path, AG_WRITE, &s) < 0)
 		bail("open");
-	is_int(find_event(s, "INDEX_COMMIT_LOST").count, 1, "a second open repairs nothing more");
+	is_int(count_event(s, "INDEX_COMMIT_LOST"), 1, "a second open repairs nothing more");
 	r = ag_txn_commit_audit(txn_with_gen(s, "three"), "BUNDLE_INGEST", "tester", fields);
 	is_int(r, 0, "the next audited commit succeeds");
 	is_int((int)ngens(s), 2, "two generations");
-	is_int(find_event(s, "INDEX_COMMIT_LOST").count, 1, "still one INDEX_COMMIT_LOST");
+	is_int(count_event(s, "INDEX_COMMIT_LOST"), 1, "still one INDEX_COMMIT_LOST");
 	ok(chain_ok(s), "chain whole at the end");
 	json_decref(fields);
 	ag_store_close(s);

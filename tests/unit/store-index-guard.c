@@ -125,8 +125,10 @@ int main(void)
 	is_int(ag_read_guarded(s, touch_bad, &ok1), 7, "a guarded read that does not fault");
 	is_int(ag_read_guarded(s, touch_bad, (void *)wild), -AG_EINDEX, "and again");
 	int st = run_child(fault_unguarded, s);
-	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
-	   "a fault outside the guard still kills with SIGSEGV (status %#x)", st);
+	/* Killed by SIGSEGV, or stopped by the sanitizer's own handler (which
+	 * ours chains to) with a non-zero status. */
+	ok((WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) || (WIFEXITED(st) && WEXITSTATUS(st) != 0),
+	   "a fault outside the guard still kills the process (status %#x)", st);
 	/* A program's own handler, installed after the store's: the next
 	 * open puts the guard back in front and chains to it. */
 	char gpath[600];
