@@ -148,6 +148,23 @@ static int list_dir(int dfd, char ***names, size_t *n)
 
 static int walk_dir(struct walk *w, int dfd, const char *rel, int depth);
 
+/* A name agimport would refuse (control characters, too long, too deep). */
+static int path_refusal(struct walk *w, const char *sub, const char *mpath)
+{
+	_cleanup_free_ char *norm = NULL;
+	const char *why = NULL;
+	char msg[300];
+	int r = imp_tarpath_check(mpath, strlen(mpath), &norm, &why);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "its name cannot go into a bundle: %s", why);
+		return refuse(w, sub, r, msg);
+	}
+	return 0;
+}
+
 static int walk_entry(struct walk *w, int dfd, const char *rel, const char *name, int depth)
 {
 	char sub[IMP_MAX_PATH + 1], mpath[IMP_MAX_PATH + 32];
@@ -157,6 +174,8 @@ static int walk_entry(struct walk *w, int dfd, const char *rel, const char *name
 	if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", name) >= sizeof(sub))
 		return refuse(w, rel, -ENAMETOOLONG, "a path under it is too long");
 	snprintf(mpath, sizeof(mpath), TREE "%s", sub);
+	if ((r = path_refusal(w, sub, mpath)) < 0)
+		return r;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return refuse(w, sub, -errno, "it cannot be read");
 	if (S_ISLNK(st.st_mode))

@@ -94,6 +94,11 @@ else
 	skip "an unreadable file: root without setpriv or user nobody"
 fi
 
+fresh
+touch "$T/m/blobs/bad$(printf '\001')name"
+attempt
+refused "a file name with a control character" "its name cannot go into a bundle: its path contains a control character"
+
 # --- killed half-way: the temporary file goes with it ---
 fresh
 head -c $((160 << 20)) /dev/urandom >"$T/m/blobs/large-unreferenced"
