@@ -216,6 +216,9 @@ struct fs_lease {
 	size_t ngen_blobs;
 	ag_digest pending[FS_LEASE_PENDING]; /* blobs being opened */
 	size_t npending;
+	ag_digest *written; /* every blob in the lease file now, sorted */
+	size_t nwritten;
+	bool dirty; /* a blob was closed: rewrite at the next flush */
 };
 
 struct fs_ctx;
@@ -230,12 +233,16 @@ void lease_unguard(int fd);
  * grace, -o generation=) plus store_cur (0: none) and all their blobs, and
  * every open blob.  Under the guard. */
 int lease_served(struct fs_ctx *c, uint64_t store_cur);
-/* Adds d (a blob about to be opened) to the lease; lease_blob_done() once it
- * is in fs_blobs' table or failed.  Under the guard. */
-int lease_blob(struct fs_ctx *c, const ag_digest *d);
+/* Adds d (a blob about to be opened) to the lease, writing it if d is not in
+ * it yet, then under the guard (*guard, -1 when none was needed: release with
+ * lease_unguard after ag_blob_open).  lease_blob_done() once d is in
+ * fs_blobs' table or failed. */
+int lease_blob(struct fs_ctx *c, const ag_digest *d, int *guard);
 void lease_blob_done(struct fs_ctx *c, const ag_digest *d);
-/* Rewrites the lease after a blob's last close. */
+/* A blob's last close: the lease is rewritten at the next lease_flush()
+ * (the watcher's, within a second). */
 void lease_sync(struct fs_ctx *c);
+void lease_flush(struct fs_ctx *c);
 
 /* ---------- the mount ---------- */
 

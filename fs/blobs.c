@@ -171,8 +171,7 @@ static struct fs_blob *share(struct fs_blobs *bs, const ag_digest *d)
 static int open_leased(struct fs_ctx *c, const ag_digest *d, ag_blob **b)
 {
 	int guard, r;
-	lease_guard(c, &guard);
-	if ((r = lease_blob(c, d)) < 0 && r != -EAGAIN)
+	if ((r = lease_blob(c, d, &guard)) < 0 && r != -EAGAIN)
 		syslog(LOG_WARNING, "opening a blob this mount could not lease: %s",
 		       ag_strerror(r));
 	r = ag_blob_open(c->store, d, c->blobs.open_flags, b);

@@ -41,6 +41,8 @@ void lease_stop(struct fs_ctx *c)
 	c->lease.l = NULL;
 	free(c->lease.gen_blobs);
 	c->lease.gen_blobs = NULL;
+	free(c->lease.written);
+	c->lease.written = NULL;
 	pthread_mutex_destroy(&c->lease.lock);
 }
 
@@ -54,6 +56,11 @@ void lease_guard(struct fs_ctx *c, int *fd)
 void lease_unguard(int fd)
 {
 	ag_lease_unguard(fd);
+}
+
+static int dg_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(ag_digest));
 }
 
 /* With fl->lock held. */
@@ -75,11 +82,24 @@ static int write_lease(struct fs_ctx *c)
 	if (fl->ngen_blobs)
 		memcpy(all + n + fl->npending, fl->gen_blobs, fl->ngen_blobs * sizeof(*all));
 	r = ag_lease_set(fl->l, fl->gens, fl->ngens, all, total);
-	free(all);
-	if (r < 0)
+	if (r < 0) {
+		free(all);
 		syslog(LOG_ERR, "cannot write this mount's lease in %s/leases: %s", c->store_path,
 		       ag_strerror(r));
-	return r;
+		return r;
+	}
+	qsort(all, total, sizeof(*all), dg_cmp);
+	free(fl->written);
+	fl->written = all;
+	fl->nwritten = total;
+	fl->dirty = false;
+	return 0;
+}
+
+/* With fl->lock held: is d in the lease as written? */
+static bool in_written(const struct fs_lease *fl, const ag_digest *d)
+{
+	return fl->nwritten && bsearch(d, fl->written, fl->nwritten, sizeof(*d), dg_cmp);
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -168,19 +188,31 @@ int lease_served(struct fs_ctx *c, uint64_t store_cur)
 	return r;
 }
 
-int lease_blob(struct fs_ctx *c, const ag_digest *d)
+/*
+ * Most opens need no write: the blobs of the generations the root serves
+ * are in the lease already, and so is a blob closed less than a poll ago
+ * (removals are written lazily by the watcher).  d stays pending until
+ * lease_blob_done(), so a lazy rewrite cannot drop it meanwhile.
+ */
+int lease_blob(struct fs_ctx *c, const ag_digest *d, int *guard)
 {
 	struct fs_lease *fl = &c->lease;
+	*guard = -1;
 	if (!fl->l)
 		return 0;
 	pthread_mutex_lock(&fl->lock);
-	int r = -EAGAIN;
-	if (fl->npending < FS_LEASE_PENDING) {
-		fl->pending[fl->npending++] = *d;
-		r = write_lease(c);
-		if (r < 0)
-			fl->npending--;
+	if (fl->npending == FS_LEASE_PENDING) {
+		pthread_mutex_unlock(&fl->lock);
+		return -EAGAIN;
 	}
+	fl->pending[fl->npending++] = *d;
+	bool need = !in_written(fl, d);
+	pthread_mutex_unlock(&fl->lock);
+	if (!need)
+		return 0;
+	lease_guard(c, guard); /* not under fl->lock: gc may hold it a while */
+	pthread_mutex_lock(&fl->lock);
+	int r = write_lease(c);
 	pthread_mutex_unlock(&fl->lock);
 	return r;
 }
@@ -206,6 +238,17 @@ void lease_sync(struct fs_ctx *c)
 	if (!fl->l)
 		return;
 	pthread_mutex_lock(&fl->lock);
-	write_lease(c);
+	fl->dirty = true; /* written by lease_flush(), from the watcher */
+	pthread_mutex_unlock(&fl->lock);
+}
+
+void lease_flush(struct fs_ctx *c)
+{
+	struct fs_lease *fl = &c->lease;
+	if (!fl->l)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	if (fl->dirty)
+		write_lease(c);
 	pthread_mutex_unlock(&fl->lock);
 }

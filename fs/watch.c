@@ -150,6 +150,7 @@ static int refresh(struct fs_ctx *c, struct change *ch)
 	pthread_rwlock_unlock(&c->tree.lock);
 	if (r == 0)
 		r = lease_served(c, cur); /* the new root's blobs; an ended grace period */
+	lease_flush(c);			  /* blobs closed since the last look */
 	return r;
 }
 

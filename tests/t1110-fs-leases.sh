@@ -69,8 +69,8 @@ ok $? "generation 2 (leased by the pinned mount) survived gc"
 ok $? "no VERIFY_FAILURE record anywhere"
 exec 3<&- 4<&-
 
-# once closed, the next gc removes the blob
-sleep 0.5
+# once closed, the lease drops it within a poll (a second) and gc removes it
+sleep 1.5
 as gc --keep 0 >/dev/null 2>&1
 [ ! -e "$(fs_object "$store" "$gone")" ]
 ok $? "closed, the blob goes at the next gc"
