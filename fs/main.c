@@ -15,7 +15,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -94,9 +97,87 @@ static int parse_args(int argc, char **argv, struct args *a, struct fs_options *
 	return 0;
 }
 
+/* "\040" and friends in /proc/self/mountinfo, in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*w++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 3;
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w = '\0';
+}
+
+/* The file system type mounted at path (caller frees), NULL if none. */
+static char *mounted_type(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *type = NULL;
+	size_t cap = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		char mnt[4096], fstype[256];
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(dash + 3, "%255s", fstype) != 1)
+			continue;
+		unescape_octal(mnt);
+		if (!strcmp(mnt, path)) {
+			free(type); /* the last one is on top */
+			type = strdup(fstype);
+		}
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return type;
+}
+
+/* A dead FUSE mount (its daemon killed) answers ENOTCONN: detach it. */
+static int recover_dead_mount(const char *path)
+{
+	if (umount2(path, MNT_DETACH) == 0)
+		return 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", path, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return -EBUSY;
+	return 0;
+}
+
+static int check_mountpoint(struct fs_ctx *c, const struct args *a)
+{
+	struct statfs sf;
+	/* statfs always asks the daemon (stat may answer from the kernel's cache) */
+	if (statfs(a->mountpoint, &sf) < 0 && errno == ENOTCONN) {
+		if (recover_dead_mount(a->mountpoint) < 0)
+			return die(EXIT_REFUSED,
+				   "%s: a dead mount (its daemon is gone) is in the way and "
+				   "cannot be detached; run fusermount3 -u -z %s",
+				   a->mountpoint, a->mountpoint);
+		fprintf(stderr, "agfs: %s: recovered a dead mount (lazy unmount) before mounting\n",
+			a->mountpoint);
+		syslog(LOG_WARNING, "%s: recovered a dead mount (lazy unmount) before mounting",
+		       a->mountpoint);
+	}
+	return 0;
+}
+
 static int resolve_paths(struct fs_ctx *c, const struct args *a)
 {
 	struct stat st;
+	int r = check_mountpoint(c, a);
+	if (r)
+		return r;
 	if (!(c->store_path = realpath(a->store, NULL)))
 		return die(EXIT_REFUSED, "%s: cannot use this store (%s); refusing to mount",
 			   a->store, strerror(errno));
@@ -105,6 +186,12 @@ static int resolve_paths(struct fs_ctx *c, const struct args *a)
 			   strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return die(EXIT_REFUSED, "%s: cannot mount here (not a directory)", a->mountpoint);
+	_cleanup_free_ char *type = mounted_type(c->mountpoint);
+	if (type && !strcmp(type, "fuse.agfs"))
+		return die(EXIT_REFUSED,
+			   "%s: an agfs mount is already live here; refusing to mount twice "
+			   "(unmount it first: fusermount3 -u %s)",
+			   c->mountpoint, c->mountpoint);
 	return 0;
 }
 
