@@ -118,6 +118,20 @@ wait $pid
 is "$?" 143 "SIGTERM ends it"
 is "$(ls -A "$T/o")" "" "and nothing is left in the output directory"
 
+# --- a full output file system ---
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; then
+	_mounts+=("$T/small")
+	fresh
+	run_fail "$AGBUNDLE" create --models "$T/m" --sign-key "$KEY_FPR" --label 20261201 -o "$T/small"
+	is "$rc" 4 "a full output file system is an I/O error (exit 4)"
+	grep -q "writing it failed (No space left on device)" "$T/err"
+	ok $? "saying so" || cat "$T/err"
+	is "$(ls -A "$T/small")" "" "and nothing is left there"
+	umount "$T/small"
+else
+	skip "a full output file system: needs root to mount a small tmpfs"
+fi
+
 # --- keys that cannot sign ---
 fresh
 mkdir -p "$T/pubonly" && chmod 700 "$T/pubonly"
