@@ -517,3 +517,49 @@ int ag_audit_foreach(ag_store *s, int (*cb)(uint64_t lineno, json_t *obj, void *
 	struct foreach_state f = {cb, arg};
 	return each_line(s, foreach_line, &f);
 }
+
+int ag_audit_check_buf(const char *buf, size_t len, uint64_t audit_seq, uint64_t *bad_line,
+		       char **why, size_t *npending)
+{
+	struct verify_state v = {.bad_line = 0, .why = NULL};
+	struct repair_scan rs = {.audit_seq = audit_seq};
+	memcpy(v.prevhex, zero_hex, sizeof(v.prevhex));
+	int r = 0, rv = 0;
+	uint64_t no = 0;
+	for (size_t at = 0; at < len && r == 0;) {
+		const char *nl = memchr(buf + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - buf) : len;
+		/* getline()'s view of the file: a line is what is before its
+		 * newline; a NUL inside it ends what the parsers see */
+		_cleanup_free_ char *line = strndup(buf + at, end - at);
+		if (!line)
+			return -ENOMEM;
+		size_t n = strlen(line);
+		no++;
+		if (rv == 0)
+			rv = verify_line(no, line, n, &v);
+		r = scan_line(&rs, line, n);
+		at = end + 1;
+	}
+	size_t pending = 0;
+	for (size_t i = 0; i < rs.n; i++) {
+		pending += !rs.p[i].resolved;
+		free(rs.p[i].event);
+	}
+	free(rs.p);
+	if (npending)
+		*npending = pending;
+	if (r < 0) {
+		free(v.why);
+		return r;
+	}
+	if (rv == -AG_ECHAIN) {
+		if (bad_line)
+			*bad_line = v.bad_line;
+		if (why)
+			*why = v.why;
+		else
+			free(v.why);
+	}
+	return rv;
+}

@@ -134,7 +134,7 @@ static json_t *model_json(const ag_model *m)
 			 layers);
 }
 
-static char *gen_encode(const ag_gen *g)
+char *ag_gen_encode(const ag_gen *g)
 {
 	json_t *models = json_array();
 	for (size_t i = 0; models && i < g->nmodels; i++)
@@ -172,7 +172,8 @@ static int dup_str(json_t *o, const char *key, char **out)
 static int layer_decode(json_t *o, ag_layer *l)
 {
 	if (!json_is_object(o) || get_digest(o, "digest", &l->digest) < 0 ||
-	    !json_is_integer(json_object_get(o, "size")))
+	    !json_is_integer(json_object_get(o, "size")) ||
+	    json_integer_value(json_object_get(o, "size")) < 0)
 		return -AG_ECORRUPT;
 	l->size = (uint64_t)json_integer_value(json_object_get(o, "size"));
 	return dup_str(o, "mediaType", &l->media_type);
@@ -182,12 +183,13 @@ static int model_decode(json_t *o, ag_model *m)
 {
 	json_t *layers = json_object_get(o, "layers");
 	if (!json_is_object(o) || !json_is_array(layers) ||
-	    get_digest(o, "manifest", &m->manifest) < 0)
+	    get_digest(o, "manifest", &m->manifest) < 0 ||
+	    json_integer_value(json_object_get(o, "manifest_size")) < 0)
 		return -AG_ECORRUPT;
 	m->manifest_size = (uint64_t)json_integer_value(json_object_get(o, "manifest_size"));
 	m->added = json_integer_value(json_object_get(o, "added"));
 	int r = dup_str(o, "name", &m->name);
-	if (r == 0 && !m->name)
+	if (r == 0 && (!m->name || !*m->name))
 		r = -AG_ECORRUPT;
 	if (r == 0)
 		r = layer_decode(json_object_get(o, "config"), &m->config);
@@ -220,7 +222,7 @@ static int gen_fields(json_t *o, ag_gen *g)
 	return 0;
 }
 
-static int gen_decode(const void *data, size_t len, ag_gen **out)
+int ag_gen_decode(const void *data, size_t len, ag_gen **out)
 {
 	json_error_t err;
 	json_t *o = json_loadb(data, len, 0, &err);
@@ -264,7 +266,14 @@ static int gen_get_txn(MDB_txn *txn, ag_store *s, uint64_t id, ag_gen **out)
 		return r;
 	if (v.mv_size > MAX_GEN_JSON)
 		return -AG_ECORRUPT;
-	return gen_decode(v.mv_data, v.mv_size, out);
+	if ((r = ag_gen_decode(v.mv_data, v.mv_size, out)) < 0)
+		return r;
+	if ((*out)->id != id) { /* a record that is not the one its key names */
+		ag_gen_free(*out);
+		*out = NULL;
+		return -AG_ECORRUPT;
+	}
+	return 0;
 }
 
 struct gen_get {
@@ -473,7 +482,7 @@ int ag_txn_gen_add(ag_txn *t, ag_gen *g)
 	if (!g->created)
 		g->created = ag_now();
 	ag_gen_sort(g);
-	_cleanup_free_ char *json = gen_encode(g);
+	_cleanup_free_ char *json = ag_gen_encode(g);
 	if (!json)
 		return -ENOMEM;
 	uint8_t kb[8];

@@ -134,6 +134,17 @@ int ag_audit_repair(ag_store *s, int *repaired);
 /* Test seam: called between the record's append and the LMDB commit. */
 extern void (*ag_test_before_commit)(void);
 
+/* gen.c: a generation record's JSON (fuzzed by tests/fuzz/fuzz-store-gen.c).
+ * Decoding checks types, digests and non-negative sizes; -AG_ECORRUPT. */
+char *ag_gen_encode(const ag_gen *g);
+int ag_gen_decode(const void *data, size_t len, ag_gen **out);
+/* audit.c: checks an audit log held in memory the way ag_audit_verify and the
+ * repair scan read the file (fuzzed by tests/fuzz/fuzz-store-audit.c):
+ * returns 0 or -AG_ECHAIN (*bad_line, *why set); *npending counts records of
+ * audited commits above audit_seq that nothing resolved. */
+int ag_audit_check_buf(const char *buf, size_t len, uint64_t audit_seq, uint64_t *bad_line,
+		       char **why, size_t *npending);
+
 /* object.c */
 /* O_NONBLOCK | O_NOFOLLOW, then fstat: not a regular file = -AG_ECORRUPT. */
 int ag_object_open(ag_store *s, const ag_digest *d, int flags);

@@ -24,9 +24,15 @@ nobj=$(find "$S/objects" -type f | wc -l)
 
 # --- reader slots: 8 in the table, 7 held by another process ---
 rm -f "$S/index/lock.mdb"
-coproc HOLDER { "$FAULTS" readers "$S" 8 7; }
-read -r line <&"${HOLDER[0]}"
-is "$line" ready "another process holds 7 of 8 reader slots"
+mkfifo "$T/hold.in"
+"$FAULTS" readers "$S" 8 7 <"$T/hold.in" >"$T/hold.out" 2>&1 &
+hpid=$!
+exec 7>"$T/hold.in" # the holder keeps its slots until this closes
+for _ in $(seq 1 100); do
+	grep -q ready "$T/hold.out" && break
+	sleep 0.1
+done
+is "$(cat "$T/hold.out")" ready "another process holds 7 of 8 reader slots"
 for run in 1 2; do
 	"$AGSTORE" --store "$S" fsck --jobs 64 >"$T/out" 2>"$T/err"
 	ok $? "run $run: fsck --jobs 64 with 1 free reader slot exits 0"
@@ -34,8 +40,8 @@ for run in 1 2; do
 	ok $? "run $run: every object checked, no false corruption"
 	diag "$(grep "^fsck:" "$T/out")"
 done
-exec {HOLDER[1]}>&-
-wait "$HOLDER_PID" 2>/dev/null
+exec 7>&-
+wait $hpid
 
 "$AGSTORE" --store "$S" fsck --jobs 256 >"$T/out" 2>&1
 ok $? "fsck --jobs 256 on a healthy store exits 0"
@@ -80,4 +86,19 @@ grep -q "^unaudited *generation $((g + 1)): no audit record names this generatio
 ok $? "fsck reports the later generation that no audit record names"
 ! grep -q "generation $g:" "$T/out"
 ok $? "but not the audited one"
+
+# --- objects replaced by a FIFO and a symlink: tampering, no hang ---
+w5=$(tools_weights "$T/t1" registry.ollama.ai/library/m5/latest)
+w6=$(tools_weights "$T/t1" registry.ollama.ai/library/m6/latest)
+rm -f "$(tools_object "$S" "$w5")" "$(tools_object "$S" "$w6")"
+mkfifo "$(tools_object "$S" "$w5")"
+ln -s /etc/passwd "$(tools_object "$S" "$w6")"
+timeout 60 "$AGSTORE" --store "$S" fsck >"$T/out" 2>"$T/err"
+rc=$?
+is "$rc" 1 "fsck with a FIFO and a symlink for objects finishes and exits 1"
+grep -q "^corrupt .*$w5" "$T/out" && grep -q "^corrupt .*$w6" "$T/out"
+ok $? "both are reported as corrupt (tampering)"
+timeout 20 "$AGSTORE" --store "$S" cat "$w5" >/dev/null 2>"$T/err"
+rc=$?
+ok $((rc == 0 || rc >= 124)) "agstore cat of the FIFO fails at once (exit $rc): $(cat "$T/err")"
 done_testing
