@@ -348,6 +348,13 @@ static int add_manifest(struct ctx *c)
 	}
 	d->is_dir = true;
 	d->mode = 0755;
+	if (strlen(bj) > IMP_MAX_BUNDLE_JSON) {
+		free(bj);
+		return imp_fail(
+			c->e, IMP_REFUSED, -E2BIG, "manifest/bundle.json",
+			"it would be larger than the %u MiB agimport reads (too many files)",
+			IMP_MAX_BUNDLE_JSON >> 20);
+	}
 	ag_sha256(bj, strlen(bj), &c->bundle_json_sha);
 	if ((r = bnd_sign(c->signer, bj, strlen(bj), &sig, &siglen, &why)) < 0) {
 		free(bj);

@@ -38,7 +38,7 @@ static int read_file(const char *path, char **buf, size_t *len)
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > IMP_MAX_SMALL)
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > IMP_MAX_BUNDLE_JSON)
 		return -E2BIG;
 	if (!(*buf = malloc((size_t)st.st_size + 1)))
 		return -ENOMEM;
@@ -108,7 +108,9 @@ int bnd_delta_load(const char *path, struct bnd_delta **out, struct imp_error *e
 
 	if ((r = read_file(path, &buf, &len)) < 0)
 		return imp_fail(e, r == -ENOENT ? IMP_USAGE : IMP_REFUSED, r, path,
-				"it cannot be read as a bundle.json (%s)", ag_strerror(r));
+				"it cannot be read as a bundle.json (%s)",
+				r == -E2BIG ? "not a regular file of at most 64 MiB"
+					    : ag_strerror(r));
 	if ((r = imp_bundle_json_parse(buf, len, &bj, &why)) < 0)
 		return imp_fail(e, IMP_REFUSED, r, path, "it is not a valid bundle.json: %s", why);
 	json_t *files = json_object_get(bj.raw, "files");
