@@ -10,7 +10,11 @@
  *   store-faults audited-gen STORE
  *       copy the current generation into a new one and make it current with
  *       an audited commit (ag_txn_commit_audit, event TEST_COMMIT).
+ *   store-faults audited-put STORE FILE
+ *       stage FILE, publish it, and commit a generation whose one model uses
+ *       it as manifest and config, with an audited commit (TEST_PUT).
  */
+#include <fcntl.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -118,8 +122,50 @@ static int audited_gen(const char *store)
 	return 0;
 }
 
+static int audited_put(const char *store, const char *file)
+{
+	ag_store *s;
+	ag_txn *t;
+	ag_stage *st;
+	ag_blob_info bi;
+	char buf[65536];
+	ssize_t n;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return die(file, -errno);
+	int r = ag_store_open(store, AG_WRITE | AG_CREATE, &s);
+	if (r == 0)
+		r = ag_txn_begin(s, &t);
+	if (r == 0)
+		r = ag_stage_begin(s, 0, &st);
+	while (r == 0 && (n = read(fd, buf, sizeof(buf))) > 0)
+		r = ag_stage_write(st, buf, (size_t)n);
+	if (r == 0)
+		r = ag_stage_end(st, &bi);
+	if (r == 0)
+		r = ag_stage_publish_ex(st, t, NULL, NULL);
+	if (r < 0)
+		return die("staging", r);
+	ag_gen *g = ag_gen_new();
+	ag_model m = {.name = "registry.ollama.ai/library/put/latest",
+		      .manifest = bi.digest,
+		      .manifest_size = bi.size,
+		      .config = {.digest = bi.digest, .size = bi.size}};
+	if ((r = ag_gen_add_model(g, &m)) < 0 || (r = ag_txn_gen_add(t, g)) < 0 ||
+	    (r = ag_txn_set_current(t, g->id)) < 0 ||
+	    (r = ag_txn_commit_audit(t, "TEST_PUT", "store-faults", NULL)) < 0)
+		return die("commit", r);
+	ag_stage_free(st);
+	ag_gen_free(g);
+	ag_store_close(s);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "audited-put"))
+		return audited_put(argv[2], argv[3]);
 	if (argc == 5 && !strcmp(argv[1], "readers"))
 		return readers(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "damage-record"))
