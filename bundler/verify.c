@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,70 @@ int bnd_read_sha256_file(const char *file, const char *base, ag_digest *out)
 	return found;
 }
 
+/*
+ * On a terminal, the tarball reaches the importer's reader through a pipe
+ * fed by a thread that counts the bytes for the progress line (the reader
+ * hashes what it reads either way, so the outer SHA-256 is the file's).
+ */
+struct feeder {
+	int in, out;
+	uint64_t size;
+	int err; /* a read error of the tarball */
+};
+
+static void *feed(void *arg)
+{
+	struct feeder *f = arg;
+	struct bnd_progress *p = bnd_progress_new("agbundle", f->size);
+	static char buf[1 << 20];
+	ssize_t n;
+
+	while ((n = read(f->in, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+		for (ssize_t off = 0, w; n > 0 && off < n; off += w)
+			if ((w = write(f->out, buf + off, (size_t)(n - off))) < 0) {
+				if (errno == EINTR)
+					w = 0;
+				else
+					goto out;
+			}
+		if (n > 0)
+			bnd_progress_add(p, (uint64_t)n);
+	}
+	if (n < 0)
+		f->err = -errno;
+out:
+	bnd_progress_done(p);
+	close(f->out); /* EOF, or EPIPE for a reader that stopped early */
+	return NULL;
+}
+
+static int read_archive_progress(int fd, uint64_t size, const struct imp_read *rd,
+				 struct imp_source *src, struct imp_error *e)
+{
+	struct feeder f = {.in = fd, .size = size};
+	int p[2], r;
+	pthread_t th;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return imp_read_archive(fd, rd, src, e);
+	signal(SIGPIPE, SIG_IGN); /* the reader may stop early: EPIPE, not death */
+	f.out = p[1];
+	if (pthread_create(&th, NULL, feed, &f) != 0) {
+		close(p[0]);
+		close(p[1]);
+		return imp_read_archive(fd, rd, src, e);
+	}
+	r = imp_read_archive(p[0], rd, src, e);
+	close(p[0]); /* a feeder still writing gets EPIPE and stops */
+	pthread_join(th, NULL);
+	if (f.err) { /* what looked like a truncated archive was a read error */
+		memset(e, 0, sizeof(*e));
+		r = imp_fail(e, IMP_IO, f.err, src->name, "reading it failed (%s)",
+			     ag_strerror(f.err));
+	}
+	return r;
+}
+
 static int read_bundle(const struct bnd_verify_opts *vo, struct imp_source *src,
 		       struct imp_error *e)
 {
@@ -64,6 +130,8 @@ static int read_bundle(const struct bnd_verify_opts *vo, struct imp_source *src,
 	}
 	if (S_ISDIR(st.st_mode))
 		r = imp_read_dir(fd, &rd, src, e);
+	else if (isatty(STDERR_FILENO) && S_ISREG(st.st_mode))
+		r = read_archive_progress(fd, (uint64_t)st.st_size, &rd, src, e);
 	else
 		r = imp_read_archive(fd, &rd, src, e);
 	close(fd);

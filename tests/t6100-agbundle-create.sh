@@ -177,6 +177,24 @@ mkdir -p "$T/xt" && tar xzf "$T/t1/airgap-bundle-$LABEL.tar.gz" -C "$T/xt" &&
 	diff -r -x bundle.json.asc "$T/xa" "$T/xt" >/dev/null
 ok $? "--threads 1 gives the same members"
 
+# on a terminal (progress on stderr; verify then reads through a pipe)
+if command -v script >/dev/null; then
+	script -qec "$AGBUNDLE verify $A --keyring $T/pubkey.asc --sha256-file $T/a/airgap-bundle-$LABEL.sha256" \
+		/dev/null >"$T/out" 2>&1
+	ok $? "verify on a terminal" || cat "$T/out"
+	grep -q "verified" "$T/out"
+	ok $? "says verified"
+	head -c 100000 "$A" >"$T/trunc.tar.gz"
+	script -qec "$AGBUNDLE verify $T/trunc.tar.gz --keyring $T/pubkey.asc" /dev/null >"$T/out" 2>&1
+	is "$?" 1 "a truncated bundle is refused on a terminal too"
+	mkdir -p "$T/tty"
+	script -qec "$AGBUNDLE create --models $IN/ollama/models --sign-key $KEY_FPR --label $LABEL -o $T/tty" \
+		/dev/null >"$T/out" 2>&1
+	ok $? "create on a terminal" || cat "$T/out"
+else
+	skip "script(1) not installed: no terminal to test the progress line on"
+fi
+
 "$AGBUNDLE" --version | grep -q '^agbundle (agfs) '
 ok $? "--version"
 "$AGBUNDLE" --help | grep -q -- '--since'
