@@ -30,7 +30,9 @@ is "$n" 1 "one MODEL_OPEN record while the window is open"
 grep '"MODEL_OPEN"' "$store/audit.log" | grep "\"digest\":\"$hex\"" | grep -q '"uid":65534'
 ok $? "naming the user"
 umount_agfs "$mnt"
-fs_wait_for 3 test "$(grep '"MODEL_OPEN"' "$store/audit.log" | grep -c "\"digest\":\"$hex\"")" -eq 2
+records() { grep '"MODEL_OPEN"' "$store/audit.log" | grep -c "\"digest\":\"$hex\""; }
+two() { [ "$(records)" -eq 2 ]; }
+fs_wait_for 5 two
 ok $? "at unmount, one more record for the folded opens"
 sum=$(grep '"MODEL_OPEN"' "$store/audit.log" | grep "\"digest\":\"$hex\"" | grep -o '"count":[0-9]*' | awk -F: '{s += $2} END {print s}')
 is "$sum" 2000 "the records' counts add up to the 2000 opens"
