@@ -267,6 +267,7 @@ static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info,
 		return -AG_ECORRUPT;
 	memcpy(&rec, v->mv_data, sizeof(rec));
 	if (rec.version != AG_BLOB_REC_VERSION || !ag_chunk_size_ok(rec.chunk_size) ||
+	    rec.size > (uint64_t)INT64_MAX || /* no ag_nchunks() wrap-around */
 	    rec.nchunks != ag_nchunks(rec.size, rec.chunk_size) ||
 	    rec.npages != npages_of(rec.nchunks) ||
 	    v->mv_size != sizeof(rec) + (rec.npages + 1) * 32)
