@@ -18,7 +18,7 @@ VERSION  ?= 0.1.0
 FUZZ_CC  ?= clang
 SANITIZE ?=
 
-PKGS := fuse3 libcrypto lmdb libarchive gpgme jansson libfsverity
+PKGS := fuse3 libcrypto lmdb libarchive gpgme jansson libfsverity libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -58,6 +58,7 @@ IMPORT_LIB   := $(filter-out importer/main.c,$(wildcard importer/*.c))
 BUNDLE_LIB   := $(filter-out bundler/main.c,$(wildcard bundler/*.c))
 FS_LIB       := $(filter-out fs/main.c,$(wildcard fs/*.c))
 TOOLS_LIB    := $(filter-out tools/main.c,$(wildcard tools/*.c))
+OCI_SRC      := $(wildcard oci/*.c)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 HELPER_SRC   := $(wildcard tests/helpers/*.c)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz-*.c)
@@ -69,7 +70,8 @@ LIBIMPORT := $(BUILD)/libagimport.a
 LIBBUNDLE := $(BUILD)/libagbundle.a
 LIBFS     := $(BUILD)/libagfs.a
 LIBTOOLS  := $(BUILD)/libagtools.a
-ALL_LIBS  := $(LIBBUNDLE) $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBSTORE)
+LIBOCI    := $(BUILD)/liboci.a
+ALL_LIBS  := $(LIBBUNDLE) $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBOCI) $(LIBSTORE)
 
 PROGS    := $(BUILD)/agimport $(BUILD)/agfs $(BUILD)/agstore $(BUILD)/agbundle
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -89,15 +91,16 @@ $(LIBIMPORT): $(call obj,$(IMPORT_LIB))
 $(LIBBUNDLE): $(call obj,$(BUNDLE_LIB))
 $(LIBFS): $(call obj,$(FS_LIB))
 $(LIBTOOLS): $(call obj,$(TOOLS_LIB))
+$(LIBOCI): $(call obj,$(OCI_SRC))
 $(ALL_LIBS):
 	@mkdir -p $(dir $@)
 	$(call quiet,AR)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBSTORE)
+$(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBOCI) $(LIBSTORE)
 $(BUILD)/agbundle: $(call obj,bundler/main.c) $(LIBBUNDLE) $(LIBIMPORT) $(LIBSTORE)
 $(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSTORE)
-$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBSTORE)
+$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBOCI) $(LIBSTORE)
 $(PROGS):
 	$(call quiet,LD)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -120,6 +123,7 @@ $(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSTORE)))
 $(eval $(call area_rules,bundle,$(LIBBUNDLE) $(LIBIMPORT) $(LIBSTORE)))
 $(eval $(call area_rules,fs,$(LIBFS) $(LIBSTORE)))
 $(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSTORE)))
+$(eval $(call area_rules,oci,$(LIBOCI) $(LIBSTORE)))
 
 # Test helper programs (fixture generators, mmap reader, ...): store library only.
 $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils libarchive-dev
       libgpgme-dev libjansson-dev libssl-dev gnupg zstd xz-utils openssl perl clang
       systemd procps python3 bc jq util-linux diffutils coreutils tar gzip logrotate
-      libfsverity-dev fsverity dpkg-dev debhelper lintian strace"
+      libfsverity-dev fsverity dpkg-dev debhelper lintian strace
+      libcurl4-openssl-dev curl docker-registry nginx-light skopeo"
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "importer/import.h"
+#include "importer/registry.h"
 
 struct run {
 	struct imp_options o;
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: agimport [OPTIONS] SOURCE     (a .tar[.gz|.zst|.xz], a bundle "
 		   "directory, or -)\n"
 		   "       agimport [OPTIONS] --ollama-dir DIR\n"
+		   "       agimport --registry URL [OPTIONS]  (agimport --registry URL --help)\n"
 		   "  --store DIR          the store (default $AGFS_STORE, else " AG_DEFAULT_STORE
 		   ")\n"
 		   "  --keyring FILE|DIR   trusted public keys (a key file or a GnuPG home)\n"
@@ -591,6 +593,8 @@ int main(int argc, char **argv)
 	_cleanup_free_ char *login = login_name();
 	int r, cls;
 
+	if (imp_registry_wanted(argc, argv)) /* agimport --registry URL: registry.c */
+		return imp_registry_main(argc, argv);
 	r = parse_args(&rn, argc, argv);
 	if (r != 0)
 		return r;

@@ -29,6 +29,7 @@ static const char usage[] =
 	"  log                      which generation was current when (audit log)\n"
 	"  export GEN DIR           write GEN as a plain Ollama models directory\n"
 	"  pin N | unpin N | pins   keep generation N through gc; list pins and leases\n"
+	"  push URL [--generation N]  upload a generation to an OCI registry\n"
 	"\n"
 	"Options (also accepted after the command):\n"
 	"  --store DIR       the store (default $AGFS_STORE, else /var/lib/agfs)\n"
@@ -50,6 +51,7 @@ static const struct command commands[] = {
 	{"fsck", cmd_fsck},	    {"audit", cmd_audit}, {"status", cmd_status},
 	{"diff", cmd_diff},	    {"log", cmd_log},	  {"export", cmd_export},
 	{"pin", cmd_pin},	    {"unpin", cmd_unpin}, {"pins", cmd_pins},
+	{"push", cmd_push},
 };
 
 static const struct command *find_command(const char *name)

@@ -142,6 +142,7 @@ int cmd_status(struct tool *t, int argc, char **argv);
 int cmd_diff(struct tool *t, int argc, char **argv);
 int cmd_log(struct tool *t, int argc, char **argv);
 int cmd_export(struct tool *t, int argc, char **argv);
+int cmd_push(struct tool *t, int argc, char **argv);
 /* "N" or "current" into a loaded generation; fails saying which exist (cmd-diff.c). */
 int gen_arg_load(struct tool *t, ag_store *s, const char *arg, ag_gen **out);
 

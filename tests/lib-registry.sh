@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+# A real OCI registry for the registry tests: Debian's docker-registry
+# (Docker Distribution) on a free port of 127.0.0.1, TLS from a test CA made
+# with openssl, its storage and log under $T.  Source after lib.sh.
+#   registry_ca                      -> $T/pki/{ca,server,client,other-ca}.{crt,key}
+#   registry_start NAME [EXTRA-YAML] -> $REG_URL, $REG_PORT, $REG_DIR, $REG_LOG, $REG_PID
+#   registry_stop                    (also done at exit)
+#   registry_count 'REGEX'           requests in the log whose line matches
+#   free_port                        a free TCP port of 127.0.0.1
+
+REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
+_reg_pids=()
+
+need_registry() {
+	[ -x "$REGISTRY_BIN" ] || skip_all "$REGISTRY_BIN is not installed (contrib/install-deps.sh installs docker-registry)"
+	command -v openssl >/dev/null || skip_all "openssl is not installed"
+	command -v curl >/dev/null || skip_all "curl is not installed"
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+_reg_cleanup() {
+	local p
+	for p in "${_reg_pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${_reg_pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	_cleanup
+}
+trap _reg_cleanup EXIT
+
+# A CA, a server certificate for 127.0.0.1 and localhost, a client
+# certificate, and a second CA that signed nothing of this (wrong-CA tests).
+registry_ca() {
+	local d=$T/pki
+	[ -f "$d/ca.crt" ] && return 0
+	mkdir -p "$d"
+	(
+		cd "$d" || exit 1
+		for ca in ca other-ca; do
+			openssl req -x509 -newkey rsa:2048 -nodes -keyout $ca.key -out $ca.crt \
+				-days 2 -subj "/CN=agfs test $ca" 2>/dev/null || exit 1
+		done
+		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+			-subj "/CN=127.0.0.1" 2>/dev/null || exit 1
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+			-out server.crt -days 2 -extfile server.ext 2>/dev/null || exit 1
+		openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr \
+			-subj "/CN=agfs node" 2>/dev/null || exit 1
+		printf 'extendedKeyUsage=clientAuth\n' >client.ext
+		openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+			-out client.crt -days 2 -extfile client.ext 2>/dev/null || exit 1
+	) || bail "openssl could not make the test CA"
+}
+
+# registry_start NAME [EXTRA-HTTP-YAML]: a registry with its own storage
+# under $T/registry-NAME (kept across restarts of the same NAME).
+registry_start() {
+	local name=$1 extra=${2:-} port i
+	registry_ca
+	REG_DIR=$T/registry-$name
+	mkdir -p "$REG_DIR/data"
+	port=${REG_PORT_WANT:-$(free_port)}
+	cat >"$REG_DIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $REG_DIR/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+  tls:
+    certificate: $T/pki/server.crt
+    key: $T/pki/server.key
+$extra
+EOF
+	REG_LOG=$REG_DIR/log
+	"$REGISTRY_BIN" serve "$REG_DIR/config.yml" >>"$REG_LOG" 2>&1 &
+	REG_PID=$!
+	_reg_pids+=("$REG_PID")
+	REG_PORT=$port
+	REG_URL=https://127.0.0.1:$port
+	for i in $(seq 1 100); do
+		curl -sf --cacert "$T/pki/ca.crt" "$REG_URL/v2/" >/dev/null 2>&1 && return 0
+		kill -0 "$REG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	diag "$(tail -5 "$REG_LOG")"
+	return 1
+}
+
+registry_stop() {
+	[ -n "${REG_PID:-}" ] || return 0
+	kill "$REG_PID" 2>/dev/null
+	wait "$REG_PID" 2>/dev/null
+	REG_PID=
+}
+
+# Access-log lines (Apache combined format) matching REGEX.
+registry_count() {
+	grep -E '"(GET|HEAD|POST|PATCH|PUT|DELETE) ' "$REG_LOG" | grep -cE "$1"
+}
+
+# The path of a blob's data in the registry's storage.
+registry_blob_path() { # registry_blob_path HEX
+	echo "$REG_DIR/data/docker/registry/v2/blobs/sha256/${1:0:2}/$1/data"
+}
