@@ -105,6 +105,9 @@ int bnd_out_finish(struct bnd_out *o, ag_digest *digest, uint64_t *bytes);
 int bnd_out_commit(struct bnd_out *o, bool replace);
 /* Removes the temporary file if not committed; accepts NULL. */
 void bnd_out_free(struct bnd_out *o);
+/* Removes ".airgap-bundle-*" temporaries no live run holds (locked); the
+ * number removed. */
+int bnd_remove_stale(int dirfd);
 /* Writes len bytes to dir/final through a temporary file and a rename. */
 int bnd_write_file_atomic(int dirfd, const char *final, const void *buf, size_t len, bool replace);
 

@@ -418,6 +418,7 @@ static int prepare(struct ctx *c)
 		return imp_fail(c->e, IMP_REFUSED, -EEXIST, o->outdir,
 				"a bundle labelled %s is already there (--force replaces it)",
 				o->label);
+	bnd_remove_stale(c->outfd); /* of runs killed before they could clean up */
 	r = bnd_signer_open(o->homedir, o->sign_key, &c->signer, &why);
 	if (r < 0)
 		return r == -ENOMEM ? r

@@ -17,6 +17,7 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -293,6 +295,7 @@ int bnd_out_open(int dirfd, const char *final, enum bnd_comp comp, unsigned nthr
 	}
 	if (o->fd < 0)
 		return -EEXIST;
+	flock(o->fd, LOCK_EX); /* held while alive: see bnd_remove_stale() */
 	watch_signals(o);
 	if (!(o->hash = ag_hash_new()) || !(o->a = archive_write_new()))
 		return -ENOMEM;
@@ -425,6 +428,7 @@ int bnd_write_file_atomic(int dirfd, const char *final, const void *buf, size_t 
 	}
 	if (fd < 0)
 		return -EEXIST;
+	flock(fd, LOCK_EX);
 	for (size_t off = 0; r == 0 && off < len;) {
 		ssize_t n = write(fd, (const char *)buf + off, len - off);
 		if (n < 0 && errno != EINTR)
@@ -441,4 +445,34 @@ int bnd_write_file_atomic(int dirfd, const char *final, const void *buf, size_t 
 	if (r < 0)
 		unlinkat(dirfd, tmp, 0);
 	return r;
+}
+
+/* ".airgap-bundle-*" temporaries nobody holds a lock on: left by a run that
+ * was killed (SIGKILL, power loss) before it could remove them. */
+int bnd_remove_stale(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	int n = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, ".airgap-bundle-", 15) != 0)
+			continue;
+		int tfd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (tfd < 0)
+			continue;
+		struct stat st;
+		if (fstat(tfd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    flock(tfd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd, de->d_name, 0) == 0)
+			n++;
+		close(tfd);
+	}
+	closedir(d);
+	return n;
 }

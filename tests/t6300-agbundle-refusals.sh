@@ -118,6 +118,30 @@ wait $pid
 is "$?" 143 "SIGTERM ends it"
 is "$(ls -A "$T/o")" "" "and nothing is left in the output directory"
 
+# --- what a killed run (SIGKILL: no handler) left is removed by the next ---
+need_flock=$(command -v flock)
+fresh
+rm -rf "$T/o" && mkdir -p "$T/o"
+printf 'half' >"$T/o/.airgap-bundle-20261130.tar.gz.1a2b3c"
+printf 'live' >"$T/o/.airgap-bundle-20261129.tar.gz.4d5e6f"
+if [ -n "$need_flock" ]; then
+	flock "$T/o/.airgap-bundle-20261129.tar.gz.4d5e6f" sleep 30 &
+	holder=$!
+	sleep 0.3
+fi
+"$AGBUNDLE" create --models "$T/m" --sign-key "$KEY_FPR" --label 20261201 -o "$T/o" >/dev/null 2>"$T/err"
+ok $? "a run next to a stale temporary file" || cat "$T/err"
+[ ! -e "$T/o/.airgap-bundle-20261130.tar.gz.1a2b3c" ]
+ok $? "removes the temporary file no run holds"
+if [ -n "$need_flock" ]; then
+	[ -e "$T/o/.airgap-bundle-20261129.tar.gz.4d5e6f" ]
+	ok $? "and keeps the one a live run holds locked"
+	kill $holder 2>/dev/null
+	wait $holder 2>/dev/null
+else
+	skip "flock(1) not installed"
+fi
+
 # --- a full output file system ---
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; then
 	_mounts+=("$T/small")
