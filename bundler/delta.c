@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * --since PREVIOUS/manifest/bundle.json: the blobs a previous bundle carried.
+ * --since PREVIOUS/manifest/bundle.json (or the previous bundle's tarball,
+ * whose manifest/bundle.json is read): the blobs a previous bundle carried.
  *
  * Only a bundle.json made by agbundle names every file it carried (the
  * signed "files" field); a hand-made one does not, and is refused.  A blob
@@ -9,6 +10,8 @@
  * previous bundle itself omitted (a delta on a delta) were in the store
  * that imported it, so they are omitted again.
  */
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -52,6 +55,49 @@ static int read_file(const char *path, char **buf, size_t *len)
 	}
 	*len = got;
 	return 0;
+}
+
+/* manifest/bundle.json out of a previous bundle's tarball: 1 found, 0 not
+ * an archive (the caller reads the file as bundle.json), <0 error. */
+static int read_from_archive(const char *path, char **buf, size_t *len)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	int r = 0;
+
+	if (!a)
+		return -ENOMEM;
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_format_tar(a);
+	if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK)
+		goto out;
+	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(ae);
+		if (!name || strcmp(name + (strncmp(name, "./", 2) == 0 ? 2 : 0),
+				    "manifest/bundle.json") != 0)
+			continue;
+		la_int64_t size = archive_entry_size(ae);
+		if (size < 0 || size > IMP_MAX_BUNDLE_JSON || !(*buf = malloc((size_t)size + 1))) {
+			r = size < 0 || size > IMP_MAX_BUNDLE_JSON ? -E2BIG : -ENOMEM;
+			goto out;
+		}
+		if (archive_read_data(a, *buf, (size_t)size) != size) {
+			free(*buf);
+			r = -EIO;
+			goto out;
+		}
+		*len = (size_t)size;
+		r = 1;
+		goto out;
+	}
+	/* a tar archive without it, or no archive at all */
+	r = r == ARCHIVE_EOF ? -ENOENT : 0;
+out:
+	archive_read_free(a);
+	return r;
 }
 
 static bool blob_path(const char *p)
@@ -106,7 +152,12 @@ int bnd_delta_load(const char *path, struct bnd_delta **out, struct imp_error *e
 	size_t len = 0;
 	int r;
 
-	if ((r = read_file(path, &buf, &len)) < 0)
+	if ((r = read_from_archive(path, &buf, &len)) == 0)
+		r = read_file(path, &buf, &len);
+	if (r == -ENOENT && access(path, F_OK) == 0)
+		return imp_fail(e, IMP_REFUSED, r, path,
+				"it is a tar archive without manifest/bundle.json");
+	if (r < 0)
 		return imp_fail(e, r == -ENOENT ? IMP_USAGE : IMP_REFUSED, r, path,
 				"it cannot be read as a bundle.json (%s)",
 				r == -E2BIG ? "not a regular file of at most 64 MiB"

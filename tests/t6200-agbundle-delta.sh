@@ -52,6 +52,12 @@ is "$(jq -r .delta.since_bundle_json_sha256 "$T/delta.json")" "$(sha256sum <"$T/
 	"delta.since_bundle_json_sha256 is the base bundle.json's SHA-256"
 is "$(jq -r .delta.since_bundle_version "$T/delta.json")" 20261101 "delta.since_bundle_version"
 is "$(jq -r .omitted_blobs "$T/out")" "$(wc -l <"$T/blobs-before")" "--json counts the omitted blobs"
+bundle 20261115 "$T/delta-tgz" --since "$BASE" >/dev/null 2>"$T/err"
+ok $? "--since the base's tarball" || cat "$T/err"
+tar xzf "$T/delta-tgz/airgap-bundle-20261115.tar.gz" -O manifest/bundle.json | cmp -s - "$T/delta.json"
+ok $? "gives the same bundle.json as --since its bundle.json"
+run_fail bundle 20261115 "$T/delta-none" --since "$T/blobs-before"
+is "$rc" 1 "--since a file that is neither a bundle.json nor a bundle is refused"
 [ "$(stat -c %s "$DELTA")" -lt "$(stat -c %s "$BASE")" ]
 ok $? "the delta is smaller than the base"
 "$AGBUNDLE" verify "$DELTA" --keyring "$T/pubkey.asc" >"$T/out" 2>"$T/err"
