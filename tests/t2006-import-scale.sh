@@ -51,14 +51,21 @@ EOP
 }
 
 # --- 6. 20,000 files, also with 256 descriptors ---
+# The time goes into 40,000 fsyncs: on a tmpfs (as root) they cost nothing.
+FAST=$T
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/fast" && mount -t tmpfs -o size=1g tmpfs "$T/fast" 2>/dev/null; then
+	_mounts+=("$T/fast")
+	FAST=$T/fast
+fi
 many_blobs_bundle "$T/many" 20000
 (cd "$T/many" && tar czf "$T/many.tgz" binaries images models packages signatures manifest)
 (
 	ulimit -n 256
-	exec "$AGIMPORT" --store "$T/s6" --keyring "$T/pubkey.asc" "$T/many.tgz"
+	exec "$AGIMPORT" --store "$FAST/s6" --keyring "$T/pubkey.asc" "$T/many.tgz"
 ) >"$T/out" 2>"$T/err"
 ok $? "a bundle of 20,000 small blobs imports with ulimit -n 256" || cat "$T/err"
-is "$(find "$T/s6/objects" -type f | wc -l)" 20010 "every blob and manifest is in the store"
+is "$(find "$FAST/s6/objects" -type f | wc -l)" 20010 "every blob and manifest is in the store"
+rm -rf "$FAST/s6"
 
 # --- 5. 20,000 members no hash covers ---
 TREE=$T/tree
@@ -72,11 +79,11 @@ for i in range(20000):
 EOP
 (cd "$T/junk" && tar czf "$T/junk.tgz" binaries images models packages junk signatures manifest)
 make_bundle_dir "$TREE" "$T/clean" 20260501
-S=$T/s5
+S=$FAST/s5
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" "$T/clean" >/dev/null 2>"$T/err" || bail "the clean bundle: $(cat "$T/err")"
 size0=$(stat -c %s "$S/index/data.mdb")
 /usr/bin/time -f '%M' -o "$T/rss" "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --json \
-	--artifacts-dir "$T/arts" "$T/junk.tgz" >"$T/report" 2>"$T/err"
+	--artifacts-dir "$FAST/arts" "$T/junk.tgz" >"$T/report" 2>"$T/err"
 ok $? "a bundle with 20,000 uncovered members is imported" || cat "$T/err"
 rss=$(tail -1 "$T/rss")
 [ "$rss" -lt 120000 ]
@@ -89,7 +96,7 @@ grow=$(($(stat -c %s "$S/index/data.mdb") - size0))
 ok $? "the index grows by less than 1 MB ($grow bytes)"
 python3 -c 'import json,sys; u=json.load(open(sys.argv[1]))["uncovered"]; assert u["count"] >= 20000 and len(u["first"]) <= 20, u' "$T/report"
 ok $? "the uncovered members are counted, a few named"
-[ ! -e "$T/arts/20260502/junk" ]
+[ -d "$FAST/arts/20260502" ] && [ ! -e "$FAST/arts/20260502/junk" ]
 ok $? "none of them is copied anywhere"
 
 # --- 7. sparse members ---
@@ -127,4 +134,5 @@ grep -q "junk/bomb: it is a sparse member of 4294967296 bytes with only 0 bytes 
 ok $? "by its header, naming it" || cat "$T/err"
 is "$(snap "$S")" "$before" "the store is unchanged"
 is "$(ls -A "$S/tmp")" "" "and nothing is left in staging"
+mountpoint -q "$T/fast" && umount "$T/fast"
 done_testing
