@@ -127,18 +127,65 @@ struct audit_line {
 	uint64_t start; /* the file's length before the append */
 };
 
+/* A log that does not end with a newline ends with an append that never
+ * completed (the writer died inside write(), or could not cut it back): no
+ * record, so it is cut off here, under the flock; *removed says how much. */
+static int cut_torn_tail(int fd, uint64_t size, uint64_t *removed)
+{
+	char c;
+	*removed = 0;
+	if (size == 0)
+		return 0;
+	if (pread(fd, &c, 1, (off_t)(size - 1)) != 1)
+		return ag_errno();
+	if (c == '\n')
+		return 0;
+	uint64_t end = size;
+	char buf[4096];
+	while (end > 0) {
+		size_t n = end < sizeof(buf) ? (size_t)end : sizeof(buf);
+		ssize_t got = ag_pread_all(fd, buf, n, end - n);
+		if (got != (ssize_t)n)
+			return got < 0 ? (int)got : -EIO;
+		const char *nl = memrchr(buf, '\n', n);
+		if (nl) {
+			end = end - n + (uint64_t)(nl - buf) + 1;
+			break;
+		}
+		end -= n;
+		if (size - end > MAX_LINE)
+			return -AG_ECORRUPT; /* not a torn line: leave it alone */
+	}
+	if (ftruncate(fd, (off_t)end) < 0)
+		return ag_errno();
+	*removed = size - end;
+	return 0;
+}
+
 static int prepare_line(int fd, const char *event, const char *op, json_t *fields, json_t *extra,
 			struct audit_line *al)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return ag_errno();
-	al->start = (uint64_t)st.st_size;
-	_cleanup_free_ char *prev = NULL;
-	int r = last_line(fd, &prev);
+	uint64_t torn = 0;
+	int r = cut_torn_tail(fd, (uint64_t)st.st_size, &torn);
 	if (r < 0)
 		return r;
+	al->start = (uint64_t)st.st_size - torn;
+	_cleanup_free_ char *prev = NULL;
+	if ((r = last_line(fd, &prev)) < 0)
+		return r;
+	json_t *ex = NULL;
+	if (torn) { /* said in the record that follows */
+		ex = extra ? json_deep_copy(extra) : json_object();
+		if (!ex)
+			return -ENOMEM;
+		json_object_set_new(ex, "torn_tail_removed", json_integer((json_int_t)torn));
+		extra = ex;
+	}
 	al->text = build_line(prev, event, op, fields, extra, &al->seq);
+	json_decref(ex);
 	if (!al->text)
 		return -ENOMEM;
 	al->len = strlen(al->text);

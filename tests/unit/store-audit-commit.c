@@ -151,6 +151,19 @@ int main(void)
 	is_int(ag_audit(s, "TEST", "tester", fields), 0, "the next append works");
 	ok(chain_ok(s), "and the chain is whole");
 
+	/* 3b. A torn tail left by a writer killed inside write(): cut off by
+	 *     the next append, which says so; the chain stays whole. */
+	FILE *lf = fopen(log, "a");
+	fputs("{\"seq\":99,\"time\":\"2026-", lf);
+	fclose(lf);
+	ok(!chain_ok(s), "a torn tail breaks the chain as it stands");
+	is_int(ag_audit(s, "TEST", "tester", fields), 0, "the next append works");
+	ok(chain_ok(s), "and the chain is whole again");
+	struct find tf = find_event(s, "TEST");
+	ok(tf.last && json_integer_value(json_object_get(tf.last, "torn_tail_removed")) == 23,
+	   "the record says how many bytes of torn tail it removed");
+	json_decref(tf.last);
+
 	/* 4. Killed between the record and the commit. */
 	ag_store_close(s);
 	pid_t pid = fork();
