@@ -60,6 +60,7 @@ for trial in $(seq 1 25); do
 	cp "$T/data.mdb.good" "$S/index/data.mdb"
 	page=$((2 + RANDOM % (npages - 2)))
 	off=$((16 + RANDOM % 4000))
+	# shellcheck disable=SC2059 # the format is two \xHH escapes made here
 	printf "\\x$(printf %02x $((RANDOM % 256)))\\x$(printf %02x $((RANDOM % 256)))" |
 		dd of="$S/index/data.mdb" bs=1 seek=$((page * 4096 + off)) conv=notrunc 2>/dev/null
 	run_tools "r$trial"
