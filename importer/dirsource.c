@@ -19,10 +19,17 @@
 static int add_file(int dfd, const char *name, const char *path, const struct imp_read *rd,
 		    struct imp_source *src, struct imp_error *e)
 {
-	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a file swapped for a FIFO or device after the walk's
+	 * fstatat must not hang or poke the open; checked again on the fd. */
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
 
 	if (fd < 0)
 		return imp_fail(e, IMP_IO, -errno, path, "it cannot be opened (%m)");
+	if (fstat(fd, &st) < 0)
+		return imp_fail(e, IMP_IO, -errno, path, "it cannot be examined (%m)");
+	if (!S_ISREG(st.st_mode))
+		return imp_fail(e, IMP_REFUSED, -EINVAL, path, "it is not a regular file");
 	struct imp_member *mb = imp_member_add(src, path);
 	if (!mb)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, path, "the source has too many files");
