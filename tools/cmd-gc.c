@@ -146,6 +146,18 @@ static int plan_gens(ag_store *s, struct gc_plan *p)
 		if (keep)
 			r = mark_gen(s, ids[i], p);
 	}
+	/* The current generation missing from the listing: the index is
+	 * inconsistent, and everything would look unreferenced. */
+	bool listed = p->current == 0;
+	for (size_t i = 0; !listed && i < n; i++)
+		listed = ids[i] == p->current;
+	if (r >= 0 && !listed) {
+		p->unsure = true;
+		r = gc_problem(p,
+			       json_pack("{s:s,s:I,s:s}", "kind", "corrupt", "generation",
+					 (json_int_t)p->current, "detail",
+					 "the current generation is not in the index's listing"));
+	}
 	set_sort(&p->marked);
 	return r;
 }
