@@ -197,7 +197,12 @@ static int read_entries(struct archive *a, const struct imp_read *rd, struct imp
 					count ? "the archive is damaged or truncated after it (%s)"
 					      : "the source is not a readable tar archive (%s)",
 					archive_error_string(a) ? archive_error_string(a) : "?");
-		count++;
+		/* One compression at most, as the format's commands make: layers of
+		 * gzip over gzip multiply a bomb's ratio (~1000x each). */
+		if (count++ == 0 && archive_filter_count(a) > 2)
+			return imp_fail(e, IMP_REFUSED, -EINVAL, "",
+					"the source is compressed more than once (%s inside %s)",
+					archive_filter_name(a, 0), archive_filter_name(a, 1));
 		if ((r = read_member(a, ae, rd, src, e)) < 0)
 			return r;
 	}

@@ -121,6 +121,7 @@ mut_duplicate() {
 	echo other >dup && tar rf "$SRC" --transform 's,^dup$,binaries/ollama-linux-amd64,' dup
 }
 mut_dir_symlink() { SRC=$C; ln -s /etc packages/etc; }
+mut_double_compressed() { SRC=$T/double.tgz.gz; bundle_tar . "$T/inner.tgz"; gzip -c "$T/inner.tgz" >"$SRC"; }
 
 # name | exit code | phrase in the one-sentence error
 CASES=(
@@ -162,6 +163,7 @@ CASES=(
 	"fifo|1|packages/fifo: it is a device, FIFO or socket"
 	"duplicate|1|binaries/ollama-linux-amd64: it appears twice"
 	"dir_symlink|1|packages/etc: it is a symbolic link"
+	"double_compressed|1|the source is compressed more than once (gzip inside gzip)"
 )
 
 rejected() { grep -c '"event":"BUNDLE_REJECTED"' "$S/audit.log"; }
