@@ -527,11 +527,37 @@ static int verify_line(uint64_t no, const char *line, size_t len, void *arg)
 	return r;
 }
 
+/* The number of the log's last line if it has no newline (a torn append),
+ * else 0. */
+static uint64_t torn_last_line(ag_store *s)
+{
+	_cleanup_close_ int fd = openat(s->dirfd, "audit.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char buf[65536], c;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0 ||
+	    pread(fd, &c, 1, st.st_size - 1) != 1 || c == '\n')
+		return 0;
+	uint64_t lines = 1;
+	ssize_t n;
+	for (off_t off = 0; (n = pread(fd, buf, sizeof(buf), off)) > 0; off += n)
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+	return lines;
+}
+
 int ag_audit_verify(ag_store *s, uint64_t *bad_line, char **why)
 {
 	struct verify_state v = {.bad_line = 0, .why = NULL};
 	memcpy(v.prevhex, zero_hex, sizeof(v.prevhex));
 	int r = each_line(s, verify_line, &v);
+	if (r == -AG_ECHAIN && v.bad_line && v.bad_line == torn_last_line(s)) {
+		free(v.why);
+		if (asprintf(&v.why,
+			     "line %llu is incomplete: an append that never finished (the next "
+			     "append removes it)",
+			     (unsigned long long)v.bad_line) < 0)
+			v.why = NULL;
+	}
 	if (r == -AG_ECHAIN) {
 		if (bad_line)
 			*bad_line = v.bad_line;
