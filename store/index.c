@@ -59,9 +59,11 @@ static int probe_dbi(MDB_txn *txn, MDB_dbi dbi)
 static int open_dbis_txn(ag_store *s, bool create, MDB_txn *volatile *vtxn)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(s->env, NULL, s->writer ? 0 : MDB_RDONLY, &txn);
-	if (rc)
-		return ag_lmdb_err(rc);
+	int r0 = s->writer ? ag_lmdb_err(mdb_txn_begin(s->env, NULL, 0, &txn))
+			   : ag_rtxn_begin(s, &txn); /* waits out a full reader table */
+	if (r0 < 0)
+		return r0;
+	int rc;
 	*vtxn = txn;
 	unsigned fl = create ? MDB_CREATE : 0;
 	if ((rc = mdb_dbi_open(txn, "meta", fl, &s->dbi_meta)) ||
