@@ -23,13 +23,16 @@ printf '#!/bin/sh\necho ollama\n' >"$IN/ollama-linux-amd64"
 chmod 755 "$IN/ollama-linux-amd64"
 mkdir -p "$T/img" && echo layer >"$T/img/layer.txt" && tar cf "$IN/open-webui.tar" -C "$T" img
 printf 'fake deb\n' >"$IN/tool_1.0_amd64.deb"
+# 12 MiB of random bytes: the tar stream spans several 4 MiB blocks, each
+# compressed on its own (a multi-member gzip stream, zstd frames)
+head -c $((12 << 20)) /dev/urandom >"$IN/big_1.0_amd64.deb"
 
 create() { # create OUTDIR [extra options]
 	local out=$1
 	shift
 	mkdir -p "$out"
 	"$AGBUNDLE" create --models "$IN/ollama/models" --binary "$IN/ollama-linux-amd64" \
-		--image "$IN/open-webui.tar" --package "$IN/tool_1.0_amd64.deb" \
+		--image "$IN/open-webui.tar" --package "$IN/tool_1.0_amd64.deb" --package "$IN/big_1.0_amd64.deb" \
 		--sign-key "$KEY_FPR" --label $LABEL --creator alice --low-side-host stage01 \
 		-o "$out" "$@"
 }
@@ -62,7 +65,7 @@ mkdir -p "$B"
 	sha256sum images/open-webui.tar >signatures/open-webui.sha256
 	cp -r "$IN/ollama/models" models/
 	sha256sum -b $(find models -type f) >signatures/models.sha256
-	cp "$IN/tool_1.0_amd64.deb" packages/
+	cp "$IN/tool_1.0_amd64.deb" "$IN/big_1.0_amd64.deb" packages/
 	MODELS_HASH=$(find models -type f -exec sha256sum {} \; | sort | sha256sum | cut -d' ' -f1)
 	cat >manifest/bundle.json <<EOF
 { "bundle_version": "$LABEL", "creator": "alice", "creation_date": "$(date -u +%FT%TZ)",
@@ -76,6 +79,10 @@ EOF
 	cd .. && sha256sum airgap-bundle-*.tar.gz >airgap-bundle-final.sha256
 ) >"$T/err" 2>&1
 ok $? "the README's shell procedure builds its bundle" || cat "$T/err"
+[ "$(gzip -dc "$A" | wc -c)" -gt $((8 << 20)) ] && [ "$(grep -c $'\x1f\x8b\x08' <"$A")" -ge 3 ]
+ok $? "agbundle's .tar.gz is several gzip members"
+gzip -t "$A"
+ok $? "which gzip reads as one stream"
 M=$T/manual/airgap-bundle-$LABEL.tar.gz
 
 mkdir -p "$T/xa" "$T/xm"
