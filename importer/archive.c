@@ -26,6 +26,7 @@ struct raw_reader {
 	uint64_t bytes;
 	int err;
 	struct imp_progress *progress;
+	struct imp_source *src;
 };
 
 static ssize_t raw_read(struct archive *a, void *arg, const void **out)
@@ -44,6 +45,7 @@ static ssize_t raw_read(struct archive *a, void *arg, const void **out)
 	}
 	ag_hash_update(rr->hash, rr->buf, (size_t)n);
 	rr->bytes += (uint64_t)n;
+	rr->src->raw_bytes = rr->bytes;
 	imp_progress_add(rr->progress, (uint64_t)n);
 	*out = rr->buf;
 	return n;
@@ -118,6 +120,13 @@ static int copy_data(struct archive *a, struct archive_entry *ae, struct imp_sin
 					"its sparse map goes backwards");
 		if (off > pos && (r = write_zeros(k, (uint64_t)(off - pos), e)) < 0)
 			return r;
+		k->src->data_bytes += len;
+		if (k->src->data_bytes > IMP_MAX_RATIO * k->src->raw_bytes + IMP_RATIO_SLACK)
+			return imp_fail(
+				e, IMP_REFUSED, -E2BIG, k->mb->path,
+				"the bundle expands to more than %d times its size by here (a "
+				"decompression bomb)",
+				IMP_MAX_RATIO);
 		if ((r = imp_sink_write(k, buf, len, e)) < 0)
 			return r;
 		pos = off + (la_int64_t)len;
@@ -227,7 +236,7 @@ static struct archive *new_reader(void)
 
 int imp_read_archive(int fd, const struct imp_read *rd, struct imp_source *src, struct imp_error *e)
 {
-	struct raw_reader rr = {.fd = fd, .progress = rd->progress};
+	struct raw_reader rr = {.fd = fd, .progress = rd->progress, .src = src};
 	struct archive *a;
 	int r;
 

@@ -20,19 +20,21 @@
 #include "store/store.h"
 
 /* Hard limits on untrusted input. */
-#define IMP_MAX_PATH	    4096	 /* bytes of a member path */
-#define IMP_MAX_DEPTH	    64		 /* components of a member path */
-#define IMP_MAX_MEMBERS	    1000000	 /* members of one source */
-#define IMP_MAX_SMALL	    (1u << 20)	 /* metadata files kept in memory */
-#define IMP_MAX_BUNDLE_JSON (64u << 20)	 /* bundle.json (its "files" may list 10^6 paths) */
-#define IMP_MAX_META	    (192u << 20) /* all metadata kept in memory */
-#define IMP_MAX_PATH_BYTES  (256u << 20) /* all member paths together */
-#define IMP_MAX_HOLES	    (1ull << 30) /* sparse holes of all members together */
-#define IMP_SPOOL_MAX	    (1u << 20)	 /* members up to this size share one spool file */
-#define IMP_REPORT_MAX	    10000	 /* members listed one by one in the report */
-#define IMP_MAX_LAYERS	    4096	 /* layers of one manifest */
-#define IMP_MAX_LINES	    1000000	 /* lines of one .sha256 list */
-#define IMP_MAX_JSON_STR    4096	 /* bytes of a bundle.json string */
+#define IMP_MAX_PATH	    4096	   /* bytes of a member path */
+#define IMP_MAX_DEPTH	    64		   /* components of a member path */
+#define IMP_MAX_MEMBERS	    1000000	   /* members of one source */
+#define IMP_MAX_SMALL	    (1u << 20)	   /* metadata files kept in memory */
+#define IMP_MAX_BUNDLE_JSON (64u << 20)	   /* bundle.json (its "files" may list 10^6 paths) */
+#define IMP_MAX_META	    (192u << 20)   /* all metadata kept in memory */
+#define IMP_MAX_PATH_BYTES  (256u << 20)   /* all member paths together */
+#define IMP_MAX_HOLES	    (1ull << 30)   /* sparse holes of all members together */
+#define IMP_SPOOL_MAX	    (1u << 20)	   /* members up to this size share one spool file */
+#define IMP_MAX_RATIO	    256		   /* member bytes per raw byte read (a bomb's ratio) ... */
+#define IMP_RATIO_SLACK	    (256ull << 20) /* ... beyond this many bytes */
+#define IMP_REPORT_MAX	    10000	   /* members listed one by one in the report */
+#define IMP_MAX_LAYERS	    4096	   /* layers of one manifest */
+#define IMP_MAX_LINES	    1000000	   /* lines of one .sha256 list */
+#define IMP_MAX_JSON_STR    4096	   /* bytes of a bundle.json string */
 
 /* Exit classes, as the programs report them. */
 enum imp_class {
@@ -170,6 +172,7 @@ struct imp_source {
 	uint64_t staged_bytes; /* declared sizes of everything staged so far */
 	uint64_t stage_avail;  /* free space at the start, less a reserve */
 	uint64_t hole_bytes;   /* sparse holes read so far */
+	uint64_t data_bytes;   /* member bytes (not holes) read so far */
 	uint64_t path_bytes;
 	bool stage_all; /* stage members outside models/ too (--artifacts-dir) */
 };

@@ -7,7 +7,8 @@
 #  - 20,000 members no hash covers cost bounded memory, report and index
 #    growth (sizes asserted, not times), and none of them is staged;
 #  - a sparse member ending in a hole (tar -S) is read to its full size;
-#    a sparse bomb is refused by its header, naming it, before staging.
+#    a sparse bomb is refused by its header, naming it, before staging;
+#    a decompression bomb is refused once it expands beyond 256 times.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
 need_cmd gpg tar gzip sha256sum openssl python3
@@ -134,5 +135,14 @@ grep -q "junk/bomb: it is a sparse member of 4294967296 bytes with only 0 bytes 
 ok $? "by its header, naming it" || cat "$T/err"
 is "$(snap "$S")" "$before" "the store is unchanged"
 is "$(ls -A "$S/tmp")" "" "and nothing is left in staging"
+# a decompression bomb: 600 MiB of zeros in a member no hash covers
+cp -a "$T/spb" "$T/zb"
+mkdir -p "$T/zb/junk" && truncate -s 600M "$T/zb/junk/zeros"
+(cd "$T/zb" && tar cf - binaries images models packages junk signatures manifest | gzip -9 >"$T/zb.tgz")
+run_fail "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" "$T/zb.tgz"
+grep -q "junk/zeros: the bundle expands to more than 256 times its size by here" "$T/err"
+ok $? "a decompression bomb is refused before it is read to its end" || cat "$T/err"
+is "$(snap "$S")" "$before" "the store is unchanged"
+
 mountpoint -q "$T/fast" && umount "$T/fast"
 done_testing
