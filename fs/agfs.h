@@ -169,6 +169,8 @@ void blobs_destroy(struct fs_blobs *bs);
 struct fs_ctx;
 int blobs_open(struct fs_ctx *c, const struct node *n, bool full, struct fs_blob **out,
 	       uint64_t *bad_chunk);
+/* verify=full: the object of n was hashed whole in this mount (as it is now). */
+bool blobs_verified(struct fs_ctx *c, const struct node *n);
 /* Every digest open now, for the lease (caller frees).  With no lock held. */
 int blobs_digests(struct fs_blobs *bs, ag_digest **out, size_t *n);
 /* True when this was the digest's last open (the lease should be rewritten). */
@@ -177,6 +179,22 @@ bool blobs_release(struct fs_blobs *bs, struct fs_blob *b);
 ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *b, uint64_t off, size_t len,
 		   const uint8_t **out, uint64_t *bad_chunk);
 uint32_t blobs_chunk_size(const struct fs_blob *b);
+
+/* ---------- verify=full off the FUSE threads (hash.c) ---------- */
+
+struct fs_hashers;
+/* Starts FS_HASHERS(threads) hashing threads (verify=full only). */
+int hash_start(struct fs_ctx *c);
+void hash_stop(struct fs_ctx *c); /* answers EIO to what still waits */
+/* Queues the open of n (not yet hashed whole) on the one job of its digest;
+ * the open is answered when the hash is done.  h is taken over. */
+void hash_open(struct fs_ctx *c, fuse_req_t req, struct fuse_file_info *fi, struct node *n,
+	       void *h);
+#define FS_HASHERS(threads) ((threads) / 4 ? (threads) / 4 : 1u)
+#define FS_INLINE_HASH	    (16u << 20) /* smaller blobs are hashed in the open itself */
+/* ops.c: answers an open that waited for its hash (err: the hash's result). */
+void ops_open_hashed(struct fs_ctx *c, fuse_req_t req, struct fuse_file_info *fi, struct node *n,
+		     void *h, int err, uint64_t bad_chunk);
 
 /* ---------- events ---------- */
 
@@ -264,6 +282,7 @@ struct fs_ctx {
 	pthread_mutex_t ev_lock; /* the rate limiter of events.c */
 	struct fs_auditq *auditq;
 	struct fs_lease lease;
+	struct fs_hashers *hashers;
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

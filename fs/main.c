@@ -270,7 +270,10 @@ static int serve(struct fs_ctx *c, bool debug)
 	int r = events_start(c);
 	if (r == 0)
 		r = watch_start(c);
+	if (r == 0 && c->opt.verify == FS_VERIFY_FULL)
+		r = hash_start(c);
 	if (r < 0) {
+		hash_stop(c);
 		events_stop(c);
 		fuse_session_unmount(c->se);
 		return die(EXIT_SYSTEM, "cannot start the daemon's threads: %s", strerror(-r));
@@ -285,6 +288,7 @@ static int serve(struct fs_ctx *c, bool debug)
 	}
 	r = fuse_session_loop_mt(c->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
+	hash_stop(c);
 	watch_stop(c);
 	events_stop(c);
 	fuse_session_unmount(c->se);

@@ -264,11 +264,9 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---------- files ---------- */
 
-static int open_blob(fuse_req_t req, struct node *n, struct handle *h)
+/* What an open of a blob that gave r answers, with the alerts it needs. */
+static int open_result(struct fs_ctx *c, fuse_req_t req, struct node *n, int r, uint64_t bad)
 {
-	struct fs_ctx *c = ctx(req);
-	uint64_t bad = UINT64_MAX;
-	int r = blobs_open(c, n, c->opt.verify == FS_VERIFY_FULL, &h->blob, &bad);
 	ag_blob_info bi;
 	if (r == -ENOENT && ag_blob_lookup(c->store, &n->digest, &bi) == -ENOENT)
 		return -ENOENT; /* its generation was deleted (gc): not damage */
@@ -289,8 +287,39 @@ static int open_blob(fuse_req_t req, struct node *n, struct handle *h)
 	return 0;
 }
 
+static void reply_open(struct fs_ctx *c, fuse_req_t req, struct fuse_file_info *fi,
+		       struct handle *h, int r)
+{
+	if (r < 0) {
+		if (h && blobs_release(&c->blobs, h->blob))
+			lease_sync(c);
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 1; /* immutable: verified pages stay valid for every later open */
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi) != 0) {
+		if (blobs_release(&c->blobs, h->blob))
+			lease_sync(c);
+		free(h);
+	}
+}
+
+void ops_open_hashed(struct fs_ctx *c, fuse_req_t req, struct fuse_file_info *fi, struct node *n,
+		     void *hv, int err, uint64_t bad)
+{
+	struct handle *h = hv;
+	int r = err;
+	if (r == 0) /* hashed whole and remembered: this open does not hash again */
+		r = blobs_open(c, n, true, &h->blob, &bad);
+	reply_open(c, req, fi, h, open_result(c, req, n, r, bad));
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs_ctx *c = ctx(req);
 	struct node *n = get_node(req, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -305,25 +334,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct handle *h = calloc(1, sizeof(*h));
-	int r = h ? 0 : -ENOMEM;
-	if (h) {
-		h->node = n;
-		if (n->kind == N_BLOB)
-			r = open_blob(req, n, h);
-	}
-	if (r < 0) {
-		free(h);
-		fuse_reply_err(req, -r);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fi->fh = (uintptr_t)h;
-	fi->keep_cache = 1; /* immutable: verified pages stay valid for every later open */
-	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		if (blobs_release(&ctx(req)->blobs, h->blob))
-			lease_sync(ctx(req));
-		free(h);
+	h->node = n;
+	bool full = c->opt.verify == FS_VERIFY_FULL;
+	if (n->kind == N_BLOB && full && c->hashers && n->size > FS_INLINE_HASH &&
+	    !blobs_verified(c, n)) {
+		hash_open(c, req, fi, n, h); /* answered once the blob is hashed */
+		return;
 	}
+	uint64_t bad = UINT64_MAX;
+	int r = 0;
+	if (n->kind == N_BLOB) {
+		r = blobs_open(c, n, full, &h->blob, &bad);
+		r = open_result(c, req, n, r, bad);
+	}
+	reply_open(c, req, fi, h, r);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
