@@ -642,7 +642,7 @@ int oci_blob_upload(oci *c, const char *repo, const char *digest, uint64_t size,
 		    void *arg)
 {
 	_cleanup_free_ char *loc = NULL, *buf = NULL;
-	uint64_t off = 0;
+	uint64_t off = 0, high = 0;
 	unsigned fails = 0;
 	int r;
 
@@ -659,7 +659,8 @@ int oci_blob_upload(oci *c, const char *repo, const char *digest, uint64_t size,
 		r = upload_chunk(c, &loc, buf, len, off);
 		if (r == 0) {
 			off += len;
-			fails = 0;
+			if (off > high) /* new ground: the retry budget is per stall */
+				high = off, fails = 0;
 			continue;
 		}
 		if (r != -ETIMEDOUT && r != -ECONNRESET && r != -EIO && r != -ECONNREFUSED)
@@ -667,10 +668,28 @@ int oci_blob_upload(oci *c, const char *repo, const char *digest, uint64_t size,
 		if (fails >= max_retries(c))
 			return r;
 		backoff(c, fails++);
-		if (upload_status(c, &loc, &off) < 0 && (r = upload_start(c, repo, &loc)) == 0)
-			off = 0; /* the session is gone: start again */
+		/* Where the registry stands.  Docker Distribution drops a session
+		 * whose PATCH broke off mid-body ("blob upload invalid"): then start
+		 * a new one from 0. */
+		if (upload_status(c, &loc, &off) < 0) {
+			if ((r = upload_start(c, repo, &loc)) < 0)
+				return r;
+			off = 0;
+		}
 	}
-	return upload_finish(c, loc, digest);
+	r = upload_finish(c, loc, digest);
+	if (r < 0 && r != -EACCES && r != -EPROTO) {
+		/* A PUT whose answer was lost and then retried finds its session
+		 * closed (404): the blob is there if the first PUT went through. */
+		bool exists = false;
+		uint64_t have = 0;
+		char keep[sizeof(c->err)];
+		memcpy(keep, c->err, sizeof(keep));
+		if (oci_blob_head(c, repo, digest, &exists, &have) == 0 && exists && have == size)
+			return 0;
+		memcpy(c->err, keep, sizeof(keep));
+	}
+	return r;
 }
 
 int oci_manifest_get(oci *c, const char *repo, const char *ref, const char *accept, char **body,

@@ -68,8 +68,12 @@ int oci_blob_get(oci *c, const char *repo, const char *digest, uint64_t offset, 
 
 /* Uploads size bytes read by src (at a given offset: it may be asked again
  * for a range after a failed chunk) as the blob digest: POST, one PATCH per
- * chunk, PUT ?digest=.  A failed chunk is resumed where the registry says
- * the upload is. */
+ * chunk, PUT ?digest=.  After a failed chunk the upload's status (GET)
+ * says where to go on; Docker Distribution keeps that state in the signed
+ * _state of its last answer, so when a chunk broke off or its answer was
+ * lost it answers 404, and the upload starts again in a new session.
+ * Retries are bounded per stall (reset only by progress past the furthest
+ * offset reached); a PUT whose answer was lost is checked with a HEAD. */
 typedef ssize_t (*oci_source)(void *arg, uint64_t off, void *buf, size_t len);
 int oci_blob_upload(oci *c, const char *repo, const char *digest, uint64_t size, oci_source src,
 		    void *arg);

@@ -118,3 +118,50 @@ registry_count() {
 registry_blob_path() { # registry_blob_path HEX
 	echo "$REG_DIR/data/docker/registry/v2/blobs/sha256/${1:0:2}/$1/data"
 }
+
+# nginx_cache_conf DIR PORT UPSTREAM-URL: contrib/nginx/agfs-cache.conf made
+# runnable by a non-installed nginx: cache, certificates and upstream under
+# the test's names, inside a minimal main configuration (DIR/nginx.conf).
+nginx_cache_conf() {
+	local d=$1 port=$2 up=$3
+	registry_ca
+	mkdir -p "$d/logs" "$d/cache"
+	sed -e "s|/var/cache/agfs-nginx|$d/cache|" -e "s|max_size=2000g|max_size=4g|" \
+		-e "s|https://registry.example.internal:5000|$up|" \
+		-e "s|/etc/agfs/registry-ca.crt|$T/pki/ca.crt|" \
+		-e "s|/etc/agfs/cache.crt|$T/pki/server.crt|" -e "s|/etc/agfs/cache.key|$T/pki/server.key|" \
+		-e "s|listen 443 ssl|listen 127.0.0.1:$port ssl|" \
+		"$SRC_DIR/contrib/nginx/agfs-cache.conf" >"$d/agfs-cache.conf"
+	cat >"$d/nginx.conf" <<EON
+pid $d/nginx.pid;
+error_log $d/logs/error.log;
+worker_processes 2;
+events {}
+http {
+  access_log $d/logs/access.log;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  include $d/agfs-cache.conf;
+}
+EON
+}
+
+# nginx_cache_start NAME: an nginx cache in front of $REG_URL -> $CACHE_URL.
+nginx_cache_start() {
+	local d=$T/nginx-$1 port i
+	command -v nginx >/dev/null || return 1
+	port=$(free_port)
+	nginx_cache_conf "$d" "$port" "$REG_URL"
+	nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >"$d/logs/stdout" 2>&1 &
+	_reg_pids+=("$!")
+	CACHE_PID=$!
+	CACHE_URL=https://127.0.0.1:$port
+	CACHE_DIR=$d
+	for i in $(seq 1 50); do
+		curl -sf --cacert "$T/pki/ca.crt" "$CACHE_URL/v2/" >/dev/null 2>&1 && return 0
+		kill -0 "$CACHE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	diag "$(tail -3 "$d/logs/error.log" 2>/dev/null)"
+	return 1
+}

@@ -26,12 +26,13 @@
 static const char push_usage[] =
 	"Usage: agstore [--store DIR] [--json] push URL [--generation N] [--ca-file F]\n"
 	"         [--cert F --key F] [--token-file F] [--insecure-http] [--jobs N]\n"
-	"         [--timeout SECONDS]\n"
+	"         [--timeout SECONDS] [--chunk-size BYTES]\n"
 	"Upload generation N (default: the current one) to the registry at URL\n"
 	"(https://host[:port]): every model's manifest, config and layers under\n"
 	"agfs/models/<host>/<namespace>/<model>:<tag>, and the generation's index\n"
 	"as agfs/catalog:gen-N and :latest.  Blobs the registry has are not sent\n"
-	"again; uploads are chunked and resumed after a dropped connection.\n";
+	"again; uploads go in chunks (default 16 MiB, one PATCH each) and resume\n"
+	"where the registry says they stand after a dropped connection.\n";
 
 enum {
 	OPT_GEN = OPT_FIRST_CMD,
@@ -42,6 +43,7 @@ enum {
 	OPT_INSECURE,
 	OPT_JOBS,
 	OPT_TIMEOUT,
+	OPT_CHUNK,
 };
 
 struct item {
@@ -89,6 +91,13 @@ static int push_opt(struct tool *t, int c, const char *arg, void *arg2)
 		return -1;
 	case OPT_INSECURE:
 		p->o.insecure_http = true;
+		return -1;
+	case OPT_CHUNK:
+		if (parse_u64(arg, 4096, 1ull << 30, &v) < 0)
+			return tool_fail(t, EX_AG_USAGE,
+					 "--chunk-size %s is not a byte count from 4096 to 1 GiB",
+					 arg);
+		p->o.chunk = v;
 		return -1;
 	case OPT_JOBS:
 	case OPT_TIMEOUT:
@@ -426,6 +435,7 @@ int cmd_push(struct tool *t, int argc, char **argv)
 					     {"insecure-http", no_argument, NULL, OPT_INSECURE},
 					     {"jobs", required_argument, NULL, OPT_JOBS},
 					     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+					     {"chunk-size", required_argument, NULL, OPT_CHUNK},
 					     {NULL, 0, NULL, 0}};
 	struct push p = {.t = t, .jobs = 4, .gen_arg = "current"};
 	_cleanup_gen_ ag_gen *g = NULL;
