@@ -83,6 +83,8 @@ struct node {
 	struct node *parent; /* directories only; NULL for blobs shared by many dirs */
 	uint64_t size;
 	int64_t mtime;
+	uint32_t mtime_ns;
+	uint32_t nlink; /* files: how many directories list it */
 	/* N_DIR */
 	size_t nchild, childcap;
 	struct dent *child; /* sorted by name */

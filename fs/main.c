@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -300,6 +301,19 @@ static int serve(struct fs_ctx *c, bool debug)
 	return 0;
 }
 
+/* One descriptor per open blob (shared by its opens), more with
+ * backing=buffered: the soft limit of 1024 would be every client's EMFILE. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			syslog(LOG_WARNING, "cannot raise the descriptor limit: %s",
+			       strerror(errno));
+	}
+}
+
 static char *login_name(void)
 {
 	struct passwd *pw = getpwuid(geteuid());
@@ -340,6 +354,7 @@ int main(int argc, char **argv)
 	openlog("agfs", LOG_PID | LOG_NDELAY | (a.foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	fuse_set_log_func(fuse_log_to_syslog);
 	pthread_mutex_init(&c.ev_lock, NULL);
+	raise_nofile();
 	if (!(c.operator_name = login_name()))
 		return die(EXIT_SYSTEM, "cannot start: %s", strerror(ENOMEM));
 	if ((r = resolve_paths(&c, &a)))

@@ -64,6 +64,9 @@ static void fill_attr(const struct fs_tree *t, const struct node *n, struct stat
 		st->st_size = (off_t)n->nchild;
 		break;
 	case N_BLOB:
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = n->nlink ? n->nlink : 1;
+		break;
 	case N_TEXT:
 		st->st_mode = S_IFREG | 0444;
 		break;
@@ -74,6 +77,7 @@ static void fill_attr(const struct fs_tree *t, const struct node *n, struct stat
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
 	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = (time_t)n->mtime;
+	st->st_atim.tv_nsec = st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = (long)n->mtime_ns;
 }
 
 static bool is_dynamic(const struct node *n)
@@ -402,9 +406,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs_ctx *c = ctx(req);
 	struct statvfs sv;
+	/* the store's file system: df shows its size and free space */
 	if (fstatvfs(ag_store_dirfd(c->store), &sv) < 0)
 		memset(&sv, 0, sizeof(sv));
-	sv.f_bfree = sv.f_bavail = 0;
 	pthread_rwlock_rdlock(&c->tree.lock);
 	sv.f_files = c->tree.ninodes;
 	pthread_rwlock_unlock(&c->tree.lock);

@@ -71,6 +71,8 @@ static int add_child(struct node *dir, const char *name, size_t len, struct node
 	dir->child[dir->nchild++] = (struct dent){nm, child};
 	if (node_is_dir(child))
 		dir->nsubdirs++;
+	else
+		child->nlink++; /* a file shared by generations: du and tar count it once */
 	return 0;
 }
 
@@ -116,10 +118,9 @@ int tree_init(struct fs_tree *t)
 	char *empty = strdup("");
 	if (!empty || !(t->keep = text_new(t, empty, 0)))
 		return -ENOMEM;
-	r = add_child(t->empty_manifests, ".keep", 5, t->keep);
-	if (r == 0)
-		r = add_child(t->empty_blobs, ".keep", 5, t->keep);
-	return r;
+	/* manifests/ is never empty (Ollama's prune would abort on it); blobs/
+	 * may be: its prune only tries to delete files, and would log a .keep */
+	return add_child(t->empty_manifests, ".keep", 5, t->keep);
 }
 
 void tree_destroy(struct fs_tree *t)
@@ -273,7 +274,14 @@ static int add_manifest(struct fs_tree *t, ag_store *s, struct node *top, const 
 	if (r < 0)
 		return r;
 	struct node *f = file_get(t, &m->manifest, size, m->added);
-	return f ? add_child(dir, parts[3], lens[3], f) : -ENOMEM;
+	if (!f)
+		return -ENOMEM;
+	/* models of one import share their second: nanoseconds from the digest
+	 * make every manifest's mtime distinct and stable (Ollama sorts by it) */
+	uint32_t ns;
+	memcpy(&ns, m->manifest.b, sizeof(ns));
+	f->mtime_ns = ns % 1000000000u;
+	return add_child(dir, parts[3], lens[3], f);
 }
 
 static int add_blob(struct fs_tree *t, ag_store *s, struct node *dir, const ag_layer *l,
@@ -342,7 +350,7 @@ static int build_ollama(struct fs_tree *t, ag_store *s, const ag_gen *g, struct 
 				return r;
 	}
 	int r = finish_dir(t, man, keep);
-	if (r == 0)
+	if (r == 0 && blobs->nchild)
 		r = finish_dir(t, blobs, keep);
 	*man_out = man;
 	*blobs_out = blobs;
@@ -424,6 +432,8 @@ int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out)
 	t->gens[i] = gt;
 	t->listed[i] = true;
 	t->ngens++;
+	if (g->created > t->versions->mtime || t->ngens == 1)
+		t->versions->mtime = g->created; /* the newest generation's time */
 	*out = gt;
 	return 0;
 }

@@ -29,8 +29,8 @@ check_layout() { # check_layout ROOT LABEL
 	ok $? "$label: blobs/ is a directory"
 	test -d "$root/manifests"
 	ok $? "$label: manifests/ is a directory"
-	bad=$(find "$root" -type d -empty 2>&1)
-	is "$bad" "" "$label: no empty directory anywhere (PruneDirectory would abort ollama serve)"
+	bad=$(find "$root/manifests" -type d -empty 2>&1)
+	is "$bad" "" "$label: no empty directory under manifests/ (PruneDirectory would abort ollama serve)"
 	# A colon is legal only in the host part of a name (localhost:5000).
 	bad=$(find "$root" -name '*:*' 2>&1 | grep -vE '/manifests/[^/]+$')
 	is "$bad" "" "$label: no colon name (fixBlobs would rename it and abort), hosts aside"
@@ -123,7 +123,9 @@ for d in blobs manifests; do
 	test -d "$T/mnt/$d"
 	ok $? "no models: $d/ is still a directory"
 done
-is "$(find "$T/mnt" -type d -empty)" "" "no models: no empty directory anywhere"
+is "$(find "$T/mnt" -path "$T/mnt/blobs" -prune -o -path "$T/mnt/versions/*/blobs" -prune -o -type d -empty -print)" "" \
+	"no models: no empty directory but blobs/ (PruneLayers only removes files)"
+is "$(find "$T/mnt" -name .keep -path '*/blobs/*')" "" "no models: no blobs/.keep for PruneLayers to try to delete"
 is "$(find "$T/mnt/manifests" -mindepth 4 | wc -l)" 0 "no models: nothing at depth 4 under manifests/"
 is "$(find "$T/mnt/blobs" -name 'sha256*' | wc -l)" 0 "no models: no blob is served"
 umount_agfs "$T/mnt"
