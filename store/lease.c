@@ -80,14 +80,17 @@ int ag_lease_open(ag_store *s, const char *what, ag_lease **out)
 	l->s = s;
 	snprintf(l->name, sizeof(l->name), "%s-%ld-%lx", what, (long)getpid(),
 		 (unsigned long)ag_now() ^ (unsigned long)(uintptr_t)l);
-	char lock[96];
+	/* locked under a name gc ignores, then renamed into place: gc never sees
+	 * the lock file unlocked (it would take it for a dead holder's) */
+	char lock[96], tmp[112];
 	snprintf(lock, sizeof(lock), LEASE_DIR "/%s.lock", l->name);
-	l->lockfd =
-		openat(s->dirfd, lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (l->lockfd < 0 || flock(l->lockfd, LOCK_EX | LOCK_NB) < 0) {
+	snprintf(tmp, sizeof(tmp), LEASE_DIR "/.%s.lock.tmp", l->name);
+	l->lockfd = openat(s->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (l->lockfd < 0 || flock(l->lockfd, LOCK_EX | LOCK_NB) < 0 ||
+	    renameat(s->dirfd, tmp, s->dirfd, lock) < 0) {
 		r = ag_errno();
 		if (l->lockfd >= 0) {
-			unlinkat(s->dirfd, lock, 0);
+			unlinkat(s->dirfd, tmp, 0);
 			close(l->lockfd);
 		}
 		free(l);
