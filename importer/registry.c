@@ -598,18 +598,19 @@ static void keep_partial(struct pull *p)
 	p->err = saved;
 }
 
-/* The store's current generation already holds exactly these models. */
+/* The store's current generation already holds exactly the index's models
+ * (names and manifest digests): nothing to fetch, not even a manifest. */
 static bool same_as_current(struct pull *p)
 {
 	_cleanup_gen_ ag_gen *cur = NULL;
 
-	if (ag_gen_get(p->s, 0, &cur) < 0 || cur->nmodels != p->g->nmodels)
+	if (ag_gen_get(p->s, 0, &cur) < 0 || cur->nmodels != p->x.nmodels)
 		return false;
-	ag_gen_sort(p->g);
-	for (size_t i = 0; i < cur->nmodels; i++)
-		if (strcmp(cur->models[i].name, p->g->models[i].name) != 0 ||
-		    !ag_digest_eq(&cur->models[i].manifest, &p->g->models[i].manifest))
+	for (size_t i = 0; i < p->x.nmodels; i++) {
+		const ag_model *m = ag_gen_find(cur, p->x.models[i].name);
+		if (!m || !ag_digest_eq(&m->manifest, &p->x.models[i].manifest))
 			return false;
+	}
 	return true;
 }
 
@@ -627,15 +628,15 @@ static int run(struct pull *p)
 		return oci_err(p, r, "");
 	if ((r = fetch_index(p)) < 0 || (r = check_trust(p)) < 0)
 		return r;
+	if (same_as_current(p)) {
+		p->up_to_date = true;
+		return 0;
+	}
 	if (!(p->g = ag_gen_new()))
 		return imp_fail(&p->err, IMP_IO, -ENOMEM, "", "out of memory");
 	for (size_t i = 0; i < p->x.nmodels; i++)
 		if ((r = fetch_manifest(p, &p->x.models[i])) < 0)
 			return r;
-	if (same_as_current(p)) {
-		p->up_to_date = true;
-		return 0;
-	}
 	if ((r = fetch_blobs(p)) < 0) {
 		if (p->transport)
 			keep_partial(p);

@@ -127,12 +127,13 @@ nginx_cache_conf() {
 	registry_ca
 	mkdir -p "$d/logs" "$d/cache"
 	sed -e "s|/var/cache/agfs-nginx|$d/cache|" -e "s|max_size=2000g|max_size=4g|" \
-		-e "s|https://registry.example.internal:5000|$up|" \
+		-e "s|https://registry.example.internal:5000|$up|g" \
 		-e "s|/etc/agfs/registry-ca.crt|$T/pki/ca.crt|" \
 		-e "s|/etc/agfs/cache.crt|$T/pki/server.crt|" -e "s|/etc/agfs/cache.key|$T/pki/server.key|" \
 		-e "s|listen 443 ssl|listen 127.0.0.1:$port ssl|" \
 		"$SRC_DIR/contrib/nginx/agfs-cache.conf" >"$d/agfs-cache.conf"
 	cat >"$d/nginx.conf" <<EON
+$([ "$(id -u)" -eq 0 ] && echo "user root;")
 pid $d/nginx.pid;
 error_log $d/logs/error.log;
 worker_processes 2;
@@ -151,7 +152,7 @@ nginx_cache_start() {
 	local d=$T/nginx-$1 port i
 	command -v nginx >/dev/null || return 1
 	port=$(free_port)
-	nginx_cache_conf "$d" "$port" "$REG_URL"
+	nginx_cache_conf "$d" "$port" "https://localhost:$REG_PORT" # nginx checks DNS names only
 	nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >"$d/logs/stdout" 2>&1 &
 	_reg_pids+=("$!")
 	CACHE_PID=$!

