@@ -157,6 +157,12 @@ static int verify_whole(struct fs_blobs *bs, ag_store *s, ag_blob *b, const ag_d
 	return 0;
 }
 
+bool blobs_verified(struct fs_ctx *c, const struct node *n)
+{
+	struct verified v;
+	return object_identity(c->store, &n->digest, &v) == 0 && was_verified(&c->blobs, &v);
+}
+
 static struct fs_blob *share(struct fs_blobs *bs, const ag_digest *d)
 {
 	pthread_mutex_lock(&bs->lock);
