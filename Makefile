@@ -59,6 +59,7 @@ BUNDLE_LIB   := $(filter-out bundler/main.c,$(wildcard bundler/*.c))
 FS_LIB       := $(filter-out fs/main.c,$(wildcard fs/*.c))
 TOOLS_LIB    := $(filter-out tools/main.c,$(wildcard tools/*.c))
 OCI_SRC      := $(wildcard oci/*.c)
+SIG_SRC      := $(wildcard sig/*.c)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 HELPER_SRC   := $(wildcard tests/helpers/*.c)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz-*.c)
@@ -71,7 +72,8 @@ LIBBUNDLE := $(BUILD)/libagbundle.a
 LIBFS     := $(BUILD)/libagfs.a
 LIBTOOLS  := $(BUILD)/libagtools.a
 LIBOCI    := $(BUILD)/liboci.a
-ALL_LIBS  := $(LIBBUNDLE) $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBOCI) $(LIBSTORE)
+LIBSIG    := $(BUILD)/libagsig.a
+ALL_LIBS  := $(LIBBUNDLE) $(LIBIMPORT) $(LIBFS) $(LIBTOOLS) $(LIBOCI) $(LIBSIG) $(LIBSTORE)
 
 PROGS    := $(BUILD)/agimport $(BUILD)/agfs $(BUILD)/agstore $(BUILD)/agbundle
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -92,21 +94,22 @@ $(LIBBUNDLE): $(call obj,$(BUNDLE_LIB))
 $(LIBFS): $(call obj,$(FS_LIB))
 $(LIBTOOLS): $(call obj,$(TOOLS_LIB))
 $(LIBOCI): $(call obj,$(OCI_SRC))
+$(LIBSIG): $(call obj,$(SIG_SRC))
 $(ALL_LIBS):
 	@mkdir -p $(dir $@)
 	$(call quiet,AR)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBOCI) $(LIBSTORE)
-$(BUILD)/agbundle: $(call obj,bundler/main.c) $(LIBBUNDLE) $(LIBIMPORT) $(LIBSTORE)
-$(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSTORE)
-$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBOCI) $(LIBSTORE)
+$(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBOCI) $(LIBSIG) $(LIBSTORE)
+$(BUILD)/agbundle: $(call obj,bundler/main.c) $(LIBBUNDLE) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)
+$(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSIG) $(LIBSTORE)
+$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBOCI) $(LIBSIG) $(LIBSTORE)
 $(PROGS):
 	$(call quiet,LD)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests, helpers and fuzz targets link only the library their name
-# prefix names (store-, import-, fs-, tools-), so one area's work in progress
+# prefix names (store-, import-, fs-, tools-, sig-), so one area's work in progress
 # never breaks another's build.
 define area_rules
 $(BUILD)/tests/unit/$(1)-%: $(BUILD)/obj/tests/unit/$(1)-%.o $(2)
@@ -119,11 +122,12 @@ $(BUILD)/tests/replay/fuzz-$(1)-%: $(BUILD)/obj/tests/fuzz/fuzz-$(1)-%.o $(BUILD
 	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 $(eval $(call area_rules,store,$(LIBSTORE)))
-$(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSTORE)))
-$(eval $(call area_rules,bundle,$(LIBBUNDLE) $(LIBIMPORT) $(LIBSTORE)))
-$(eval $(call area_rules,fs,$(LIBFS) $(LIBSTORE)))
-$(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSTORE)))
+$(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSIG) $(LIBSTORE)))
+$(eval $(call area_rules,bundle,$(LIBBUNDLE) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)))
+$(eval $(call area_rules,fs,$(LIBFS) $(LIBSIG) $(LIBSTORE)))
+$(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSIG) $(LIBSTORE)))
 $(eval $(call area_rules,oci,$(LIBOCI) $(LIBSTORE)))
+$(eval $(call area_rules,sig,$(LIBSIG) $(LIBSTORE)))
 
 # Test helper programs (fixture generators, mmap reader, ...): store library only.
 $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)
@@ -137,14 +141,14 @@ $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)
 # saved under tests/fuzz/corpus/ so make check replays it.
 FUZZ_BUILD := build-fuzz
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
-$(FUZZ_BUILD)/lib.stamp: $(STORE_SRC) $(IMPORT_LIB) $(FS_LIB) $(TOOLS_LIB)
+$(FUZZ_BUILD)/lib.stamp: $(STORE_SRC) $(IMPORT_LIB) $(FS_LIB) $(TOOLS_LIB) $(SIG_SRC)
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN_FLAGS="$(FUZZ_FLAGS)" \
-	    $(FUZZ_BUILD)/libagimport.a $(FUZZ_BUILD)/libagfs.a $(FUZZ_BUILD)/libagtools.a $(FUZZ_BUILD)/libagstore.a
+	    $(FUZZ_BUILD)/libagimport.a $(FUZZ_BUILD)/libagfs.a $(FUZZ_BUILD)/libagtools.a $(FUZZ_BUILD)/libagsig.a $(FUZZ_BUILD)/libagstore.a
 	touch $@
 $(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib.stamp
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -Wno-error $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
-	    $(FUZZ_BUILD)/libagimport.a $(FUZZ_BUILD)/libagfs.a $(FUZZ_BUILD)/libagtools.a $(FUZZ_BUILD)/libagstore.a $(LIBS)
+	    $(FUZZ_BUILD)/libagimport.a $(FUZZ_BUILD)/libagfs.a $(FUZZ_BUILD)/libagtools.a $(FUZZ_BUILD)/libagsig.a $(FUZZ_BUILD)/libagstore.a $(LIBS)
 
 FUZZ_SECONDS ?= 60
 fuzz: $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRC))

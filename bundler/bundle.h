@@ -111,17 +111,7 @@ int bnd_remove_stale(int dirfd);
 /* Writes len bytes to dir/final through a temporary file and a rename. */
 int bnd_write_file_atomic(int dirfd, const char *final, const void *buf, size_t len, bool replace);
 
-/* ---------- sign.c ---------- */
-
-struct bnd_signer;
-/* The secret key fpr in GnuPG home (NULL: $GNUPGHOME or ~/.gnupg); refuses
- * a key that is missing, has no secret part, cannot sign, is expired,
- * revoked or disabled, with *why (caller frees). */
-int bnd_signer_open(const char *home, const char *fpr, struct bnd_signer **out, char **why);
-/* An armored detached signature of buf. */
-int bnd_sign(struct bnd_signer *s, const char *buf, size_t len, char **sig, size_t *siglen,
-	     char **why);
-void bnd_signer_free(struct bnd_signer *s);
+/* Signing bundle.json: sig/sig.h (sig_signer_open, sig_sign). */
 
 /* ---------- progress.c ---------- */
 

@@ -31,7 +31,7 @@ struct ctx {
 	struct bnd_set set;
 	int models_fd, outfd;
 	struct bnd_delta *delta;
-	struct bnd_signer *signer;
+	struct sig_signer *signer;
 	struct bnd_out *out;
 	struct bnd_progress *prog;
 	ag_hash *hash;
@@ -356,7 +356,7 @@ static int add_manifest(struct ctx *c)
 			IMP_MAX_BUNDLE_JSON >> 20);
 	}
 	ag_sha256(bj, strlen(bj), &c->bundle_json_sha);
-	if ((r = bnd_sign(c->signer, bj, strlen(bj), &sig, &siglen, &why)) < 0) {
+	if ((r = sig_sign(c->signer, bj, strlen(bj), &sig, &siglen, &why)) < 0) {
 		free(bj);
 		return r == -ENOMEM ? r
 				    : imp_fail(c->e, IMP_REFUSED, r, c->o->sign_key, "%s",
@@ -419,7 +419,7 @@ static int prepare(struct ctx *c)
 				"a bundle labelled %s is already there (--force replaces it)",
 				o->label);
 	bnd_remove_stale(c->outfd); /* of runs killed before they could clean up */
-	r = bnd_signer_open(o->homedir, o->sign_key, &c->signer, &why);
+	r = sig_signer_open(o->homedir, o->sign_key, &c->signer, &why);
 	if (r < 0)
 		return r == -ENOMEM ? r
 				    : imp_fail(c->e, IMP_REFUSED, r, o->sign_key, "%s",
@@ -517,7 +517,7 @@ int bnd_create(const struct bnd_create_opts *o, json_t **sum, struct imp_error *
 out:
 	bnd_progress_done(c.prog);
 	bnd_out_free(c.out); /* removes the temporary file unless it was renamed */
-	bnd_signer_free(c.signer);
+	sig_signer_free(c.signer);
 	bnd_delta_free(c.delta);
 	bnd_set_free(&c.set);
 	ag_hash_free(c.hash);

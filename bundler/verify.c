@@ -147,13 +147,13 @@ int bnd_verify(const struct bnd_verify_opts *vo, json_t **report, struct imp_err
 				.sha256 = vo->sha256,
 				.operator_name = "agbundle",
 				.dry_run = true};
-	struct imp_keyring *ks = NULL;
+	struct sig_keyring *ks = NULL;
 	struct imp_source src = {0};
 	struct imp_result res = {0};
 	_cleanup_free_ char *why = NULL;
 	int r;
 
-	r = imp_keyring_open(vo->keyring, vo->signers, vo->nsigners, NULL, &ks, &why);
+	r = sig_keyring_open(vo->keyring, vo->signers, vo->nsigners, NULL, &ks, &why);
 	if (r < 0) {
 		imp_fail(e, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, vo->keyring, "%s",
 			 why ? why : ag_strerror(r));
@@ -170,6 +170,6 @@ int bnd_verify(const struct bnd_verify_opts *vo, json_t **report, struct imp_err
 out:
 	imp_result_free(&res);
 	imp_source_free(&src);
-	imp_keyring_free(ks);
+	sig_keyring_free(ks);
 	return r;
 }

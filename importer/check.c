@@ -41,7 +41,7 @@ static int check_outer(struct imp_source *src, const struct imp_options *o, stru
 }
 
 static int check_signature(struct imp_source *src, const struct imp_options *o,
-			   struct imp_keyring *ks, struct imp_result *res, struct imp_error *e)
+			   struct sig_keyring *ks, struct imp_result *res, struct imp_error *e)
 {
 	struct imp_member *bj = imp_member_find(src, BUNDLE_JSON);
 	struct imp_member *sig = imp_member_find(src, BUNDLE_SIG);
@@ -63,7 +63,7 @@ static int check_signature(struct imp_source *src, const struct imp_options *o,
 		return 0;
 	if (!sig->data)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, BUNDLE_SIG, "it is too large");
-	int r = imp_verify_detached(ks, bj->data, bj->size, sig->data, sig->size, &res->signer,
+	int r = sig_verify_detached(ks, bj->data, bj->size, sig->data, sig->size, &res->signer,
 				    &why);
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, BUNDLE_SIG, "%s", why ? why : "it is not valid");
@@ -399,7 +399,7 @@ static int make_label(const struct imp_options *o, struct imp_result *res)
 }
 
 static int verify_bundle(struct imp_source *src, const struct imp_options *o,
-			 struct imp_keyring *ks, struct imp_result *res, struct imp_error *e,
+			 struct sig_keyring *ks, struct imp_result *res, struct imp_error *e,
 			 const char **order)
 {
 	struct imp_member *bj;
@@ -421,7 +421,7 @@ static int verify_bundle(struct imp_source *src, const struct imp_options *o,
 	return check_models_hash(src, res, e, order);
 }
 
-int imp_verify_source(struct imp_source *src, const struct imp_options *o, struct imp_keyring *ks,
+int imp_verify_source(struct imp_source *src, const struct imp_options *o, struct sig_keyring *ks,
 		      ag_store *store, struct imp_result *res, struct imp_error *e)
 {
 	const char *order = NULL;

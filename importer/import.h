@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "sig/sig.h"
 #include "store/store.h"
 
 /* Hard limits on untrusted input. */
@@ -234,22 +235,7 @@ struct imp_progress *imp_progress_new(uint64_t total);
 void imp_progress_add(struct imp_progress *p, uint64_t bytes);
 void imp_progress_done(struct imp_progress *p);
 
-/* ---------- signatures (verify.c) ---------- */
-
-struct imp_keyring;
-/* A private temporary GNUPGHOME holding only the keys from path (a key file
- * or a GnuPG home), made in home_parent (NULL: $TMPDIR).  signers:
- * allow-list of fingerprints (may be empty). */
-int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
-		     const char *home_parent, struct imp_keyring **out, char **why);
-void imp_keyring_free(struct imp_keyring *k);
-/* Removes the private homes in parent of runs that are gone (pid dead). */
-void imp_keyring_remove_stale(const char *parent);
-/* Verifies a detached signature.  Returns 0 and the signer's primary key
- * fingerprint, or -AG_EDIGEST (bad, unknown key, expired, revoked, not
- * allowed) with *why. */
-int imp_verify_detached(struct imp_keyring *k, const char *data, size_t len, const char *sig,
-			size_t siglen, char **fpr, char **why);
+/* ---------- signatures: sig/sig.h (struct sig_keyring, sig_verify_detached) ---------- */
 
 /* ---------- verification (check.c, models.c) ---------- */
 
@@ -297,10 +283,10 @@ struct imp_result {
 };
 
 /* Verifies everything; fills res.  ks may be NULL (--no-signature). */
-int imp_verify_source(struct imp_source *src, const struct imp_options *o, struct imp_keyring *ks,
+int imp_verify_source(struct imp_source *src, const struct imp_options *o, struct sig_keyring *ks,
 		      ag_store *store, struct imp_result *res, struct imp_error *e);
 /* The models part: manifests in the Ollama tree, their blobs, .sig files. */
-int imp_verify_models(struct imp_source *src, struct imp_keyring *ks, ag_store *store,
+int imp_verify_models(struct imp_source *src, struct sig_keyring *ks, ag_store *store,
 		      struct imp_result *res, struct imp_error *e);
 /* The blob member named by d in the Ollama tree (sha256-<hex> or sha256:<hex>). */
 struct imp_member *imp_find_blob(struct imp_source *src, const ag_digest *d);

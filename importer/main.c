@@ -24,7 +24,7 @@ struct run {
 	struct imp_options o;
 	const char *source;
 	ag_store *store;
-	struct imp_keyring *ks;
+	struct sig_keyring *ks;
 	struct imp_source src;
 	struct imp_result res;
 	struct imp_error err;
@@ -311,7 +311,7 @@ static int open_store(struct run *rn)
 		 * the store's own cleaning of tmp/ sees them. */
 		_cleanup_free_ char *tmp = NULL;
 		if (asprintf(&tmp, "%s/tmp", path) >= 0)
-			imp_keyring_remove_stale(tmp);
+			sig_keyring_remove_stale(tmp);
 		r = ag_store_open(path, AG_WRITE | AG_CREATE, &rn->store);
 	}
 	if (r < 0)
@@ -395,7 +395,7 @@ static int open_keyring(struct run *rn)
 	if (rn->store && ag_store_writable(rn->store) &&
 	    asprintf(&parent, "%s/tmp", ag_store_path(rn->store)) < 0)
 		return imp_fail(&rn->err, IMP_IO, -ENOMEM, "", "out of memory");
-	r = imp_keyring_open(rn->o.keyring, rn->o.signers, rn->o.nsigners, parent, &rn->ks, &why);
+	r = sig_keyring_open(rn->o.keyring, rn->o.signers, rn->o.nsigners, parent, &rn->ks, &why);
 	if (r < 0)
 		return imp_fail(&rn->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, rn->o.keyring, "%s",
 				why ? why : ag_strerror(r));
@@ -613,7 +613,7 @@ int main(int argc, char **argv)
 	if (rn.o.transfer_fd >= 0)
 		close(rn.o.transfer_fd);
 	imp_result_free(&rn.res);
-	imp_keyring_free(rn.ks);
+	sig_keyring_free(rn.ks);
 	ag_store_close(rn.store);
 	free(rn.artifacts_tmp);
 	free(rn.o.signers);

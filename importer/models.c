@@ -298,7 +298,7 @@ static int check_layer(struct imp_source *src, ag_store *store, struct imp_membe
 	return 0;
 }
 
-static int check_sig(struct imp_source *src, struct imp_keyring *ks, struct imp_model *im,
+static int check_sig(struct imp_source *src, struct sig_keyring *ks, struct imp_model *im,
 		     bool require, struct imp_error *e)
 {
 	char path[IMP_MAX_PATH + 8];
@@ -318,7 +318,7 @@ static int check_sig(struct imp_source *src, struct imp_keyring *ks, struct imp_
 		return (im->sig_status = strdup("present, not checked (no keyring)")) ? 0 : -ENOMEM;
 	if (!sig->data)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, path, "it is too large for a signature");
-	int r = imp_verify_detached(ks, im->manifest->data, im->manifest->size, sig->data,
+	int r = sig_verify_detached(ks, im->manifest->data, im->manifest->size, sig->data,
 				    sig->size, &fpr, &why);
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, path, "%s", why ? why : "it is not valid");
@@ -397,7 +397,7 @@ static int check_blobs(struct imp_source *src, struct imp_error *e)
 	return 0;
 }
 
-int imp_verify_models(struct imp_source *src, struct imp_keyring *ks, ag_store *store,
+int imp_verify_models(struct imp_source *src, struct sig_keyring *ks, ag_store *store,
 		      struct imp_result *res, struct imp_error *e)
 {
 	char prefix[IMP_MAX_PATH + 16];

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Signing bundle.json: what `gpg --armor --detach-sign manifest/bundle.json`
- * does, through gpgme, with exactly one secret key named by fingerprint.
+ * Signing: what `gpg --armor --detach-sign FILE` does, through gpgme, with
+ * exactly one secret key named by fingerprint (agbundle: bundle.json;
+ * agimport --sign-key and agstore sign: a generation's catalog).
  * The key is checked when the run starts (present with its secret part, able
  * to sign, not expired, revoked or disabled), so a bad key is refused before
  * gigabytes are read; a passphrase is asked by gpg-agent's pinentry as usual.
@@ -13,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bundler/bundle.h"
+#include "sig/sig.h"
 
-struct bnd_signer {
+struct sig_signer {
 	gpgme_ctx_t ctx;
 	gpgme_key_t key;
 };
@@ -47,16 +48,11 @@ static const char *key_problem(gpgme_key_t k)
 	return NULL;
 }
 
-int bnd_signer_open(const char *home, const char *fpr, struct bnd_signer **out, char **why)
+static int signer_setup(struct sig_signer *s, const char *home, const char *fpr, char **why)
 {
-	struct bnd_signer *s = calloc(1, sizeof(*s));
 	gpgme_error_t err;
 	const char *p;
 
-	*why = NULL;
-	if (!s)
-		return -ENOMEM;
-	*out = s;
 	gpgme_check_version(NULL);
 	if (gpgme_new(&s->ctx) ||
 	    gpgme_ctx_set_engine_info(s->ctx, GPGME_PROTOCOL_OpenPGP, NULL, home))
@@ -68,13 +64,32 @@ int bnd_signer_open(const char *home, const char *fpr, struct bnd_signer **out, 
 			       home ? home : "the GnuPG home");
 	if ((p = key_problem(s->key)))
 		return set_why(why, "the key %s %s", fpr, p);
+	if (!s->key->subkeys || !s->key->subkeys->fpr)
+		return set_why(why, "the key %s has no fingerprint", fpr);
 	gpgme_signers_clear(s->ctx);
 	if (gpgme_signers_add(s->ctx, s->key))
 		return set_why(why, "the key %s cannot be used to sign", fpr);
 	return 0;
 }
 
-int bnd_sign(struct bnd_signer *s, const char *buf, size_t len, char **sig, size_t *siglen,
+int sig_signer_open(const char *home, const char *fpr, struct sig_signer **out, char **why)
+{
+	struct sig_signer *s = calloc(1, sizeof(*s));
+	int r;
+
+	*why = NULL;
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	if ((r = signer_setup(s, home, fpr, why)) < 0) {
+		sig_signer_free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+int sig_sign(struct sig_signer *s, const char *buf, size_t len, char **sig, size_t *siglen,
 	     char **why)
 {
 	gpgme_data_t in = NULL, outd = NULL;
@@ -109,7 +124,12 @@ out:
 	return r;
 }
 
-void bnd_signer_free(struct bnd_signer *s)
+const char *sig_signer_fpr(const struct sig_signer *s)
+{
+	return s->key->subkeys->fpr;
+}
+
+void sig_signer_free(struct sig_signer *s)
 {
 	if (!s)
 		return;

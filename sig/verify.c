@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * OpenPGP signatures through gpgme, against a pinned keyring only.
+ * Verifying OpenPGP signatures through gpgme, against a pinned keyring only.
  *
- * A private temporary GNUPGHOME is made for each run (in the store's tmp/,
- * which the next writer empties if this run is killed; in $TMPDIR for a
- * dry run without a writable store, where homes of dead runs are removed
- * by the next run) and holds nothing but the keys given with --keyring (an armored or binary key
- * file, or a GnuPG home whose public keys are exported); the operator's own keyring is never
- * consulted.  A signature counts when it is good, made by a key that is not
+ * A private temporary GNUPGHOME is made for each run (agimport: in the
+ * store's tmp/, which the next writer empties if this run is killed; else in
+ * $TMPDIR, where homes of dead runs are removed by the next run) and holds
+ * nothing but the keys given with --keyring (an armored or binary key file,
+ * or a GnuPG home whose public keys are exported); the operator's own
+ * keyring is never consulted.  A signature counts when it is good, made by a key that is not
  * expired or revoked, and (with --signer) by an allowed key.
  */
 #include <dirent.h>
@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "importer/import.h"
+#include "sig/sig.h"
 
-struct imp_keyring {
+struct sig_keyring {
 	char home[4096];
 	gpgme_ctx_t ctx;
 	char **signers;
@@ -47,8 +47,8 @@ static int new_ctx(const char *home, gpgme_ctx_t *out)
 
 static void rm_tree(int dfd);
 
-/* Homes "agimport-gnupg.<pid>.XXXXXX" of runs that are gone. */
-void imp_keyring_remove_stale(const char *parent)
+/* Homes "<program>-gnupg.<pid>.XXXXXX" of runs that are gone. */
+void sig_keyring_remove_stale(const char *parent)
 {
 	DIR *d = opendir(parent);
 	struct dirent *de;
@@ -58,7 +58,8 @@ void imp_keyring_remove_stale(const char *parent)
 	while ((de = readdir(d))) {
 		long pid;
 		struct stat st;
-		if (sscanf(de->d_name, "agimport-gnupg.%ld.", &pid) != 1 || pid <= 0 ||
+		const char *tag = strstr(de->d_name, "-gnupg.");
+		if (!tag || sscanf(tag, "-gnupg.%ld.", &pid) != 1 || pid <= 0 ||
 		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH) ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
@@ -74,7 +75,7 @@ void imp_keyring_remove_stale(const char *parent)
 	closedir(d);
 }
 
-static int make_home(struct imp_keyring *k, const char *parent)
+static int make_home(struct sig_keyring *k, const char *parent)
 {
 	const char *tmp = getenv("TMPDIR");
 	char conf[sizeof(k->home) + 16];
@@ -82,9 +83,9 @@ static int make_home(struct imp_keyring *k, const char *parent)
 
 	if (!parent)
 		parent = tmp && *tmp && strlen(tmp) < 1024 ? tmp : "/tmp";
-	imp_keyring_remove_stale(parent);
-	if (snprintf(k->home, sizeof(k->home), "%s/agimport-gnupg.%ld.XXXXXX", parent,
-		     (long)getpid()) >= (int)sizeof(k->home))
+	sig_keyring_remove_stale(parent);
+	if (snprintf(k->home, sizeof(k->home), "%s/%.64s-gnupg.%ld.XXXXXX", parent,
+		     program_invocation_short_name, (long)getpid()) >= (int)sizeof(k->home))
 		return -ENAMETOOLONG;
 	if (!mkdtemp(k->home)) {
 		k->home[0] = '\0';
@@ -116,7 +117,7 @@ static int export_home(const char *dir, gpgme_data_t *out)
 }
 
 /* Imports one blob of key material; returns the number of keys it held. */
-static int import_data(struct imp_keyring *k, gpgme_data_t d)
+static int import_data(struct sig_keyring *k, gpgme_data_t d)
 {
 	gpgme_data_seek(d, 0, SEEK_SET);
 	if (gpgme_op_import(k->ctx, d))
@@ -125,7 +126,7 @@ static int import_data(struct imp_keyring *k, gpgme_data_t d)
 	return ir ? ir->imported + ir->unchanged : 0;
 }
 
-static int import_file(struct imp_keyring *k, const char *path)
+static int import_file(struct sig_keyring *k, const char *path)
 {
 	gpgme_data_t d = NULL;
 	int n;
@@ -144,7 +145,7 @@ static bool is_gnupg_home(int dfd)
 }
 
 /* A directory: a GnuPG home (its public keys exported), or key files. */
-static int import_dir(struct imp_keyring *k, const char *path)
+static int import_dir(struct sig_keyring *k, const char *path)
 {
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
 	DIR *d;
@@ -178,7 +179,7 @@ static int import_dir(struct imp_keyring *k, const char *path)
 	return n;
 }
 
-static int import_keys(struct imp_keyring *k, const char *path, char **why)
+static int import_keys(struct sig_keyring *k, const char *path, char **why)
 {
 	struct stat st;
 	int n;
@@ -199,10 +200,10 @@ static int import_keys(struct imp_keyring *k, const char *path, char **why)
 	return 0;
 }
 
-int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
-		     const char *home_parent, struct imp_keyring **out, char **why)
+int sig_keyring_open(const char *path, char *const *signers, size_t nsigners,
+		     const char *home_parent, struct sig_keyring **out, char **why)
 {
-	struct imp_keyring *k = calloc(1, sizeof(*k));
+	struct sig_keyring *k = calloc(1, sizeof(*k));
 	int r;
 
 	*why = NULL;
@@ -218,7 +219,7 @@ int imp_keyring_open(const char *path, char *const *signers, size_t nsigners,
 	if (r == 0)
 		r = import_keys(k, path, why);
 	if (r < 0) {
-		imp_keyring_free(k);
+		sig_keyring_free(k);
 		return r;
 	}
 	*out = k;
@@ -251,7 +252,7 @@ static void rm_tree(int dfd)
 	closedir(d);
 }
 
-void imp_keyring_free(struct imp_keyring *k)
+void sig_keyring_free(struct sig_keyring *k)
 {
 	if (!k)
 		return;
@@ -293,7 +294,7 @@ static bool fpr_match(const char *a, const char *b)
 
 /* A pinned primary fingerprint allows the key's signing subkeys; a pinned
  * subkey fingerprint allows only the subkey that made the signature. */
-static bool allowed(struct imp_keyring *k, gpgme_key_t key, const char *sig_fpr)
+static bool allowed(struct sig_keyring *k, gpgme_key_t key, const char *sig_fpr)
 {
 	if (k->nsigners == 0)
 		return true;
@@ -324,7 +325,7 @@ static const char *status_clause(gpgme_error_t st)
 	}
 }
 
-static int check_key(struct imp_keyring *k, gpgme_signature_t s, char **fpr, char **why)
+static int check_key(struct sig_keyring *k, gpgme_signature_t s, char **fpr, char **why)
 {
 	gpgme_key_t key = NULL;
 	int r = -AG_EDIGEST;
@@ -351,7 +352,7 @@ static int check_key(struct imp_keyring *k, gpgme_signature_t s, char **fpr, cha
 	return r;
 }
 
-static int check_result(struct imp_keyring *k, gpgme_verify_result_t res, char **fpr, char **why)
+static int check_result(struct sig_keyring *k, gpgme_verify_result_t res, char **fpr, char **why)
 {
 	int r = -AG_EDIGEST;
 
@@ -377,7 +378,7 @@ static int check_result(struct imp_keyring *k, gpgme_verify_result_t res, char *
 	return 0;
 }
 
-int imp_verify_detached(struct imp_keyring *k, const char *data, size_t len, const char *sig,
+int sig_verify_detached(struct sig_keyring *k, const char *data, size_t len, const char *sig,
 			size_t siglen, char **fpr, char **why)
 {
 	gpgme_data_t dsig = NULL, dtext = NULL;
