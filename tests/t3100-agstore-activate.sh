@@ -99,6 +99,27 @@ wait
 is "$(current)" 1 "and then switches"
 is "$(cat "$T/held")" 5 "the import committed its generation meanwhile"
 
+# No switch and no new generation without its audit record: with audit.log
+# unwritable, activate and rm fail and change nothing (they used to commit,
+# then fail to audit, and leave the change in place).
+if chattr +i "$S/audit.log" 2>/dev/null; then
+	before=$(current)
+	ngen=$("$AGSTORE" --store "$S" versions --json | jq length)
+	run_fail "$AGSTORE" --store "$S" activate 2
+	ok $((rc == 0)) "activate fails when its audit record cannot be written"
+	is "$(current)" "$before" "and the current generation is unchanged"
+	run_fail "$AGSTORE" --store "$S" rm beta
+	ok $((rc == 0)) "rm fails when its audit record cannot be written"
+	is "$("$AGSTORE" --store "$S" versions --json | jq length)" "$ngen" "and makes no generation"
+	chattr -i "$S/audit.log"
+	"$AGSTORE" --store "$S" activate 2 >/dev/null
+	ok $? "with audit.log writable again, activate works"
+	"$AGSTORE" --store "$S" audit verify >/dev/null
+	ok $? "and the audit chain is whole"
+else
+	for i in 1 2 3 4 5 6; do skip "chattr +i is not supported here (needs root on ext4/xfs/btrfs)"; done
+fi
+
 # A store with a single generation has nothing to roll back to.
 tools_gen "$T/one" "$T/t1" >/dev/null
 run_fail "$AGSTORE" --store "$T/one" rollback

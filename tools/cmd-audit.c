@@ -20,7 +20,9 @@ static const char audit_usage[] =
 static bool base_field(const char *k)
 {
 	return !strcmp(k, "seq") || !strcmp(k, "time") || !strcmp(k, "event") ||
-	       !strcmp(k, "operator") || !strcmp(k, "prev");
+	       !strcmp(k, "operator") || !strcmp(k, "prev") ||
+	       /* the store's bookkeeping of audited commits (--json shows them) */
+	       !strcmp(k, "index_txn") || !strcmp(k, "index_generation");
 }
 
 /* "key=value key=value", strings bare, everything else as compact JSON. */

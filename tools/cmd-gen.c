@@ -12,8 +12,10 @@
 
 #include "tools/tool.h"
 
-/* Makes id current in one transaction; *previous gets what was current (0: none). */
-static int switch_to(struct tool *t, ag_store *s, uint64_t id, uint64_t *previous)
+/* Makes id current in one transaction, committed with its
+ * GENERATION_ACTIVATED record (no switch without its record); *previous gets
+ * what was current (0: none). */
+static int switch_to(struct tool *t, ag_store *s, uint64_t id, const char *how, uint64_t *previous)
 {
 	_cleanup_txn_ ag_txn *txn = NULL;
 	_cleanup_gen_ ag_gen *g = NULL;
@@ -38,11 +40,18 @@ static int switch_to(struct tool *t, ag_store *s, uint64_t id, uint64_t *previou
 	if (*previous == id)
 		return EX_AG_OK; /* nothing to change; keep "previous" as it is */
 	r = ag_txn_set_current(txn, id);
-	if (r >= 0)
-		r = ag_txn_commit(TAKE_PTR(txn));
+	if (r >= 0) {
+		_cleanup_json_ json_t *f = json_pack("{s:I,s:I,s:s}", "generation", (json_int_t)id,
+						     "previous", (json_int_t)*previous, "how", how);
+		r = f ? ag_txn_commit_audit(TAKE_PTR(txn), "GENERATION_ACTIVATED", t->operator_name,
+					    f)
+		      : -ENOMEM;
+	}
 	if (r < 0)
-		return tool_fail_err(t, r, "cannot make generation %" PRIu64 " current in %s", id,
-				     t->store_path);
+		return tool_fail_err(t, r,
+				     "cannot make generation %" PRIu64
+				     " current in %s (with its record in audit.log)",
+				     id, t->store_path);
 	return EX_AG_OK;
 }
 
@@ -50,7 +59,7 @@ static int switch_to(struct tool *t, ag_store *s, uint64_t id, uint64_t *previou
 static int activate(struct tool *t, ag_store *s, uint64_t id, const char *how)
 {
 	uint64_t prev = 0;
-	int r = switch_to(t, s, id, &prev);
+	int r = switch_to(t, s, id, how, &prev);
 
 	if (r != EX_AG_OK)
 		return r;
@@ -62,12 +71,6 @@ static int activate(struct tool *t, ag_store *s, uint64_t id, const char *how)
 					   (json_int_t)prev, "changed", 0));
 		return EX_AG_OK;
 	}
-	r = tool_audit(t, s, "GENERATION_ACTIVATED",
-		       json_pack("{s:I,s:I,s:s}", "generation", (json_int_t)id, "previous",
-				 (json_int_t)prev, "how", how));
-	if (r < 0)
-		return tool_fail_err(t, r, "generation %" PRIu64 " is current but %s/audit.log", id,
-				     t->store_path);
 	if (t->json)
 		out_json(json_pack("{s:I,s:I,s:b}", "current", (json_int_t)id, "previous",
 				   (json_int_t)prev, "changed", 1));
@@ -204,9 +207,10 @@ static int rm_build(struct tool *t, const ag_gen *cur, char **paths, int n, cons
 	return EX_AG_OK;
 }
 
-/* One transaction: add the generation, make it current. */
+/* One transaction: add the generation, make it current, committed with its
+ * MODELS_REMOVED record (names: the models as the admin typed them). */
 static int rm_commit(struct tool *t, ag_store *s, const ag_gen *cur, char **paths, int n,
-		     const char *label, uint64_t *new_id)
+		     const char *label, json_t *names, uint64_t *new_id)
 {
 	_cleanup_txn_ ag_txn *txn = NULL;
 	_cleanup_gen_ ag_gen *g = NULL;
@@ -219,10 +223,17 @@ static int rm_commit(struct tool *t, ag_store *s, const ag_gen *cur, char **path
 		r = ag_txn_gen_add(txn, g);
 	if (r >= 0)
 		r = ag_txn_set_current(txn, g->id);
-	if (r >= 0)
-		r = ag_txn_commit(TAKE_PTR(txn));
+	if (r >= 0) {
+		_cleanup_json_ json_t *f =
+			json_pack("{s:I,s:I,s:O}", "generation", (json_int_t)g->id, "from",
+				  (json_int_t)cur->id, "models", names);
+		r = f ? ag_txn_commit_audit(TAKE_PTR(txn), "MODELS_REMOVED", t->operator_name, f)
+		      : -ENOMEM;
+	}
 	if (r < 0)
-		return tool_fail_err(t, r, "cannot write the new generation into %s",
+		return tool_fail_err(t, r,
+				     "cannot write the new generation into %s (with its record in "
+				     "audit.log)",
 				     t->store_path);
 	*new_id = g->id;
 	return EX_AG_OK;
@@ -241,29 +252,15 @@ static int rm_opt(struct tool *t, int c, const char *arg, void *label)
 	return -1;
 }
 
-static int rm_report(struct tool *t, ag_store *s, uint64_t from, uint64_t id, char **argv, int n)
+static int rm_report(struct tool *t, uint64_t from, uint64_t id, json_t *names, int n)
 {
-	json_t *names = json_array();
-	int r;
-
-	for (int i = 0; i < n; i++)
-		json_array_append_new(names, json_string(argv[i]));
-	r = tool_audit(t, s, "MODELS_REMOVED",
-		       json_pack("{s:I,s:I,s:O}", "generation", (json_int_t)id, "from",
-				 (json_int_t)from, "models", names));
-	if (r < 0) {
-		json_decref(names);
-		return tool_fail_err(t, r, "generation %" PRIu64 " is current but %s/audit.log", id,
-				     t->store_path);
-	}
 	if (t->json)
-		return out_json(json_pack("{s:I,s:I,s:o}", "current", (json_int_t)id, "previous",
+		return out_json(json_pack("{s:I,s:I,s:O}", "current", (json_int_t)id, "previous",
 					  (json_int_t)from, "removed", names)) < 0
 			       ? EX_AG_IO
 			       : EX_AG_OK;
 	printf("generation %" PRIu64 " is current: generation %" PRIu64 " without %d model%s\n", id,
 	       from, n, n == 1 ? "" : "s");
-	json_decref(names);
 	return EX_AG_OK;
 }
 
@@ -295,11 +292,15 @@ int cmd_rm(struct tool *t, int argc, char **argv)
 	paths = calloc((size_t)n, sizeof(char *));
 	if (!paths)
 		return tool_fail(t, EX_AG_IO, "out of memory");
+	_cleanup_json_ json_t *names = json_array();
+	for (int i = 0; names && i < n; i++)
+		json_array_append_new(names, json_string(argv[optind + i]));
 	r = rm_names(t, cur, n, argv + optind, paths);
 	if (r == EX_AG_OK)
-		r = rm_commit(t, s, cur, paths, n, label, &id);
+		r = names ? rm_commit(t, s, cur, paths, n, label, names, &id)
+			  : tool_fail(t, EX_AG_IO, "out of memory");
 	free_paths(paths, n);
 	if (r != EX_AG_OK)
 		return r;
-	return rm_report(t, s, cur->id, id, argv + optind, n);
+	return rm_report(t, cur->id, id, names, n);
 }
