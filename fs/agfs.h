@@ -109,8 +109,10 @@ struct gtree {
 
 struct fs_tree {
 	pthread_rwlock_t lock; /* everything below; nodes themselves never change or go away */
-	struct node **inodes;  /* indexed by ino */
+	struct node **inodes;  /* every node, in the order made */
 	size_t ninodes, cap;
+	struct node **imap; /* ino -> node (open addressing) */
+	size_t imap_cap;
 	struct node *root, *versions;
 	struct gtree **gens; /* every generation ever seen, ascending id */
 	size_t ngens;

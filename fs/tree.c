@@ -25,7 +25,62 @@ bool node_is_dir(const struct node *n)
 	return n->kind == N_ROOT || n->kind == N_VERSIONS || n->kind == N_DIR;
 }
 
-static struct node *node_new(struct fs_tree *t, enum node_kind kind)
+/*
+ * Inode numbers are derived from what a node is (a file's digest, size and
+ * time; a directory's generation and path), not from the order nodes were
+ * made, so they are the same after a remount whatever was imported while
+ * the last mount ran.  The first few (0 unused, 1 root, 2 versions/, the
+ * placeholders) are fixed; a derived number that is taken moves to the next
+ * free one.
+ */
+#define FIXED_INOS 16u
+
+static uint64_t ino_key(char tag, uint64_t a, const void *b, size_t blen)
+{
+	uint8_t buf[512];
+	ag_digest d;
+	size_t n = 0;
+	buf[n++] = (uint8_t)tag;
+	memcpy(buf + n, &a, sizeof(a));
+	n += sizeof(a);
+	if (blen > sizeof(buf) - n)
+		blen = sizeof(buf) - n;
+	if (blen)
+		memcpy(buf + n, b, blen);
+	ag_sha256(buf, n + blen, &d);
+	uint64_t k;
+	memcpy(&k, d.b, sizeof(k));
+	k &= (1ull << 62) - 1;
+	return k < FIXED_INOS ? k + FIXED_INOS : k;
+}
+
+static struct node **imap_slot(struct fs_tree *t, uint64_t ino)
+{
+	size_t mask = t->imap_cap - 1, j = (size_t)(ino * 0x9e3779b97f4a7c15ull) & mask;
+	while (t->imap[j] && t->imap[j]->ino != ino)
+		j = (j + 1) & mask;
+	return &t->imap[j];
+}
+
+static int imap_grow(struct fs_tree *t)
+{
+	size_t old = t->imap_cap;
+	struct node **tab = t->imap;
+	t->imap_cap = old ? old * 2 : 4096;
+	if (!(t->imap = calloc(t->imap_cap, sizeof(*t->imap)))) {
+		t->imap = tab;
+		t->imap_cap = old;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < old; i++)
+		if (tab[i])
+			*imap_slot(t, tab[i]->ino) = tab[i];
+	free(tab);
+	return 0;
+}
+
+/* key 0: the next fixed number (tree_init only). */
+static struct node *node_new(struct fs_tree *t, enum node_kind kind, uint64_t key)
 {
 	if (t->ninodes == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 1024;
@@ -35,11 +90,16 @@ static struct node *node_new(struct fs_tree *t, enum node_kind kind)
 		t->inodes = tab;
 		t->cap = cap;
 	}
+	if ((t->ninodes + 1) * 2 > t->imap_cap && imap_grow(t) < 0)
+		return NULL;
 	struct node *n = calloc(1, sizeof(*n));
 	if (!n)
 		return NULL;
 	n->kind = kind;
-	n->ino = t->ninodes;
+	n->ino = key ? key : t->ninodes;
+	while (*imap_slot(t, n->ino))
+		n->ino = n->ino + 1 < (1ull << 62) ? n->ino + 1 : FIXED_INOS;
+	*imap_slot(t, n->ino) = n;
 	t->inodes[t->ninodes++] = n;
 	return n;
 }
@@ -76,9 +136,9 @@ static int add_child(struct node *dir, const char *name, size_t len, struct node
 	return 0;
 }
 
-static struct node *dir_new(struct fs_tree *t, struct node *parent, int64_t mtime)
+static struct node *dir_new(struct fs_tree *t, struct node *parent, int64_t mtime, uint64_t key)
 {
-	struct node *d = node_new(t, N_DIR);
+	struct node *d = node_new(t, N_DIR, key);
 	if (d) {
 		d->parent = parent;
 		d->mtime = mtime;
@@ -86,9 +146,9 @@ static struct node *dir_new(struct fs_tree *t, struct node *parent, int64_t mtim
 	return d;
 }
 
-static struct node *text_new(struct fs_tree *t, char *text, int64_t mtime)
+static struct node *text_new(struct fs_tree *t, char *text, int64_t mtime, uint64_t key)
 {
-	struct node *n = node_new(t, N_TEXT);
+	struct node *n = node_new(t, N_TEXT, key);
 	if (!n) {
 		free(text);
 		return NULL;
@@ -106,17 +166,17 @@ int tree_init(struct fs_tree *t)
 	if (r < 0)
 		return r;
 	/* ino 0 is never used; FUSE_ROOT_ID is 1. */
-	if (!node_new(t, N_DIR) || !(t->root = node_new(t, N_ROOT)) ||
-	    !(t->versions = node_new(t, N_VERSIONS)))
+	if (!node_new(t, N_DIR, 0) || !(t->root = node_new(t, N_ROOT, 0)) ||
+	    !(t->versions = node_new(t, N_VERSIONS, 0)))
 		return -ENOMEM;
 	t->versions->parent = t->root;
 	t->root->mtime = t->versions->mtime = time(NULL);
-	if (!(t->empty_manifests = dir_new(t, t->root, t->root->mtime)) ||
-	    !(t->empty_blobs = dir_new(t, t->root, t->root->mtime)))
+	if (!(t->empty_manifests = dir_new(t, t->root, t->root->mtime, 0)) ||
+	    !(t->empty_blobs = dir_new(t, t->root, t->root->mtime, 0)))
 		return -ENOMEM;
 	/* "no directory is ever empty": an empty placeholder file where needed */
 	char *empty = strdup("");
-	if (!empty || !(t->keep = text_new(t, empty, 0)))
+	if (!empty || !(t->keep = text_new(t, empty, 0, 0)))
 		return -ENOMEM;
 	/* manifests/ is never empty (Ollama's prune would abort on it); blobs/
 	 * may be: its prune only tries to delete files, and would log a .keep */
@@ -134,6 +194,7 @@ void tree_destroy(struct fs_tree *t)
 	free(t->gens);
 	free(t->listed);
 	free(t->inodes);
+	free(t->imap);
 	free(t->files);
 	pthread_rwlock_destroy(&t->lock);
 }
@@ -179,7 +240,8 @@ static struct node *file_get(struct fs_tree *t, const ag_digest *d, uint64_t siz
 		if (n->size == size && n->mtime == mtime && ag_digest_eq(&n->digest, d))
 			return n;
 	}
-	struct node *n = node_new(t, N_BLOB);
+	struct node *n = node_new(
+		t, N_BLOB, ino_key('f', size ^ (uint64_t)mtime * 0x9e3779b97f4a7c15ull, d->b, 32));
 	if (!n)
 		return NULL;
 	n->digest = *d;
@@ -258,7 +320,8 @@ static int add_manifest(struct fs_tree *t, ag_store *s, struct node *top, const 
 		if (next && next->kind != N_DIR)
 			return -EEXIST;
 		if (!next) {
-			if (!(next = dir_new(t, dir, mtime)))
+			if (!(next = dir_new(t, dir, mtime,
+					     ino_key('d', dir->ino, parts[i], lens[i]))))
 				return -ENOMEM;
 			int r = add_child(dir, parts[i], lens[i], next);
 			if (r < 0)
@@ -333,7 +396,9 @@ static int build_ollama(struct fs_tree *t, ag_store *s, const ag_gen *g, struct 
 			struct node **man_out, struct node **blobs_out)
 {
 	struct node *keep = keep_node(t);
-	struct node *man = dir_new(t, parent, g->created), *blobs = dir_new(t, parent, g->created);
+	char where = parent == t->root ? 'r' : 'v';
+	struct node *man = dir_new(t, parent, g->created, ino_key('m', g->id, &where, 1));
+	struct node *blobs = dir_new(t, parent, g->created, ino_key('b', g->id, &where, 1));
 	if (!keep || !man || !blobs)
 		return -ENOMEM;
 	for (size_t i = 0; i < g->nmodels; i++) {
@@ -377,12 +442,14 @@ struct gtree *tree_find_gen(struct fs_tree *t, uint64_t id)
 static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
 {
 	const ag_gen *g = gt->gen;
-	struct node *v = dir_new(t, t->versions, g->created), *man, *blobs;
+	struct node *v = dir_new(t, t->versions, g->created, ino_key('v', g->id, NULL, 0)), *man,
+		    *blobs;
 	char *info = tree_info_text(g), *target = NULL;
-	struct node *inode = info ? text_new(t, info, g->created) : NULL;
+	struct node *inode =
+		info ? text_new(t, info, g->created, ino_key('i', g->id, NULL, 0)) : NULL;
 	if (!v || !inode || asprintf(&target, "%" PRIu64, g->id) < 0)
 		return -ENOMEM;
-	struct node *link = text_new(t, target, g->created);
+	struct node *link = text_new(t, target, g->created, ino_key('l', g->id, NULL, 0));
 	if (!link)
 		return -ENOMEM;
 	link->kind = N_LINK;
@@ -470,7 +537,7 @@ void tree_set_listed(struct fs_tree *t, const uint64_t *ids, size_t n)
 
 struct node *tree_node(struct fs_tree *t, fuse_ino_t ino)
 {
-	return ino > 0 && ino < t->ninodes ? t->inodes[ino] : NULL;
+	return ino > 0 && t->imap_cap ? *imap_slot(t, ino) : NULL;
 }
 
 static struct node *root_child(struct fs_tree *t, const char *name)

@@ -4,8 +4,9 @@
 # used); a blob shared by generations has one inode number and st_nlink > 1
 # (du counts it once); versions/ carries the newest generation's time, not
 # the mount's; the manifests of one import have distinct, stable mtimes with
-# nanoseconds; an empty store shows manifests/.keep but no blobs/.keep; the
-# daemon raised its descriptor limit.
+# nanoseconds; inode numbers survive a remount after live imports; an empty
+# store shows manifests/.keep but no blobs/.keep; the daemon raised its
+# descriptor limit.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-fs.sh"
 need_root_fuse
@@ -51,6 +52,18 @@ mount_agfs "$store" "$mnt" || bail "agfs did not mount again"
 stat -c %y "$mnt/manifests/$m/second/latest" "$mnt/manifests/$m/third/latest" "$mnt/manifests/$m/fourth/latest" >"$T/mtimes2"
 cmp -s "$T/mtimes" "$T/mtimes2"
 ok $? "the same mtimes after a remount"
+# inode numbers after a live import are the ones a fresh mount gives
+fs_model "$tree" registry.ollama.ai/library/fifth/latest 10000
+fs_store "$store" "$tree" >/dev/null || bail "fs-mkstore failed"
+fs_wait_for 5 test -e "$mnt/versions/3" || bail "the live import did not show"
+inos() { (cd "$mnt" && find . -path ./versions/current -prune -o -printf '%i %p\n' | sort -k2); }
+inos >"$T/inos1"
+umount_agfs "$mnt"
+mount_agfs "$store" "$mnt" || bail "agfs did not mount again"
+inos >"$T/inos2"
+diff "$T/inos1" "$T/inos2" >"$T/inos.diff"
+ok $? "inode numbers after live imports are the same after a remount ($(wc -l <"$T/inos1") paths)"
+head -3 "$T/inos.diff" | while read -r l; do diag "$l"; done
 umount_agfs "$mnt"
 
 "$HELPERS/fs-mkstore" --init "$T/empty" || bail "cannot make an empty store"
