@@ -5,12 +5,15 @@
  *   {"v":1,"id":N,"created":T,"label":..,"operator":..,"source":..,
  *    "signer":..,"source_sha256":hex,"report":"<json text>",
  *    "models":[{"name":..,"manifest":hex,"manifest_size":N,"added":T,
- *               "config":{"mediaType":..,"digest":hex,"size":N},"layers":[..]}]}
+ *               "config":{"mediaType":..,"digest":hex,"size":N},"layers":[..]}],
+ *    "bundle_files":{"<path>":hex,..}, "catalog":hex, "signature":hex}
+ * (the last three in format 2, each only when there is one).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "store/catalog.h"
 #include "store/internal.h"
 
 #define MAX_GEN_JSON (256u << 20)
@@ -43,6 +46,9 @@ void ag_gen_free(ag_gen *g)
 	for (size_t i = 0; i < g->nmodels; i++)
 		ag_model_clear(&g->models[i]);
 	free(g->models);
+	for (size_t i = 0; i < g->nbundle_files; i++)
+		free(g->bundle_files[i].name);
+	free(g->bundle_files);
 	free(g->label);
 	free(g->operator_name);
 	free(g->source);
@@ -88,6 +94,31 @@ int ag_gen_add_model(ag_gen *g, const ag_model *m)
 	int r = ag_model_copy(&g->models[g->nmodels], m);
 	if (r == 0)
 		g->nmodels++;
+	return r;
+}
+
+int ag_gen_add_bundle_file(ag_gen *g, const char *path, const ag_digest *d)
+{
+	struct ag_catalog_entry *n =
+		realloc(g->bundle_files, (g->nbundle_files + 1) * sizeof(*g->bundle_files));
+	if (!n)
+		return -ENOMEM;
+	g->bundle_files = n;
+	if (!(n[g->nbundle_files].name = strdup(path)))
+		return -ENOMEM;
+	n[g->nbundle_files++].digest = *d;
+	return 0;
+}
+
+int ag_gen_foreach_extra_blob(const ag_gen *g, int (*cb)(const ag_digest *d, void *arg), void *arg)
+{
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < g->nbundle_files; i++)
+		r = cb(&g->bundle_files[i].digest, arg);
+	if (r == 0 && g->has_catalog)
+		r = cb(&g->catalog, arg);
+	if (r == 0 && g->has_signature)
+		r = cb(&g->signature, arg);
 	return r;
 }
 
@@ -147,6 +178,17 @@ char *ag_gen_encode(const ag_gen *g)
 		return NULL;
 	if (g->has_source_sha256)
 		json_object_set_new(o, "source_sha256", hex_json(&g->source_sha256));
+	if (g->has_catalog)
+		json_object_set_new(o, "catalog", hex_json(&g->catalog));
+	if (g->has_signature)
+		json_object_set_new(o, "signature", hex_json(&g->signature));
+	if (g->nbundle_files) {
+		json_t *f = json_object();
+		for (size_t i = 0; f && i < g->nbundle_files; i++)
+			json_object_set_new(f, g->bundle_files[i].name,
+					    hex_json(&g->bundle_files[i].digest));
+		json_object_set_new(o, "bundle_files", f);
+	}
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -218,6 +260,30 @@ static int gen_fields(json_t *o, ag_gen *g)
 		if (get_digest(o, "source_sha256", &g->source_sha256) < 0)
 			return -AG_ECORRUPT;
 		g->has_source_sha256 = true;
+	}
+	if (json_object_get(o, "catalog")) {
+		if (get_digest(o, "catalog", &g->catalog) < 0)
+			return -AG_ECORRUPT;
+		g->has_catalog = true;
+	}
+	if (json_object_get(o, "signature")) {
+		if (get_digest(o, "signature", &g->signature) < 0)
+			return -AG_ECORRUPT;
+		g->has_signature = true;
+	}
+	json_t *files = json_object_get(o, "bundle_files");
+	if (files && !json_is_object(files))
+		return -AG_ECORRUPT;
+	const char *k;
+	json_t *v;
+	json_object_foreach(files, k, v)
+	{
+		ag_digest d;
+		const char *hex = json_string_value(v);
+		if (!hex || ag_digest_parse(hex, strlen(hex), &d) < 0)
+			return -AG_ECORRUPT;
+		if ((r = ag_gen_add_bundle_file(g, k, &d)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -431,7 +497,7 @@ int ag_txn_current(ag_txn *t, uint64_t *id)
 static int check_ref(ag_txn *t, const ag_digest *d)
 {
 	ag_blob_info bi;
-	return ag_blob_rec_get(t->txn, t->s, d, &bi, NULL, NULL);
+	return ag_blob_rec_get(t->txn, t->s, d, &bi, false);
 }
 
 static int check_refs(ag_txn *t, const ag_gen *g)
@@ -444,6 +510,8 @@ static int check_refs(ag_txn *t, const ag_gen *g)
 		for (size_t j = 0; r == 0 && j < ag_model_nblobs(m); j++)
 			r = check_ref(t, ag_model_blob(m, j));
 	}
+	for (size_t i = 0; r == 0 && i < g->nbundle_files; i++)
+		r = check_ref(t, &g->bundle_files[i].digest);
 	return r;
 }
 
@@ -464,9 +532,20 @@ static int last_gen_id(ag_txn *t, uint64_t *id)
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ag_lmdb_err(rc);
 }
 
-int ag_txn_gen_add(ag_txn *t, ag_gen *g)
+int ag_gen_put_txn(ag_txn *t, const ag_gen *g, bool overwrite)
 {
-	AG_TXN_GUARD(t);
+	_cleanup_free_ char *json = ag_gen_encode(g);
+	if (!json)
+		return -ENOMEM;
+	uint8_t kb[8];
+	gen_key(g->id, kb);
+	MDB_val k = {8, kb}, v = {strlen(json), json};
+	return ag_lmdb_err(
+		mdb_put(t->txn, t->s->dbi_gens, &k, &v, overwrite ? 0 : MDB_NOOVERWRITE));
+}
+
+int ag_gen_prepare(ag_txn *t, ag_gen *g)
+{
 	int r = check_refs(t, g);
 	if (r < 0)
 		return r;
@@ -482,13 +561,13 @@ int ag_txn_gen_add(ag_txn *t, ag_gen *g)
 	if (!g->created)
 		g->created = ag_now();
 	ag_gen_sort(g);
-	_cleanup_free_ char *json = ag_gen_encode(g);
-	if (!json)
-		return -ENOMEM;
-	uint8_t kb[8];
-	gen_key(g->id, kb);
-	MDB_val k = {8, kb}, v = {strlen(json), json};
-	if ((r = ag_lmdb_err(mdb_put(t->txn, t->s->dbi_gens, &k, &v, MDB_NOOVERWRITE))) < 0)
+	return 0;
+}
+
+int ag_gen_store_new(ag_txn *t, ag_gen *g)
+{
+	int r;
+	if ((r = ag_gen_put_txn(t, g, false)) < 0)
 		return r;
 	char idbuf[24];
 	snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)g->id);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The LMDB index.  Databases:
- *   meta   "format" -> "1", "current" / "previous" -> generation id (decimal),
+ *   meta   "format" -> "2", "current" / "previous" -> generation id (decimal),
  *          other small string values (ag_meta_get)
- *   blobs  32-byte digest -> struct ag_blob_rec + page hashes + record hash
- *   tables 32-byte digest + 8-byte big-endian page -> up to AG_PAGE_CHUNKS
- *          chunk hashes
+ *   blobs  32-byte digest -> struct ag_blob_rec + record hash
+ *   trees  32-byte digest + 8-byte big-endian block -> one 4 KiB block of the
+ *          blob's fs-verity tree (kernel layout: top level first)
+ *   tables format 1 only: the chunk tables, read and dropped by migration
  *   gens   8-byte big-endian id -> JSON (gen.c)
  * Readers: MDB_RDONLY | MDB_NOTLS and one short read transaction per call.
  */
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include "store/internal.h"
+#include "store/verity.h"
 
 int ag_lmdb_err(int rc)
 {
@@ -68,8 +70,7 @@ static int open_dbis_txn(ag_store *s, bool create, MDB_txn *volatile *vtxn)
 	unsigned fl = create ? MDB_CREATE : 0;
 	if ((rc = mdb_dbi_open(txn, "meta", fl, &s->dbi_meta)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", fl, &s->dbi_blobs)) ||
-	    (rc = mdb_dbi_open(txn, "gens", fl, &s->dbi_gens)) ||
-	    (rc = mdb_dbi_open(txn, "tables", fl, &s->dbi_tables))) {
+	    (rc = mdb_dbi_open(txn, "gens", fl, &s->dbi_gens))) {
 		mdb_txn_abort(txn);
 		return rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
 	}
@@ -81,12 +82,21 @@ static int open_dbis_txn(ag_store *s, bool create, MDB_txn *volatile *vtxn)
 		r = ag_meta_put_str(txn, s, "format", v);
 		fmt = AG_FORMAT_VERSION;
 	}
-	if (r == 0 && fmt != AG_FORMAT_VERSION)
+	/* A format-1 store is opened only by a writer that migrates it. */
+	if (r == 0 && fmt == 1)
+		r = s->format1_ok && s->writer ? 0 : -AG_EOLDFORMAT;
+	else if (r == 0 && fmt != AG_FORMAT_VERSION)
 		r = fmt > AG_FORMAT_VERSION ? -AG_EFORMAT : -AG_ECORRUPT;
 	if (r == -ENOENT)
 		r = -AG_ENOTSTORE;
+	s->format = (unsigned)fmt;
+	if (r == 0 && fmt == 1 && (rc = mdb_dbi_open(txn, "tables", 0, &s->dbi_tables)))
+		r = rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
+	/* trees: created by the writer that migrates a format-1 store. */
+	if (r == 0 && (rc = mdb_dbi_open(txn, "trees", fmt == 1 ? MDB_CREATE : fl, &s->dbi_trees)))
+		r = rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
 	if (r == 0 && !create) {
-		MDB_dbi dbis[] = {s->dbi_meta, s->dbi_blobs, s->dbi_gens, s->dbi_tables};
+		MDB_dbi dbis[] = {s->dbi_meta, s->dbi_blobs, s->dbi_gens, s->dbi_trees};
 		for (size_t i = 0; r == 0 && i < sizeof(dbis) / sizeof(dbis[0]); i++)
 			r = probe_dbi(txn, dbis[i]);
 	}
@@ -256,139 +266,175 @@ int ag_txn_meta_put(ag_txn *t, const char *key, const char *value)
 
 /* ---------- blob records ---------- */
 
-static uint64_t npages_of(uint64_t nchunks)
-{
-	return (nchunks + AG_PAGE_CHUNKS - 1) / AG_PAGE_CHUNKS;
-}
-
-static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info,
-		       uint8_t **page_hashes, uint64_t *npages)
+static int decode_blob(const MDB_val *v, const ag_digest *d, ag_blob_info *info, bool check)
 {
 	struct ag_blob_rec rec;
+	if (v->mv_size != sizeof(rec) + 32)
+		return -AG_ECORRUPT;
+	memcpy(&rec, v->mv_data, sizeof(rec));
+	struct ag_verity_geometry g;
+	if (rec.version != AG_BLOB_REC_VERSION || rec.block != AG_VERITY_BLOCK ||
+	    rec.size > (uint64_t)INT64_MAX)
+		return -AG_ECORRUPT;
+	ag_verity_geometry(rec.size, &g);
+	if (rec.tree_blocks != g.tree_blocks)
+		return -AG_ECORRUPT;
+	if (check) {
+		uint8_t sum[32];
+		ag_digest fd, root;
+		ag_sha256_fast(v->mv_data, sizeof(rec), sum);
+		memcpy(root.b, rec.root, 32);
+		ag_verity_file_digest(&root, rec.size, &fd);
+		if (memcmp(sum, (const uint8_t *)v->mv_data + sizeof(rec), 32) ||
+		    memcmp(fd.b, rec.fsverity, 32))
+			return -AG_ECORRUPT;
+	}
+	*info = (ag_blob_info){.digest = *d,
+			       .size = rec.size,
+			       .chunk_size = AG_VERITY_BLOCK,
+			       .nchunks = (rec.size + AG_VERITY_BLOCK - 1) / AG_VERITY_BLOCK,
+			       .created = rec.created,
+			       .has_fsverity = true};
+	memcpy(info->root.b, rec.root, 32);
+	memcpy(info->fsverity.b, rec.fsverity, 32);
+	return 0;
+}
+
+int ag_blob_rec1_decode(const MDB_val *v, const ag_digest *d, ag_blob_info *info)
+{
+	struct ag_blob_rec1 rec;
 	if (v->mv_size < sizeof(rec))
 		return -AG_ECORRUPT;
 	memcpy(&rec, v->mv_data, sizeof(rec));
-	if (rec.version != AG_BLOB_REC_VERSION || !ag_chunk_size_ok(rec.chunk_size) ||
-	    rec.size > (uint64_t)INT64_MAX || /* no ag_nchunks() wrap-around */
-	    rec.nchunks != ag_nchunks(rec.size, rec.chunk_size) ||
-	    rec.npages != npages_of(rec.nchunks) ||
+	if (rec.version != 1 || rec.size > (uint64_t)INT64_MAX || rec.chunk_size < 4096 ||
+	    (rec.chunk_size & (rec.chunk_size - 1)) ||
 	    v->mv_size != sizeof(rec) + (rec.npages + 1) * 32)
 		return -AG_ECORRUPT;
-	*info = (ag_blob_info){.digest = *d,
-			       .size = rec.size,
-			       .chunk_size = rec.chunk_size,
-			       .nchunks = rec.nchunks,
-			       .created = rec.created};
-	if (!page_hashes)
-		return 0;
 	size_t body = sizeof(rec) + rec.npages * 32;
 	uint8_t check[32];
 	ag_sha256_fast(v->mv_data, body, check);
 	if (memcmp(check, (const uint8_t *)v->mv_data + body, 32))
 		return -AG_ECORRUPT;
-	*page_hashes = malloc(rec.npages * 32 + 1);
-	if (!*page_hashes)
-		return -ENOMEM;
-	memcpy(*page_hashes, (const uint8_t *)v->mv_data + sizeof(rec), rec.npages * 32);
-	*npages = rec.npages;
+	*info = (ag_blob_info){.digest = *d, .size = rec.size, .created = rec.created};
 	return 0;
 }
 
-int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info,
-		    uint8_t **page_hashes, uint64_t *npages)
+int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info, bool check)
 {
 	MDB_val k = {32, (void *)d->b}, v;
 	int rc = mdb_get(txn, s->dbi_blobs, &k, &v);
 	if (rc)
 		return ag_lmdb_err(rc);
-	return decode_blob(&v, d, info, page_hashes, npages);
+	return decode_blob(&v, d, info, check);
 }
 
-static void page_key(const ag_digest *d, uint64_t p, uint8_t key[40])
+void ag_tree_key(const ag_digest *d, uint64_t blk, uint8_t key[40])
 {
 	memcpy(key, d->b, 32);
-	for (int i = 7; i >= 0; i--, p >>= 8)
-		key[32 + i] = (uint8_t)p;
+	for (int i = 7; i >= 0; i--, blk >>= 8)
+		key[32 + i] = (uint8_t)blk;
 }
 
-struct page_get {
+struct tree_get {
 	ag_store *s;
 	const ag_digest *d;
-	uint64_t p, nentries;
-	const uint8_t *want;
-	uint8_t **out;
+	uint64_t blk;
+	uint8_t *out;
 };
 
-static int page_get_txn(MDB_txn *txn, void *arg)
+static int tree_get_txn(MDB_txn *txn, void *arg)
 {
-	struct page_get *a = arg;
-	ag_store *s = a->s;
-	const ag_digest *d = a->d;
-	uint64_t p = a->p, nentries = a->nentries;
-	const uint8_t *want = a->want;
-	uint8_t **out = a->out;
-	int r;
+	struct tree_get *a = arg;
 	uint8_t kb[40];
-	page_key(d, p, kb);
+	ag_tree_key(a->d, a->blk, kb);
 	MDB_val k = {40, kb}, v;
-	r = ag_lmdb_err(mdb_get(txn, s->dbi_tables, &k, &v));
+	int r = ag_lmdb_err(mdb_get(txn, a->s->dbi_trees, &k, &v));
 	if (r == -ENOENT) {
-		/* The record promised this page.  Record gone too: the blob was
+		/* The record promised this block.  Record gone too: the blob was
 		 * deleted since it was opened (-ESTALE); record still there: the
-		 * index lost the page (-AG_EINDEX).  Neither checked anything. */
-		MDB_val rk = {32, (void *)d->b}, rv;
-		int rc = mdb_get(txn, s->dbi_blobs, &rk, &rv);
-		r = rc == MDB_NOTFOUND ? -ESTALE : rc == 0 ? -AG_EINDEX : ag_lmdb_err(rc);
+		 * index lost the block (-AG_EINDEX).  Neither checked anything. */
+		MDB_val rk = {32, (void *)a->d->b}, rv;
+		int rc = mdb_get(txn, a->s->dbi_blobs, &rk, &rv);
+		return rc == MDB_NOTFOUND ? -ESTALE : rc == 0 ? -AG_EINDEX : ag_lmdb_err(rc);
 	}
-	uint8_t check[32];
-	if (r == 0 && v.mv_size != nentries * 32)
-		r = -EBADMSG; /* cannot hash to what the record says */
-	if (r == 0) {
-		ag_sha256_fast(v.mv_data, v.mv_size, check);
-		if (memcmp(check, want, 32))
-			r = -EBADMSG;
-	}
-	if (r == 0 && !(*out = malloc(v.mv_size + 1)))
-		r = -ENOMEM;
-	if (r == 0)
-		memcpy(*out, v.mv_data, v.mv_size);
-	return r;
+	if (r < 0)
+		return r;
+	if (v.mv_size != AG_VERITY_BLOCK)
+		return -EBADMSG; /* cannot hash to what its parent says */
+	memcpy(a->out, v.mv_data, AG_VERITY_BLOCK);
+	return 0;
 }
 
-int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nentries,
-		      const uint8_t want[32], uint8_t **out)
+int ag_tree_block_get(ag_store *s, const ag_digest *d, uint64_t blk, uint8_t *out)
 {
-	struct page_get a = {s, d, p, nentries, want, out};
-	return ag_read_guarded(s, page_get_txn, &a);
+	struct tree_get a = {s, d, blk, out};
+	return ag_read_guarded(s, tree_get_txn, &a);
 }
 
-int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table)
+static int tree_del(ag_txn *t, const ag_digest *d)
 {
-	struct ag_blob_rec rec = {.version = AG_BLOB_REC_VERSION,
-				  .chunk_size = info->chunk_size,
-				  .size = info->size,
-				  .created = info->created,
-				  .nchunks = info->nchunks,
-				  .npages = npages_of(info->nchunks)};
-	MDB_val k = {32, (void *)info->digest.b}, v;
-	v.mv_size = sizeof(rec) + (rec.npages + 1) * 32;
-	int rc = mdb_put(t->txn, t->s->dbi_blobs, &k, &v, MDB_RESERVE);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(t->txn, t->s->dbi_trees, &cur);
 	if (rc)
 		return ag_lmdb_err(rc);
-	uint8_t *hdr = v.mv_data;
-	memcpy(hdr, &rec, sizeof(rec));
-	for (uint64_t p = 0; p < rec.npages; p++) {
-		uint64_t first = p * AG_PAGE_CHUNKS;
-		uint64_t n = info->nchunks - first < AG_PAGE_CHUNKS ? info->nchunks - first
-								    : AG_PAGE_CHUNKS;
-		uint8_t kb[40];
-		page_key(&info->digest, p, kb);
-		MDB_val pk = {40, kb}, pv = {n * 32, (void *)(table + first * 32)};
-		if ((rc = mdb_put(t->txn, t->s->dbi_tables, &pk, &pv, 0)))
-			return ag_lmdb_err(rc);
-		ag_sha256_fast(pv.mv_data, pv.mv_size, hdr + sizeof(rec) + p * 32);
+	uint8_t kb[40];
+	ag_tree_key(d, 0, kb);
+	MDB_val k = {40, kb}, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == 40 && !memcmp(k.mv_data, d->b, 32)) {
+		if ((rc = mdb_cursor_del(cur, 0)))
+			break;
+		k = (MDB_val){40, kb};
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
-	ag_sha256_fast(hdr, sizeof(rec) + rec.npages * 32, hdr + sizeof(rec) + rec.npages * 32);
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ag_lmdb_err(rc);
+}
+
+int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *tree, uint64_t tree_blocks)
+{
+	struct ag_blob_rec rec = {.version = AG_BLOB_REC_VERSION,
+				  .block = AG_VERITY_BLOCK,
+				  .size = info->size,
+				  .created = info->created,
+				  .tree_blocks = tree_blocks};
+	memcpy(rec.root, info->root.b, 32);
+	memcpy(rec.fsverity, info->fsverity.b, 32);
+	int r = tree_del(t, &info->digest); /* a damaged one's stray blocks */
+	if (r < 0)
+		return r;
+	for (uint64_t b = 0; b < tree_blocks; b++) {
+		uint8_t kb[40];
+		ag_tree_key(&info->digest, b, kb);
+		MDB_val k = {40, kb}, v = {AG_VERITY_BLOCK, (void *)(tree + b * AG_VERITY_BLOCK)};
+		int rc = mdb_put(t->txn, t->s->dbi_trees, &k, &v, MDB_APPEND);
+		if (rc == MDB_KEYEXIST) /* not the last keys: an ordinary put */
+			rc = mdb_put(t->txn, t->s->dbi_trees, &k, &v, 0);
+		if (rc)
+			return ag_lmdb_err(rc);
+	}
+	uint8_t buf[sizeof(rec) + 32];
+	memcpy(buf, &rec, sizeof(rec));
+	ag_sha256_fast(buf, sizeof(rec), buf + sizeof(rec));
+	MDB_val k = {32, (void *)info->digest.b}, v = {sizeof(buf), buf};
+	return ag_lmdb_err(mdb_put(t->txn, t->s->dbi_blobs, &k, &v, 0));
+}
+
+int ag_tree_same(ag_txn *t, const ag_digest *d, const uint8_t *tree, uint64_t tree_blocks)
+{
+	for (uint64_t b = 0; b < tree_blocks; b++) {
+		uint8_t kb[40];
+		ag_tree_key(d, b, kb);
+		MDB_val k = {40, kb}, v;
+		int rc = mdb_get(t->txn, t->s->dbi_trees, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			return 1;
+		if (rc)
+			return ag_lmdb_err(rc);
+		if (v.mv_size != AG_VERITY_BLOCK ||
+		    memcmp(v.mv_data, tree + b * AG_VERITY_BLOCK, AG_VERITY_BLOCK))
+			return 1;
+	}
 	return 0;
 }
 
@@ -401,7 +447,7 @@ struct lookup {
 static int lookup_txn(MDB_txn *txn, void *arg)
 {
 	struct lookup *a = arg;
-	return ag_blob_rec_get(txn, a->s, a->d, a->out, NULL, NULL);
+	return ag_blob_rec_get(txn, a->s, a->d, a->out, false);
 }
 
 int ag_blob_lookup(ag_store *s, const ag_digest *d, ag_blob_info *out)
@@ -437,7 +483,7 @@ static int foreach_txn(MDB_txn *txn, void *fa)
 			break;
 		}
 		memcpy(d.b, k.mv_data, 32);
-		if ((r = decode_blob(&v, &d, &bi, NULL, NULL)) < 0)
+		if ((r = decode_blob(&v, &d, &bi, false)) < 0)
 			break;
 		r = cb(&bi, arg);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -468,13 +514,10 @@ static int foreach_all_txn(MDB_txn *txn, void *fa)
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0 && r == 0) {
 		ag_blob_info bi = {0};
-		uint8_t *ph = NULL;
-		uint64_t np = 0;
 		int err = -AG_ECORRUPT;
 		if (k.mv_size == 32) {
 			memcpy(bi.digest.b, k.mv_data, 32);
-			err = decode_blob(&v, &bi.digest, &bi, &ph, &np);
-			free(ph);
+			err = decode_blob(&v, &bi.digest, &bi, true);
 			if (err < 0)
 				bi = (ag_blob_info){.digest = bi.digest};
 		}
@@ -578,20 +621,12 @@ int ag_txn_blob_del(ag_txn *t, const ag_digest *d)
 {
 	AG_TXN_GUARD(t);
 	ag_blob_info bi;
-	int r = ag_blob_rec_get(t->txn, t->s, d, &bi, NULL, NULL);
+	int r = ag_blob_rec_get(t->txn, t->s, d, &bi, false);
 	if (r < 0 && r != -AG_ECORRUPT)
 		return r;
-	/* Every page of this digest's table, however many the record says. */
-	for (uint64_t p = 0;; p++) {
-		uint8_t kb[40];
-		page_key(d, p, kb);
-		MDB_val pk = {40, kb};
-		int rc = mdb_del(t->txn, t->s->dbi_tables, &pk, NULL);
-		if (rc == MDB_NOTFOUND)
-			break;
-		if (rc)
-			return ag_lmdb_err(rc);
-	}
+	/* Every block of this digest's tree, however many the record says. */
+	if ((r = tree_del(t, d)) < 0)
+		return r;
 	MDB_val k = {32, (void *)d->b};
 	return ag_lmdb_err(mdb_del(t->txn, t->s->dbi_blobs, &k, NULL));
 }

@@ -16,7 +16,7 @@
  * fsck's 256; 64 bytes each in index/lock.mdb.  The table's size is set by
  * the first process to open the environment. */
 #define AG_MAX_READERS	    4096u
-#define AG_BLOB_REC_VERSION 1
+#define AG_BLOB_REC_VERSION 2 /* 1: format 1's chunk-table record (migration reads it) */
 #define AG_GEN_REC_VERSION  1
 
 struct ag_store {
@@ -25,19 +25,17 @@ struct ag_store {
 	int lockfd; /* -1 for readers */
 	bool writer;
 	MDB_env *env;
-	MDB_dbi dbi_meta, dbi_blobs, dbi_gens, dbi_tables;
+	MDB_dbi dbi_meta, dbi_blobs, dbi_gens, dbi_trees;
+	MDB_dbi dbi_tables; /* format 1 only (opened for migration) */
+	unsigned format;    /* 1 (AG_FORMAT1_OK, migration only) or 2 */
+	bool format1_ok;
 };
 
-/* Chunk hashes per page of a chunk table (32 KiB of hashes; 64 MiB of blob
- * at the default chunk size).  Pages are loaded only when a read needs them,
- * so opening a blob costs the same whatever its size. */
+/* Format 1 (read by migration only): chunk hashes per page of a chunk
+ * table, and the record's fixed header, followed by npages * 32 bytes of page
+ * hashes and the record's own SHA-256. */
 #define AG_PAGE_CHUNKS 1024u
-
-/* Fixed header of a blob record; followed by npages * 32 bytes (the SHA-256
- * of each page of the chunk table) and 32 bytes of SHA-256 over everything
- * before it (the record's own check).  The pages live in the "tables"
- * database under digest + 8-byte big-endian page number. */
-struct ag_blob_rec {
+struct ag_blob_rec1 {
 	uint32_t version;
 	uint32_t chunk_size;
 	uint64_t size;
@@ -45,6 +43,24 @@ struct ag_blob_rec {
 	uint64_t nchunks;
 	uint64_t npages;
 };
+
+/* Format 2 blob record (host byte order), followed by 32 bytes of SHA-256
+ * over it (the record's own check).  The hash tree's blocks live in the
+ * "trees" database under digest + 8-byte big-endian block number in the
+ * kernel's layout (top level first). */
+struct ag_blob_rec {
+	uint32_t version; /* 2 */
+	uint32_t block;	  /* 4096 */
+	uint64_t size;
+	int64_t created;
+	uint64_t tree_blocks;
+	uint8_t root[32];
+	uint8_t fsverity[32];
+};
+
+/* Verified tree blocks of one open blob kept at most (level 0; the levels
+ * above stay): 256 blocks cover 128 MiB of data in 1 MiB. */
+#define AG_TREE_CACHE 256u
 
 struct ag_txn {
 	ag_store *s;
@@ -58,9 +74,11 @@ struct ag_txn {
 struct ag_blob {
 	ag_store *s;
 	ag_blob_info info;
-	uint8_t *page_hashes; /* npages * 32, from the record */
-	uint8_t **pages;      /* npages pointers, loaded on first use */
-	uint64_t npages;
+	unsigned nlevels;
+	uint64_t nblocks[8], first_block[8]; /* geometry (store/verity.h) */
+	uint8_t **tree; /* verified tree blocks by kernel-layout number, loaded on use */
+	uint64_t ncached0;
+	bool root_bad;	 /* root + size do not give the expected fs-verity digest */
 	int fd;		 /* O_DIRECT when asked and allowed */
 	int fd_buffered; /* fallback, opened lazily; -1 until then */
 	pthread_mutex_t lock;
@@ -117,12 +135,19 @@ int ag_index_open(ag_store *s, bool create);
 void ag_index_close(ag_store *s);
 int ag_lmdb_err(int rc);
 int ag_rtxn_begin(ag_store *s, MDB_txn **txn);
-int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info,
-		    uint8_t **page_hashes, uint64_t *npages);
-/* Loads page p of d's chunk table and checks it against its hash. */
-int ag_table_page_get(ag_store *s, const ag_digest *d, uint64_t p, uint64_t nentries,
-		      const uint8_t want[32], uint8_t **out);
-int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *table);
+/* The format-2 record of d; with check, its own hash is checked too. */
+int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info, bool check);
+/* Tree block number blk (kernel layout) of d, 4096 bytes copied to out. */
+int ag_tree_block_get(ag_store *s, const ag_digest *d, uint64_t blk, uint8_t *out);
+/* Writes the record and its tree (tree_blocks blocks, kernel layout, in
+ * tree; NULL when there are none). */
+int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *tree, uint64_t tree_blocks);
+/* Compares d's stored tree with tree: 0 when equal, 1 when not (or a block
+ * is missing). */
+int ag_tree_same(ag_txn *t, const ag_digest *d, const uint8_t *tree, uint64_t tree_blocks);
+void ag_tree_key(const ag_digest *d, uint64_t blk, uint8_t key[40]);
+/* Format 1 record (migration). */
+int ag_blob_rec1_decode(const MDB_val *v, const ag_digest *d, ag_blob_info *info);
 int ag_meta_get_u64(MDB_txn *txn, ag_store *s, const char *key, uint64_t *v);
 int ag_meta_put_str(MDB_txn *txn, ag_store *s, const char *key, const char *value);
 int ag_txn_note_created(ag_txn *t, const ag_digest *d);
@@ -150,5 +175,35 @@ int ag_audit_check_buf(const char *buf, size_t len, uint64_t audit_seq, uint64_t
 int ag_object_open(ag_store *s, const ag_digest *d, int flags);
 int ag_object_open_rel(ag_store *s, const char *rel, int flags);
 int ag_object_hash_check(int fd, uint64_t size, const ag_digest *d);
+
+/* treebuf.c: a whole tree built in one pass beside the SHA-256 (staging,
+ * migration): tree blocks gathered by level, then laid out the kernel's way. */
+struct ag_treebuf {
+	uint8_t *level[8];
+	uint64_t count[8], cap[8];
+	struct ag_verity *v;
+	ag_hash *whole;
+	uint64_t size;
+};
+int ag_treebuf_init(struct ag_treebuf *tb);
+int ag_treebuf_update(struct ag_treebuf *tb, const void *buf, size_t len);
+/* Finishes: info gets digest, size, root, fsverity; *tree (caller frees)
+ * the blocks in kernel layout, *nblocks their number. */
+int ag_treebuf_final(struct ag_treebuf *tb, ag_blob_info *info, uint8_t **tree, uint64_t *nblocks);
+void ag_treebuf_free(struct ag_treebuf *tb);
+/* Hashes an object file in one pass (open by the object-open rule). */
+int ag_treebuf_fd(int fd, uint64_t size, ag_blob_info *info, uint8_t **tree, uint64_t *nblocks);
+
+/* gen.c: g checked (its blobs have records), sorted, given its id and
+ * creation time; then stored as a new generation (its id remembered). */
+int ag_gen_prepare(ag_txn *t, ag_gen *g);
+int ag_gen_store_new(ag_txn *t, ag_gen *g);
+
+/* catgen.c */
+int ag_txn_put_bytes(ag_txn *t, const void *buf, size_t len, ag_digest *out);
+int ag_gen_put_txn(ag_txn *t, const ag_gen *g, bool overwrite);
+int ag_catalog_build(ag_txn *t, ag_gen *g, uint64_t serial, const ag_digest *parent, char **bytes,
+		     size_t *len);
+int ag_read_object_bytes(ag_store *s, const ag_digest *d, size_t max, char **bytes, size_t *len);
 
 #endif

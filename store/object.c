@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Writing objects, the way git writes loose objects: stage into tmp/ while
- * hashing (SHA-256 of the whole and of every chunk, one pass), fsync, link
+ * hashing (SHA-256 of the whole and its fs-verity tree, one pass), fsync, link
  * into objects/sha256/ab/<hex>, fsync the directory.  An existing object is
  * deduplication.  Every object is durable before the transaction that
  * references it commits.
@@ -20,12 +20,9 @@ struct ag_stage {
 	ag_store *s;
 	int fd;
 	char name[32]; /* in tmp/ */
-	ag_hash *whole;
-	ag_hash *chunk;
-	uint32_t chunk_size;
-	uint32_t chunk_fill; /* bytes of the current chunk hashed so far */
-	uint8_t *table;
-	uint64_t nchunks, captable;
+	struct ag_treebuf tb;
+	uint8_t *tree; /* kernel layout, after ag_stage_end */
+	uint64_t tree_blocks;
 	uint64_t flushed; /* bytes handed to writeback so far */
 	ag_blob_info info;
 	bool ended, published;
@@ -122,12 +119,11 @@ int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out)
 	if (!st)
 		return -ENOMEM;
 	st->s = s;
-	st->chunk_size = chunk_size;
-	st->whole = ag_hash_new();
-	st->chunk = ag_hash_new();
-	if (!st->whole || !st->chunk) {
+	st->fd = -1;
+	int rc = ag_treebuf_init(&st->tb);
+	if (rc < 0) {
 		ag_stage_free(st);
-		return -ENOMEM;
+		return rc;
 	}
 	for (int tries = 0; tries < 100; tries++) {
 		uint64_t rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)st ^
@@ -145,24 +141,6 @@ int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out)
 		return r;
 	}
 	*out = st;
-	return 0;
-}
-
-static int push_chunk_hash(ag_stage *st)
-{
-	if (st->nchunks == st->captable) {
-		uint64_t cap = st->captable ? st->captable * 2 : 64;
-		uint8_t *n = realloc(st->table, cap * 32);
-		if (!n)
-			return -ENOMEM;
-		st->table = n;
-		st->captable = cap;
-	}
-	ag_digest d;
-	ag_hash_final(st->chunk, &d);
-	memcpy(st->table + st->nchunks * 32, d.b, 32);
-	st->nchunks++;
-	st->chunk_fill = 0;
 	return 0;
 }
 
@@ -186,20 +164,9 @@ int ag_stage_write(ag_stage *st, const void *buf, size_t len)
 	int r = ag_write_all(st->fd, buf, len);
 	if (r < 0)
 		return r;
-	ag_hash_update(st->whole, buf, len);
-	const uint8_t *p = buf;
-	while (len > 0) {
-		size_t n = st->chunk_size - st->chunk_fill;
-		if (n > len)
-			n = len;
-		ag_hash_update(st->chunk, p, n);
-		st->chunk_fill += (uint32_t)n;
-		st->info.size += n;
-		p += n;
-		len -= n;
-		if (st->chunk_fill == st->chunk_size && (r = push_chunk_hash(st)) < 0)
-			return r;
-	}
+	if ((r = ag_treebuf_update(&st->tb, buf, len)) < 0)
+		return r;
+	st->info.size += len;
 	start_writeback(st);
 	return 0;
 }
@@ -209,13 +176,10 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info)
 	int r;
 	if (st->ended)
 		return -EINVAL;
-	if (st->chunk_fill > 0 && (r = push_chunk_hash(st)) < 0)
-		return r;
 	if (fsync(st->fd) < 0)
 		return ag_errno();
-	ag_hash_final(st->whole, &st->info.digest);
-	st->info.chunk_size = st->chunk_size;
-	st->info.nchunks = st->nchunks;
+	if ((r = ag_treebuf_final(&st->tb, &st->info, &st->tree, &st->tree_blocks)) < 0)
+		return r;
 	st->info.created = ag_now();
 	st->ended = true;
 	if (info)
@@ -268,20 +232,28 @@ static int link_object(ag_stage *st, const char *rel)
 	return AG_PUBLISH_REPAIRED;
 }
 
-/* The blob record: an existing sound one is kept (first-import time and
- * table stay); a missing one is written, a damaged one rewritten (1). */
+/* The blob record: an existing sound one whose tree is the staged one is
+ * kept (first-import time stays; equal content, equal tree); a missing one
+ * is written, a damaged one (record or tree) rewritten (1). */
 static int record_blob(ag_stage *st, ag_txn *t)
 {
 	AG_TXN_GUARD(t);
-	ag_blob_info old;
-	_cleanup_free_ uint8_t *ph = NULL;
-	uint64_t np = 0;
-	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, &ph, &np);
-	if (r == 0 && old.size == st->info.size)
-		return 0;
-	if (r != 0 && r != -ENOENT && r != -AG_ECORRUPT && r != -EBADMSG)
+	ag_blob_info old = {0};
+	int r = ag_blob_rec_get(t->txn, t->s, &st->info.digest, &old, true);
+	if (r == 0 && old.size == st->info.size && ag_digest_eq(&old.root, &st->info.root) &&
+	    ag_digest_eq(&old.fsverity, &st->info.fsverity)) {
+		r = ag_tree_same(t, &st->info.digest, st->tree, st->tree_blocks);
+		if (r <= 0)
+			return r;
+		r = -EBADMSG; /* a tree block differs: rewrite it */
+	} else if (r == 0) {
+		r = -AG_ECORRUPT;
+	}
+	if (r != -ENOENT && r != -AG_ECORRUPT && r != -EBADMSG)
 		return r;
-	int put = ag_blob_rec_put(t, &st->info, st->table ? st->table : (const uint8_t *)"");
+	if (r != -ENOENT)
+		st->info.created = old.created ? old.created : st->info.created;
+	int put = ag_blob_rec_put(t, &st->info, st->tree, st->tree_blocks);
 	return put < 0 ? put : r == -ENOENT ? 0 : 1;
 }
 
@@ -334,9 +306,8 @@ void ag_stage_free(ag_stage *st)
 		close(st->fd);
 	if (st->name[0] && !st->published)
 		unlinkat(st->s->dirfd, st->name, 0);
-	ag_hash_free(st->whole);
-	ag_hash_free(st->chunk);
-	free(st->table);
+	ag_treebuf_free(&st->tb);
+	free(st->tree);
 	free(st);
 }
 

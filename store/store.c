@@ -183,6 +183,7 @@ static int open_checked(const char *path, unsigned flags, ag_store *s)
 			return r;
 		s->writer = true;
 	}
+	s->format1_ok = (flags & AG_FORMAT1_OK) != 0;
 	if ((r = ag_index_open(s, false)) < 0)
 		return r;
 	if (s->writer && (r = clean_tmp(s->dirfd)) < 0)

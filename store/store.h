@@ -2,7 +2,7 @@
 /*
  * libagstore: an immutable, content-addressed blob store indexed by LMDB.
  *
- * On disk (format version 1):
+ * On disk (format version 2; doc/store-format.md):
  *   $STORE/index/              LMDB environment
  *   $STORE/objects/sha256/ab/<hex>   blob bytes, mode 0444
  *   $STORE/tmp/                staging; garbage after a crash, removed by the next writer
@@ -25,24 +25,27 @@
 
 #include <jansson.h>
 
-#define AG_FORMAT_VERSION 1
+#define AG_FORMAT_VERSION 2
 #define AG_DEFAULT_STORE  "/var/lib/agfs"
-#define AG_DEFAULT_CHUNK  (64u * 1024u)
-#define AG_MIN_CHUNK	  (4u * 1024u)
-#define AG_MAX_CHUNK	  (4u * 1024u * 1024u)
-#define AG_ALIGN	  4096u /* buffers for ag_blob_read() are aligned to this */
+/* Format 2 verifies reads in fs-verity's 4 KiB blocks: every chunk_size
+ * parameter must be 0 or 4096 (the block), and ag_blob_info reports 4096. */
+#define AG_DEFAULT_CHUNK (4u * 1024u)
+#define AG_MIN_CHUNK	 (4u * 1024u)
+#define AG_MAX_CHUNK	 (4u * 1024u)
+#define AG_ALIGN	 4096u /* buffers for ag_blob_read() are aligned to this */
 
 /* Project error codes, returned negated like errno values. */
 enum ag_error {
 	AG_EBASE = 4200,
-	AG_ENOTSTORE, /* the directory is not an agfs store */
-	AG_EFORMAT,   /* the store has a format version this build does not know */
-	AG_EDIGEST,   /* bytes do not hash to the expected digest */
-	AG_ECORRUPT,  /* an object or record is damaged (size, chunk hash, encoding) */
-	AG_EBADNAME,  /* a model name or digest string is malformed */
-	AG_ELOCKED,   /* another writer holds the store lock (AG_NOWAIT) */
-	AG_ECHAIN,    /* the audit log's hash chain is broken */
-	AG_EINDEX,    /* an LMDB read faulted or returned structurally invalid data */
+	AG_ENOTSTORE,  /* the directory is not an agfs store */
+	AG_EFORMAT,    /* the store has a format version this build does not know */
+	AG_EDIGEST,    /* bytes do not hash to the expected digest */
+	AG_ECORRUPT,   /* an object or record is damaged (size, chunk hash, encoding) */
+	AG_EBADNAME,   /* a model name or digest string is malformed */
+	AG_ELOCKED,    /* another writer holds the store lock (AG_NOWAIT) */
+	AG_ECHAIN,     /* the audit log's hash chain is broken */
+	AG_EINDEX,     /* an LMDB read faulted or returned structurally invalid data */
+	AG_EOLDFORMAT, /* a format-1 store: `agstore migrate` converts it */
 	AG_ELAST
 };
 const char *ag_strerror(int err); /* err may be negative or positive */
@@ -77,6 +80,7 @@ enum ag_open_flags {
 		1 << 1, /* with AG_WRITE: initialise the store if the path is missing or empty */
 	AG_NOWAIT =
 		1 << 2, /* with AG_WRITE: fail with -AG_ELOCKED instead of waiting for the lock */
+	AG_FORMAT1_OK = 1 << 3, /* with AG_WRITE: open a format-1 store (for ag_txn_migrate only) */
 };
 
 /* Creates an empty store at path (the directory may exist and be empty).
@@ -99,9 +103,12 @@ int ag_store_readers_free(ag_store *s, unsigned *nfree);
 typedef struct {
 	ag_digest digest;
 	uint64_t size;
-	uint32_t chunk_size;
-	uint64_t nchunks; /* ceil(size / chunk_size); 0 for the empty blob */
-	int64_t created;  /* unix seconds of the first import */
+	uint32_t chunk_size; /* 4096: the fs-verity block */
+	uint64_t nchunks;    /* ceil(size / 4096); 0 for the empty blob */
+	int64_t created;     /* unix seconds of the first import */
+	bool has_fsverity;   /* a format-2 record (always, once a store is format 2) */
+	ag_digest fsverity;  /* fs-verity file digest (`fsverity digest` of the object) */
+	ag_digest root;	     /* the hash tree's root hash */
 } ag_blob_info;
 
 /* -ENOENT if the store holds no record for the digest. */
@@ -195,6 +202,11 @@ enum ag_blob_flags {
 	AG_BLOB_STREAM =
 		1 << 1, /* buffered reads, kernel read-ahead, dropped from the cache once read */
 };
+/* Like ag_blob_open(), but the blob's tree must end in the fs-verity file
+ * digest fsverity (taken from a verified catalog) instead of the record's
+ * own: when the record (root, size) does not, every read is -EBADMSG. */
+int ag_blob_open_expect(ag_store *s, const ag_digest *d, const ag_digest *fsverity, unsigned flags,
+			ag_blob **out);
 /* Loads the record and chunk table and opens the object; checks the object's
  * size against the record (-AG_ECORRUPT) and the chunk table's shape.  Cost
  * does not depend on the blob's size beyond loading its table.  Thread-safe
@@ -255,6 +267,8 @@ typedef struct {
 	ag_layer *layers;
 } ag_model;
 
+struct ag_catalog_entry; /* store/catalog.h: { char *name; ag_digest digest; } */
+
 typedef struct {
 	uint64_t id;	 /* 1, 2, 3, ... assigned by ag_txn_gen_add */
 	int64_t created; /* unix seconds; 0 = now at add */
@@ -267,7 +281,25 @@ typedef struct {
 	char *report; /* verification report, JSON text */
 	size_t nmodels;
 	ag_model *models; /* sorted by name */
+	/* The source bundle's own files kept as blobs (bundle.json, .asc, .sha256
+	 * lists, manifest .sig): path in the bundle -> digest.  Every digest must
+	 * have a blob record (like the models' blobs). */
+	size_t nbundle_files;
+	struct ag_catalog_entry *bundle_files;
+	/* Set by the store (format 2): the catalog blob (ag_txn_gen_add) and the
+	 * detached signature blob over it (ag_txn_gen_sign). */
+	bool has_catalog;
+	ag_digest catalog;
+	bool has_signature;
+	ag_digest signature;
 } ag_gen;
+
+/* Appends a copy of (path, digest) to g's bundle files. */
+int ag_gen_add_bundle_file(ag_gen *g, const char *path, const ag_digest *d);
+/* Every blob a generation keeps besides its models' (for gc's mark, fsck's
+ * reference check): its bundle files, its catalog and its signature.  cb's
+ * non-zero return stops the walk and is returned. */
+int ag_gen_foreach_extra_blob(const ag_gen *g, int (*cb)(const ag_digest *d, void *arg), void *arg);
 
 /* Every blob a model needs, by index: 0 the manifest, 1 the config, then the
  * layers.  For walks such as gc's mark or fsck's reference check. */
@@ -304,8 +336,46 @@ void ag_model_clear(ag_model *m);
 /* Writer, inside t.  Assigns g->id (last id + 1) and g->created if 0, sorts
  * the models, and stores g.  Every manifest, config and layer it names must
  * have a blob record in the store or in t (-ENOENT otherwise).  Does not
- * change the current generation. */
+ * change the current generation.  Builds g's catalog (store/catalog.h):
+ * serial = max(meta catalog_serial, max_catalog_serial) + 1, parent = the
+ * catalog of the generation current now (null when there is none), every
+ * blob with its record's fs-verity digest; stored as a blob and named by the
+ * generation record (g->has_catalog, g->catalog set). */
 int ag_txn_gen_add(ag_txn *t, ag_gen *g);
+/* Like ag_txn_gen_add(), but g's catalog is the given bytes verbatim (a
+ * generation pulled from a registry: the signature is over them).  They must
+ * parse as a canonical catalog that describes g: the same models (name ->
+ * manifest), every blob of g listed with its record's size and fs-verity
+ * digest, every listed blob present with those, the same bundle files
+ * (-AG_ECORRUPT otherwise); a serial below meta max_catalog_serial is
+ * -ESTALE (anti-rollback).  Raises max_catalog_serial. */
+int ag_txn_gen_add_catalog(ag_txn *t, ag_gen *g, const char *catalog, size_t len);
+/* The catalog of generation id (0 = current): its digest and bytes (checked
+ * against the digest; caller frees *bytes; bytes/len may be NULL).  -ENOENT
+ * for a generation without one (a format-1 store). */
+int ag_gen_catalog(ag_store *s, uint64_t id, ag_digest *digest, char **bytes, size_t *len);
+int ag_txn_gen_catalog(ag_txn *t, uint64_t id, ag_digest *digest, char **bytes, size_t *len);
+/* Stores a detached armored signature over generation id's catalog bytes
+ * (as a blob) and names it in the generation record, replacing an earlier
+ * one.  -ENOENT when id has no catalog. */
+int ag_txn_gen_sign(ag_txn *t, uint64_t id, const char *asc, size_t len);
+/* The signature's bytes (caller frees); -ENOENT: unsigned. */
+int ag_gen_signature(ag_store *s, uint64_t id, char **asc, size_t *len);
+int ag_txn_gen_signature(ag_txn *t, uint64_t id, char **asc, size_t *len);
+
+/*
+ * Converts a format-1 store (opened with AG_WRITE | AG_FORMAT1_OK) to format
+ * 2 inside t (the caller commits it, with its audit record): every object re-hashed and checked
+ * against its record, its tree and format-2 record written, a catalog built for every generation
+ * (ascending, serials 1, 2, ..., each the parent of the next), the chunk tables dropped, meta
+ * format = 2.  All or nothing: on any problem the error is returned (abort t: the store stays as it
+ * was) and *bad (may be NULL) names the object that failed (zeros when it was not an object).  0
+ * when the store is format 2 already.  Progress: cb (may be NULL) after each object.
+ */
+int ag_txn_migrate(ag_txn *t, ag_digest *bad, void (*cb)(uint64_t done, uint64_t total, void *arg),
+		   void *arg);
+/* The store's format version (1 or 2). */
+int ag_store_format(ag_store *s, unsigned *version);
 /* Makes id current and remembers the one before it as "previous". */
 int ag_txn_set_current(ag_txn *t, uint64_t id);
 /* Deletes a generation; -EBUSY for the current one. */

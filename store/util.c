@@ -19,6 +19,8 @@ static const char *const ag_errstr[] = {
 	[AG_ELOCKED - AG_EBASE] = "another writer holds the store lock",
 	[AG_ECHAIN - AG_EBASE] = "audit hash chain is broken",
 	[AG_EINDEX - AG_EBASE] = "the store's index is damaged",
+	[AG_EOLDFORMAT - AG_EBASE] = "the store is in format 1; run `agstore migrate` (or "
+				     "re-import) to convert it to format 2",
 };
 
 const char *ag_strerror(int err)

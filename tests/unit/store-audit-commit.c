@@ -129,11 +129,13 @@ int main(void)
 	 *    after a few bytes): nothing committed, the log cut back. */
 	off_t before = file_size(log);
 	struct rlimit old, lim;
+	/* The generation (and its catalog blob) first: only the append is limited. */
+	ag_txn *two = txn_with_gen(s, "two");
 	getrlimit(RLIMIT_FSIZE, &old);
 	lim = old;
 	lim.rlim_cur = (rlim_t)before + 20;
 	setrlimit(RLIMIT_FSIZE, &lim);
-	r = ag_txn_commit_audit(txn_with_gen(s, "two"), "BUNDLE_INGEST", "tester", fields);
+	r = ag_txn_commit_audit(two, "BUNDLE_INGEST", "tester", fields);
 	setrlimit(RLIMIT_FSIZE, &old);
 	ok(r < 0, "audited commit fails when the record cannot be appended: %s", ag_strerror(r));
 	is_int((int)ngens(s), 1, "... and commits nothing");

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Blobs: single-pass put, dedup, chunk tables, verified reads, corruption. */
+/* Blobs: single-pass put, dedup, hash trees, verified reads, corruption. */
 #include <errno.h>
 #include <lmdb.h>
 
@@ -59,6 +59,8 @@ static void test_sizes(void)
 	ok(ag_put_buf(s, "x", 1, 3000, NULL, &bi) == -EINVAL,
 	   "chunk size not a power of two refused");
 	ok(ag_put_buf(s, "x", 1, 8u << 20, NULL, &bi) == -EINVAL, "chunk size over 4 MiB refused");
+	ok(ag_put_buf(s, "x", 1, 64u << 10, NULL, &bi) == -EINVAL,
+	   "format 2: a 64 KiB chunk size is refused (4 KiB blocks only)");
 	ag_store_close(s);
 }
 
@@ -120,8 +122,9 @@ static void test_corruption(void)
 	uint8_t *buf = malloc(size), *back = malloc(size);
 	fill_bytes(buf, size, 7);
 	ag_blob_info bi;
-	if (ag_put_buf(s, buf, size, cs, NULL, &bi) < 0)
-		bail("put failed");
+	int pr = ag_put_buf(s, buf, size, cs, NULL, &bi);
+	if (pr < 0)
+		bail("put failed: %s", ag_strerror(pr));
 	flip_byte(s, &bi.digest, cs * 5 + 17); /* inside chunk 5 */
 	ag_blob *b;
 	if (ag_blob_open(s, &bi.digest, 0, &b) < 0)
@@ -170,7 +173,7 @@ static void test_read_api(void)
 	uint8_t *buf = malloc(size);
 	fill_bytes(buf, size, 8);
 	ag_blob_info bi;
-	if (ag_put_buf(s, buf, size, 16384, NULL, &bi) < 0)
+	if (ag_put_buf(s, buf, size, 0, NULL, &bi) < 0)
 		bail("put failed");
 	ag_blob *b;
 	if (ag_blob_open(s, &bi.digest, AG_BLOB_DIRECT, &b) < 0)
@@ -223,8 +226,8 @@ static void test_open_refusals(void)
 	is_int(ag_store_init(temp_store_path("ro")), -EEXIST, "init of an existing store");
 }
 
-/* Flips one bit of the stored chunk table page `page` of d, behind the
- * store's back, with LMDB directly. */
+/* Flips one bit of the stored tree block `page` (kernel layout) of d,
+ * behind the store's back, with LMDB directly. */
 static void tamper_table_page(const char *store, const ag_digest *d, uint64_t page)
 {
 	char dir[1024];
@@ -236,7 +239,7 @@ static void tamper_table_page(const char *store, const ag_digest *d, uint64_t pa
 	mdb_env_set_maxdbs(env, 8);
 	mdb_env_set_mapsize(env, 64ull << 30);
 	if (mdb_env_open(env, dir, 0, 0644) || mdb_txn_begin(env, NULL, 0, &txn) ||
-	    mdb_dbi_open(txn, "tables", 0, &dbi))
+	    mdb_dbi_open(txn, "trees", 0, &dbi))
 		bail("cannot open the index with LMDB");
 	uint8_t kb[40];
 	memcpy(kb, d->b, 32);
@@ -244,7 +247,7 @@ static void tamper_table_page(const char *store, const ag_digest *d, uint64_t pa
 		kb[32 + i] = (uint8_t)page;
 	MDB_val k = {40, kb}, v;
 	if (mdb_get(txn, dbi, &k, &v))
-		bail("no such table page");
+		bail("no such tree block");
 	uint8_t *copy = malloc(v.mv_size);
 	memcpy(copy, v.mv_data, v.mv_size);
 	copy[100] ^= 0x80;
@@ -255,39 +258,41 @@ static void tamper_table_page(const char *store, const ag_digest *d, uint64_t pa
 	mdb_env_close(env);
 }
 
-/* Tables larger than one page (1024 chunks) are loaded page by page, each
- * checked against the record; a tampered page verifies nothing it covers. */
+/* Tree blocks (128 data blocks each) are loaded as reads reach them, each
+ * checked against its parent and the root; a tampered one verifies nothing
+ * it covers. */
 static void test_table_pages(void)
 {
 	ag_store *s = new_store("pages");
 	const uint32_t cs = 4096;
-	const size_t size = (size_t)cs * 2500 + 123; /* 2501 chunks: 3 pages */
+	const size_t size = (size_t)cs * 2500 + 123; /* 2501 blocks: 20 level-0 tree blocks */
 	uint8_t *buf = malloc(size), *back = malloc(size);
 	fill_bytes(buf, size, 11);
 	ag_blob_info bi;
-	if (ag_put_buf(s, buf, size, cs, NULL, &bi) < 0)
-		bail("put failed");
+	int pr = ag_put_buf(s, buf, size, cs, NULL, &bi);
+	if (pr < 0)
+		bail("put failed: %s", ag_strerror(pr));
 	ag_blob *b;
-	ok(ag_blob_open(s, &bi.digest, 0, &b) == 0, "open a blob with a 3-page chunk table");
+	ok(ag_blob_open(s, &bi.digest, 0, &b) == 0, "open a blob with a two-level tree");
 	ok(ag_blob_pread(b, back, size, 0, NULL) == (ssize_t)size && !memcmp(back, buf, size),
 	   "whole read across all pages");
 	ag_blob_close(b);
 	char path[600];
 	snprintf(path, sizeof(path), "%s", ag_store_path(s));
 	ag_store_close(s);
-	tamper_table_page(path, &bi.digest, 1);
+	tamper_table_page(path, &bi.digest, 1 + 1500 / 128); /* the top block comes first */
 	if (ag_store_open(path, AG_RDONLY, &s) < 0 || ag_blob_open(s, &bi.digest, 0, &b) < 0)
 		bail("reopen");
 	uint64_t bad = 0;
 	ok(ag_blob_pread(b, back, 4096, (uint64_t)cs * 10, NULL) == 4096 &&
 		   !memcmp(back, buf + cs * 10, 4096),
-	   "page 0 still verifies");
+	   "level-0 block 0 still verifies");
 	is_int(ag_blob_pread(b, back, 4096, (uint64_t)cs * 1500, &bad), -EBADMSG,
-	       "a read covered by the tampered page fails");
+	       "a read covered by the tampered tree block fails");
 	is_int(bad, 1500, "naming the chunk");
 	ok(ag_blob_pread(b, back, 4096, (uint64_t)cs * 2100, NULL) == 4096 &&
 		   !memcmp(back, buf + cs * 2100, 4096),
-	   "page 2 still verifies");
+	   "level-0 block 16 still verifies");
 	ag_blob_close(b);
 	ag_store_close(s);
 	if (ag_store_open(path, AG_WRITE, &s) < 0)
