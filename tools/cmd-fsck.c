@@ -241,6 +241,27 @@ static void check_model(struct fsck *f, const struct present *recs, const ag_gen
 			dangling(f, g, m, what[i < 2 ? i : 2], ag_model_blob(m, i));
 }
 
+/* A bundle file, catalog or signature blob of a generation without its
+ * record. */
+struct extra_check {
+	struct fsck *f;
+	const struct present *recs;
+	const ag_gen *g;
+};
+
+static int check_extra(const ag_digest *d, void *arg)
+{
+	struct extra_check *x = arg;
+
+	if (!present_has(x->recs, d))
+		problem(x->f, &x->f->ndangling,
+			json_pack("{s:s,s:I,s:s,s:o,s:s}", "kind", "dangling", "generation",
+				  (json_int_t)x->g->id, "blob", "catalog, signature or bundle file",
+				  "digest", json_digest(d), "detail",
+				  "no blob record for this digest"));
+	return 0;
+}
+
 /* Generation ids named by audit records ("generation", "index_generation"). */
 struct audited {
 	uint64_t *ids;
@@ -348,6 +369,8 @@ static int check_gens(struct fsck *f, const struct present *recs)
 		}
 		for (size_t j = 0; j < g->nmodels; j++)
 			check_model(f, recs, g, &g->models[j]);
+		struct extra_check x = {f, recs, g};
+		ag_gen_foreach_extra_blob(g, check_extra, &x);
 	}
 	if (r >= 0)
 		r = check_audited(f, ids, n);

@@ -102,6 +102,11 @@ static int mark_model(struct digest_set *set, const ag_model *m)
 	return r;
 }
 
+static int mark_extra(const ag_digest *d, void *arg)
+{
+	return set_add(arg, d);
+}
+
 static int gc_problem(struct gc_plan *p, json_t *what)
 {
 	return json_array_append_new(p->problems, what) < 0 ? -ENOMEM : 0;
@@ -121,6 +126,9 @@ static int mark_gen(ag_store *s, uint64_t id, struct gc_plan *p)
 	}
 	for (size_t i = 0; r >= 0 && i < g->nmodels; i++)
 		r = mark_model(&p->marked, &g->models[i]);
+	/* Its bundle files, catalog and signature (store format 2). */
+	if (r >= 0)
+		r = ag_gen_foreach_extra_blob(g, mark_extra, &p->marked);
 	return r;
 }
 
