@@ -45,6 +45,7 @@ struct resp {
 	uint64_t skip;	     /* bytes of a 200 to drop (the server ignored Range) */
 	uint64_t delivered;  /* bytes the sink took */
 	int sink_err;
+	bool overflow; /* the body was larger than max */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -234,8 +235,10 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *arg)
 		r->delivered += take;
 		return n;
 	}
-	if (r->len + n > r->max)
+	if (r->len + n > r->max) {
+		r->overflow = true;
 		return 0;
+	}
 	if (r->len + n + 1 > r->cap) {
 		size_t cap = (r->len + n + 1) * 2;
 		char *b = realloc(r->body, cap < r->max + 1 ? cap : r->max + 1);
@@ -706,7 +709,7 @@ int oci_manifest_get(oci *c, const char *repo, const char *ref, const char *acce
 	hdrs = curl_slist_append(hdrs, acc);
 	r = with_retries(c, "GET", url, hdrs, NULL, 0, &rs);
 	curl_slist_free_all(hdrs);
-	if (r == -EIO && rs.len >= OCI_MANIFEST_MAX) {
+	if (rs.overflow) {
 		seterr(c, "GET %s: the manifest is larger than %u bytes", url, OCI_MANIFEST_MAX);
 		r = -EFBIG;
 	}

@@ -34,7 +34,7 @@ nginx_cache_start rack || bail "nginx did not start"
 # served bytes of the big blob by the registry, from its access log
 big_bytes() {
 	grep -E "\"GET /v2/[^ ]*/blobs/sha256:$BIG HTTP/[0-9.]*\" 20[06] " "$REG_LOG" |
-		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^HTTP\//) { s += $(i + 2); break } } END { print s + 0 }'
+		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^HTTP\//) { s += $(i + 2); break } } END { printf "%.0f\n", s }'
 }
 
 for n in 1 2 3; do

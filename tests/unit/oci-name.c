@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* oci/name.c and oci/index.c: repository names the distribution spec allows,
  * the generation index's encoding and its strict parse. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,9 +77,45 @@ static void index_roundtrip(void)
 	free(buf);
 }
 
+static void open_checks(void)
+{
+	struct oci_opts o = {0};
+	oci *c = NULL;
+
+	ok(oci_open("https://127.0.0.1:5000/", &o, &c) == 0 &&
+		   strcmp(oci_url(c), "https://127.0.0.1:5000") == 0,
+	   "an https URL is accepted, its trailing slash dropped");
+	oci_close(c);
+	c = NULL;
+	ok(oci_open("http://127.0.0.1:5000", &o, &c) == -EINVAL && strstr(oci_error(c), "insecure"),
+	   "plain http needs insecure_http (%s)", c ? oci_error(c) : "-");
+	oci_close(c);
+	c = NULL;
+	o.insecure_http = true;
+	ok(oci_open("http://127.0.0.1:5000", &o, &c) == 0, "and is accepted with it");
+	oci_close(c);
+	c = NULL;
+	ok(oci_open("ftp://h", &o, &c) == -EINVAL, "another scheme is refused");
+	oci_close(c);
+	c = NULL;
+	ok(oci_open("https://h/v2/x", &o, &c) == -EINVAL, "a URL with a path is refused");
+	oci_close(c);
+	c = NULL;
+	o.cert = "/nonexistent.crt";
+	ok(oci_open("https://h", &o, &c) == -EINVAL, "a certificate without a key is refused");
+	oci_close(c);
+	c = NULL;
+	o.cert = NULL;
+	o.token_file = "/nonexistent/token";
+	ok(oci_open("https://h", &o, &c) == -ENOENT && strstr(oci_error(c), "/nonexistent/token"),
+	   "a missing token file is named (%s)", c ? oci_error(c) : "-");
+	oci_close(c);
+}
+
 int main(void)
 {
 	mapping();
 	index_roundtrip();
+	open_checks();
 	return done_testing();
 }
