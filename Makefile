@@ -103,7 +103,7 @@ $(ALL_LIBS):
 $(BUILD)/agimport: $(call obj,importer/main.c) $(LIBIMPORT) $(LIBOCI) $(LIBSIG) $(LIBSTORE)
 $(BUILD)/agbundle: $(call obj,bundler/main.c) $(LIBBUNDLE) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)
 $(BUILD)/agfs: $(call obj,fs/main.c) $(LIBFS) $(LIBSIG) $(LIBSTORE)
-$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBOCI) $(LIBSIG) $(LIBSTORE)
+$(BUILD)/agstore: $(call obj,tools/main.c) $(LIBTOOLS) $(LIBOCI) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)
 $(PROGS):
 	$(call quiet,LD)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -125,7 +125,7 @@ $(eval $(call area_rules,store,$(LIBSTORE)))
 $(eval $(call area_rules,import,$(LIBIMPORT) $(LIBSIG) $(LIBSTORE)))
 $(eval $(call area_rules,bundle,$(LIBBUNDLE) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)))
 $(eval $(call area_rules,fs,$(LIBFS) $(LIBSIG) $(LIBSTORE)))
-$(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBSIG) $(LIBSTORE)))
+$(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)))
 $(eval $(call area_rules,oci,$(LIBOCI) $(LIBSTORE)))
 $(eval $(call area_rules,sig,$(LIBSIG) $(LIBSTORE)))
 

@@ -257,7 +257,10 @@ struct imp_options {
 	bool no_signature;
 	bool ollama_dir;
 	bool copy_unverified;
-	int transfer_fd; /* opened before verifying; -1 without --transfer-log */
+	int transfer_fd;	   /* opened before verifying; -1 without --transfer-log */
+	const char *sign_key;	   /* --sign-key: sign the new generation's catalog */
+	const char *sign_homedir;  /* --sign-homedir (NULL: $GNUPGHOME) */
+	struct sig_signer *signer; /* opened before the source is read */
 };
 
 struct imp_model {

@@ -58,7 +58,9 @@ static void usage(FILE *f)
 		   "  --operator NAME      recorded operator (default: the login name)\n"
 		   "  --dry-run            verify only; the store is not touched\n"
 		   "  --json               print the verification report on stdout\n"
-		   "  --no-signature       accept an unsigned source (audited)\n");
+		   "  --no-signature       accept an unsigned source (audited)\n"
+		   "  --sign-key FPR       sign the new generation's catalog with this key\n"
+		   "  --sign-homedir DIR   the GnuPG home holding it (default $GNUPGHOME)\n");
 }
 
 static int die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -146,6 +148,8 @@ enum {
 	OPT_NO_SIG,
 	OPT_OLLAMA,
 	OPT_COPY_UNVERIFIED,
+	OPT_SIGN_KEY,
+	OPT_SIGN_HOMEDIR,
 };
 
 static const struct option long_opts[] = {
@@ -165,6 +169,8 @@ static const struct option long_opts[] = {
 	{"no-signature", no_argument, NULL, OPT_NO_SIG},
 	{"ollama-dir", required_argument, NULL, OPT_OLLAMA},
 	{"copy-unverified", no_argument, NULL, OPT_COPY_UNVERIFIED},
+	{"sign-key", required_argument, NULL, OPT_SIGN_KEY},
+	{"sign-homedir", required_argument, NULL, OPT_SIGN_HOMEDIR},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -189,12 +195,14 @@ static bool set_simple(struct imp_options *o, int c, const char *arg)
 		     : c == OPT_NO_SIG		? &o->no_signature
 		     : c == OPT_COPY_UNVERIFIED ? &o->copy_unverified
 						: NULL;
-	const char **str = c == OPT_STORE	? &o->store_path
-			   : c == OPT_KEYRING	? &o->keyring
-			   : c == OPT_ARTIFACTS ? &o->artifacts_dir
-			   : c == OPT_TRANSFER	? &o->transfer_log
-			   : c == OPT_OPERATOR	? &o->operator_name
-						: NULL;
+	const char **str = c == OPT_STORE	   ? &o->store_path
+			   : c == OPT_KEYRING	   ? &o->keyring
+			   : c == OPT_ARTIFACTS	   ? &o->artifacts_dir
+			   : c == OPT_TRANSFER	   ? &o->transfer_log
+			   : c == OPT_OPERATOR	   ? &o->operator_name
+			   : c == OPT_SIGN_KEY	   ? &o->sign_key
+			   : c == OPT_SIGN_HOMEDIR ? &o->sign_homedir
+						   : NULL;
 
 	if (flag)
 		*flag = true;
@@ -271,6 +279,8 @@ static int check_args(struct run *rn, const char *sha_file)
 		return die_usage("--sha256-file %s holds no SHA-256 line", sha_file);
 	if (o->copy_unverified && !o->artifacts_dir)
 		return die_usage("--copy-unverified needs --artifacts-dir%s", "");
+	if (o->sign_homedir && !o->sign_key)
+		return die_usage("--sign-homedir needs --sign-key%s", "");
 	if (sha_file)
 		o->has_sha256 = true;
 	if (!o->store_path)
@@ -460,13 +470,20 @@ static void transfer_hex(struct run *rn, char hex[AG_HEX_LEN + 1])
 		snprintf(hex, AG_HEX_LEN + 1, "-");
 }
 
-/* Output places are checked before anything is read: a missing directory
- * is the operator's mistake, not the bundle's. */
+/* Output places (and the --sign-key key) are checked before anything is
+ * read: a missing directory or an unusable key is the operator's mistake,
+ * not the bundle's. */
 static int check_outputs(struct run *rn)
 {
 	struct imp_options *o = &rn->o;
 	int r;
 
+	if (o->sign_key) {
+		_cleanup_free_ char *why = NULL;
+		if ((r = sig_signer_open(o->sign_homedir, o->sign_key, &o->signer, &why)) < 0)
+			return imp_fail(&rn->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r,
+					"--sign-key", "%s", why ? why : ag_strerror(r));
+	}
 	if (o->dry_run)
 		return 0;
 	if (o->artifacts_dir && (r = imp_artifacts_dir_check(o->artifacts_dir, &rn->err)) < 0)
@@ -614,6 +631,7 @@ int main(int argc, char **argv)
 		close(rn.o.transfer_fd);
 	imp_result_free(&rn.res);
 	sig_keyring_free(rn.ks);
+	sig_signer_free(rn.o.signer);
 	ag_store_close(rn.store);
 	free(rn.artifacts_tmp);
 	free(rn.o.signers);

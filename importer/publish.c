@@ -96,6 +96,77 @@ static int publish_objects(struct imp_source *src, struct imp_result *res, ag_st
 	return r;
 }
 
+/* The bundle's own files (bundle.json, its .asc, the signatures/ lists, the
+ * manifests' .sig files) kept as blobs of the generation, so its catalog
+ * lists them and an auditor can replay the low side's signature from the
+ * store alone. */
+static bool is_bundle_file(const struct imp_member *mb)
+{
+	size_t n = strlen(mb->path);
+
+	if (!mb->data)
+		return false;
+	if (strncmp(mb->path, "manifest/", 9) == 0 || strncmp(mb->path, "signatures/", 11) == 0)
+		return true;
+	return n > 4 && strcmp(mb->path + n - 4, ".sig") == 0 &&
+	       imp_is_pgp_signature(mb->data, mb->size);
+}
+
+static int publish_bundle_files(struct imp_source *src, ag_store *store, ag_txn *t, ag_gen *g,
+				struct imp_error *e)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		struct imp_member *mb = &src->m[i];
+		_cleanup_stage_ ag_stage *st = NULL;
+		ag_blob_info bi;
+		int r;
+
+		if (!is_bundle_file(mb))
+			continue;
+		r = ag_stage_begin(store, 0, &st);
+		if (r == 0)
+			r = ag_stage_write(st, mb->data, (size_t)mb->size);
+		if (r == 0)
+			r = ag_stage_end(st, &bi);
+		if (r == 0)
+			r = ag_stage_publish_ex(st, t, &mb->digest, NULL);
+		if (r == 0)
+			r = ag_gen_add_bundle_file(g, mb->path, &mb->digest);
+		if (r < 0)
+			return imp_fail(e, r == -AG_EDIGEST ? IMP_REFUSED : IMP_IO, r, mb->path,
+					"keeping it in the store failed (%s)", ag_strerror(r));
+	}
+	return 0;
+}
+
+/* --sign-key: the new generation's catalog, as the store built it inside
+ * this transaction, is signed before anything commits, so a generation is
+ * never published half-signed. */
+static int sign_gen(ag_txn *t, uint64_t id, const struct imp_options *o, json_t *fields,
+		    struct imp_error *e)
+{
+	_cleanup_free_ char *cat = NULL, *asc = NULL, *why = NULL;
+	size_t len = 0, asclen = 0;
+	ag_digest d;
+	char hex[AG_HEX_LEN + 1];
+	int r = ag_txn_gen_catalog(t, id, &d, &cat, &len);
+
+	if (r < 0)
+		return imp_fail(e, IMP_IO, r, "",
+				"the new generation's catalog cannot be read (%s)", ag_strerror(r));
+	if ((r = sig_sign(o->signer, cat, len, &asc, &asclen, &why)) < 0)
+		return imp_fail(e, IMP_IO, r, "--sign-key",
+				"the catalog cannot be signed (%s), so nothing was imported",
+				why ? why : ag_strerror(r));
+	if ((r = ag_txn_gen_sign(t, id, asc, asclen)) < 0)
+		return imp_fail(e, IMP_IO, r, "", "the catalog's signature cannot be stored (%s)",
+				ag_strerror(r));
+	ag_digest_hex(&d, hex);
+	json_object_set_new(fields, "catalog", json_string(hex));
+	json_object_set_new(fields, "catalog_signer", json_string(sig_signer_fpr(o->signer)));
+	return 0;
+}
+
 static bool in_result(const struct imp_result *res, const char *name)
 {
 	for (size_t i = 0; i < res->nmodels; i++)
@@ -174,6 +245,8 @@ static int commit_gen(ag_txn **t, ag_gen *g, const struct imp_options *o, struct
 {
 	int r = ag_txn_gen_add(*t, g);
 
+	if (r == 0 && o->signer && (r = sign_gen(*t, g->id, o, fields, e)) < 0)
+		return r;
 	if (r == 0)
 		r = ag_txn_set_current(*t, g->id);
 	if (r == 0)
@@ -252,6 +325,8 @@ static int publish_and_commit(struct imp_source *src, const struct imp_options *
 	}
 	if ((r = fill_gen(g, src, o, res)) < 0 || (r = fill_models(g, cur, o, res)) < 0)
 		return imp_fail(e, IMP_IO, r, "", "out of memory");
+	if ((r = publish_bundle_files(src, store, *t, g, e)) < 0)
+		return r;
 	return commit_gen(t, g, o, res, fields, gen_id, e);
 }
 

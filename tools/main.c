@@ -30,6 +30,9 @@ static const char usage[] =
 	"  export GEN DIR           write GEN as a plain Ollama models directory\n"
 	"  pin N | unpin N | pins   keep generation N through gc; list pins and leases\n"
 	"  push URL [--generation N]  upload a generation to an OCI registry\n"
+	"  migrate                  convert a format-1 store to format 2 (all or nothing)\n"
+	"  sign [GEN] --sign-key FPR  sign a generation's catalog (OpenPGP, detached)\n"
+	"  verify --keyring FILE [GEN|--all]  replay signature -> catalog -> blobs -> bytes\n"
 	"\n"
 	"Options (also accepted after the command):\n"
 	"  --store DIR       the store (default $AGFS_STORE, else /var/lib/agfs)\n"
@@ -51,7 +54,8 @@ static const struct command commands[] = {
 	{"fsck", cmd_fsck},	    {"audit", cmd_audit}, {"status", cmd_status},
 	{"diff", cmd_diff},	    {"log", cmd_log},	  {"export", cmd_export},
 	{"pin", cmd_pin},	    {"unpin", cmd_unpin}, {"pins", cmd_pins},
-	{"push", cmd_push},
+	{"migrate", cmd_migrate},   {"push", cmd_push},	  {"sign", cmd_sign},
+	{"verify", cmd_verify},
 };
 
 static const struct command *find_command(const char *name)
