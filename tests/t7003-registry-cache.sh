@@ -4,7 +4,8 @@
 # front of a real docker-registry): three nodes pull one generation at once
 # through the cache and get the ingest store's models; the registry serves
 # the big blob about once (proxy_cache_lock, slices), not three times; a
-# fourth node pulling later is served from the cache alone; uploads through
+# fourth node pulling later is served from the cache alone; a node's mount
+# serves the ingest mount's bytes; uploads through
 # the cache are refused.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
@@ -53,6 +54,17 @@ for n in 1 2 3; do
 done
 "$AGSTORE" --store "$T/node2" cat "sha256:$BIG" | cmp -s - "$TREE/blobs/sha256-$BIG"
 ok $? "the big blob on a node is the bundle's bytes"
+if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] && [ -x "$AGFS" ]; then
+	mount_agfs "$IN" "$T/m-in" >"$T/mlog" 2>&1
+	mount_agfs "$T/node1" "$T/m1" >>"$T/mlog" 2>&1
+	for i in $(seq 1 40); do [ -d "$T/m1/manifests" ] && [ -d "$T/m-in/manifests" ] && break; sleep 0.25; done
+	diff -r "$T/m-in/manifests" "$T/m1/manifests" >/dev/null && diff -r "$T/m-in/blobs" "$T/m1/blobs" >/dev/null
+	ok $? "a node's mount serves every byte the ingest mount serves" || cat "$T/mlog"
+	umount_agfs "$T/m1"
+	umount_agfs "$T/m-in"
+else
+	skip "needs root and /dev/fuse to mount"
+fi
 served=$(big_bytes)
 diag "registry served $served bytes of the $SIZE-byte blob to three nodes"
 [ "$served" -ge "$SIZE" ] && [ "$served" -le $((SIZE + SIZE / 4)) ]
