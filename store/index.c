@@ -338,8 +338,8 @@ void ag_tree_key(const ag_digest *d, uint64_t blk, uint8_t key[40])
 struct tree_get {
 	ag_store *s;
 	const ag_digest *d;
-	uint64_t blk;
-	uint8_t *out;
+	uint64_t blk, n;
+	uint8_t **out;
 };
 
 static int tree_get_txn(MDB_txn *txn, void *arg)
@@ -361,14 +361,35 @@ static int tree_get_txn(MDB_txn *txn, void *arg)
 		return r;
 	if (v.mv_size != AG_VERITY_BLOCK)
 		return -EBADMSG; /* cannot hash to what its parent says */
-	memcpy(a->out, v.mv_data, AG_VERITY_BLOCK);
-	return 0;
+	if (!(a->out[0] = malloc(AG_VERITY_BLOCK)))
+		return -ENOMEM;
+	memcpy(a->out[0], v.mv_data, AG_VERITY_BLOCK);
+	/* The blocks after it, as far as they are there and whole (each is
+	 * checked against its parent when used). */
+	uint64_t got = 1;
+	for (; got < a->n; got++) {
+		ag_tree_key(a->d, a->blk + got, kb);
+		MDB_val k2 = {40, kb}, v2;
+		if (mdb_get(txn, a->s->dbi_trees, &k2, &v2) || v2.mv_size != AG_VERITY_BLOCK ||
+		    !(a->out[got] = malloc(AG_VERITY_BLOCK)))
+			break;
+		memcpy(a->out[got], v2.mv_data, AG_VERITY_BLOCK);
+	}
+	return (int)got;
 }
 
-int ag_tree_block_get(ag_store *s, const ag_digest *d, uint64_t blk, uint8_t *out)
+int ag_tree_blocks_get(ag_store *s, const ag_digest *d, uint64_t blk, uint64_t n, uint8_t **out)
 {
-	struct tree_get a = {s, d, blk, out};
-	return ag_read_guarded(s, tree_get_txn, &a);
+	struct tree_get a = {s, d, blk, n, out};
+	for (uint64_t i = 0; i < n; i++)
+		out[i] = NULL;
+	int r = ag_read_guarded(s, tree_get_txn, &a);
+	if (r < 0) /* a fault part-way: nothing handed out */
+		for (uint64_t i = 0; i < n; i++) {
+			free(out[i]);
+			out[i] = NULL;
+		}
+	return r;
 }
 
 static int tree_del(ag_txn *t, const ag_digest *d)

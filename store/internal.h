@@ -61,6 +61,10 @@ struct ag_blob_rec {
 /* Verified tree blocks of one open blob kept at most (level 0; the levels
  * above stay): 256 blocks cover 128 MiB of data in 1 MiB. */
 #define AG_TREE_CACHE 256u
+/* Level-0 tree blocks fetched together (from one read transaction, checked
+ * when used): 16 cover 8 MiB of data, so a reader streaming a blob that gc
+ * deletes meanwhile goes on that far at least. */
+#define AG_TREE_READAHEAD 16u
 
 struct ag_txn {
 	ag_store *s;
@@ -76,7 +80,8 @@ struct ag_blob {
 	ag_blob_info info;
 	unsigned nlevels;
 	uint64_t nblocks[8], first_block[8]; /* geometry (store/verity.h) */
-	uint8_t **tree; /* verified tree blocks by kernel-layout number, loaded on use */
+	uint8_t **tree;	  /* tree blocks by kernel-layout number, loaded on use */
+	uint8_t *checked; /* per tree block: checked against its parent */
 	uint64_t ncached0;
 	bool root_bad;	 /* root + size do not give the expected fs-verity digest */
 	int fd;		 /* O_DIRECT when asked and allowed */
@@ -137,8 +142,10 @@ int ag_lmdb_err(int rc);
 int ag_rtxn_begin(ag_store *s, MDB_txn **txn);
 /* The format-2 record of d; with check, its own hash is checked too. */
 int ag_blob_rec_get(MDB_txn *txn, ag_store *s, const ag_digest *d, ag_blob_info *info, bool check);
-/* Tree block number blk (kernel layout) of d, 4096 bytes copied to out. */
-int ag_tree_block_get(ag_store *s, const ag_digest *d, uint64_t blk, uint8_t *out);
+/* Tree blocks blk, blk+1, ... (kernel layout) of d, at most n, from one
+ * read transaction: out[i] malloc'ed, unchecked.  Returns how many (at
+ * least 1), or an error (-ESTALE: the record is gone too). */
+int ag_tree_blocks_get(ag_store *s, const ag_digest *d, uint64_t blk, uint64_t n, uint8_t **out);
 /* Writes the record and its tree (tree_blocks blocks, kernel layout, in
  * tree; NULL when there are none). */
 int ag_blob_rec_put(ag_txn *t, const ag_blob_info *info, const uint8_t *tree, uint64_t tree_blocks);

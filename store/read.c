@@ -60,7 +60,9 @@ static int blob_open(ag_store *s, const ag_digest *d, const ag_digest *expect, u
 		b->nlevels = g.nlevels;
 		memcpy(b->nblocks, g.nblocks, sizeof(b->nblocks));
 		memcpy(b->first_block, g.first_block, sizeof(b->first_block));
-		if (!(b->tree = calloc(g.tree_blocks + 1, sizeof(uint8_t *))))
+		b->tree = calloc(g.tree_blocks + 1, sizeof(uint8_t *));
+		b->checked = calloc(g.tree_blocks + 1, 1);
+		if (!b->tree || !b->checked)
 			r = -ENOMEM;
 		/* The record is sound (its own hash, and its root and size give
 		 * its fs-verity digest); a verified catalog may still say the
@@ -115,6 +117,7 @@ void ag_blob_close(ag_blob *b)
 	for (uint64_t i = 0; b->tree && i < n; i++)
 		free(b->tree[i]);
 	free(b->tree);
+	free(b->checked);
 	free(b);
 }
 
@@ -169,6 +172,7 @@ static void evict_level0(ag_blob *b)
 		uint8_t **p = &b->tree[b->first_block[0] + i];
 		free(*p);
 		*p = NULL;
+		b->checked[b->first_block[0] + i] = 0;
 	}
 	b->ncached0 = 0;
 }
@@ -179,7 +183,7 @@ static void evict_level0(ag_blob *b)
 static int tree_block(ag_blob *b, unsigned l, uint64_t i, const uint8_t **out)
 {
 	uint64_t blk = b->first_block[l] + i;
-	if (b->tree[blk]) {
+	if (b->tree[blk] && b->checked[blk]) {
 		*out = b->tree[blk];
 		return 0;
 	}
@@ -191,26 +195,35 @@ static int tree_block(ag_blob *b, unsigned l, uint64_t i, const uint8_t **out)
 			return r;
 		want = parent + (i % AG_VERITY_ARITY) * 32;
 	}
-	uint8_t *p = malloc(BLK);
-	if (!p)
-		return -ENOMEM;
-	int r = ag_tree_block_get(b->s, &b->info.digest, blk, p);
+	if (!b->tree[blk]) {
+		uint8_t *got[AG_TREE_READAHEAD];
+		uint64_t n = l == 0 ? b->nblocks[0] - i : 1;
+		if (n > AG_TREE_READAHEAD)
+			n = AG_TREE_READAHEAD;
+		if (l == 0 && b->ncached0 + n > AG_TREE_CACHE)
+			evict_level0(b);
+		int r = ag_tree_blocks_get(b->s, &b->info.digest, blk, n, got);
+		if (r < 0)
+			return r;
+		for (uint64_t k = 0; k < n; k++) {
+			if (k < (uint64_t)r && !b->tree[blk + k]) {
+				b->tree[blk + k] = got[k];
+				b->ncached0 += l == 0;
+			} else {
+				free(got[k]);
+			}
+		}
+	}
 	uint8_t h[32];
-	if (r == 0) {
-		ag_sha256_fast(p, BLK, h);
-		if (memcmp(h, want, 32))
-			r = -EBADMSG;
+	ag_sha256_fast(b->tree[blk], BLK, h);
+	if (memcmp(h, want, 32)) {
+		free(b->tree[blk]);
+		b->tree[blk] = NULL;
+		b->ncached0 -= l == 0;
+		return -EBADMSG;
 	}
-	if (r < 0) {
-		free(p);
-		return r;
-	}
-	if (l == 0 && b->ncached0 >= AG_TREE_CACHE)
-		evict_level0(b);
-	if (l == 0)
-		b->ncached0++;
-	b->tree[blk] = p;
-	*out = p;
+	b->checked[blk] = 1;
+	*out = b->tree[blk];
 	return 0;
 }
 

@@ -38,12 +38,13 @@ snap=$(store_snapshot "$S" | grep -v lock.mdb) # readers touch the LMDB lock fil
 ok $? "gc --dry-run"
 grep -q "^generations to remove: 2 3$" "$T/out"
 ok $? "dry run names the generations it would remove (keeps current 1 and the 5 newest)"
-grep -q "^would remove 8 blobs .* and 2 stray files$" "$T/out"
-ok $? "dry run counts the blobs and stray files"
+# 8 blobs of the models and the 2 removed generations' catalogs (format 2)
+grep -q "^would remove 10 blobs .* and 2 stray files$" "$T/out"
+ok $? "dry run counts the blobs (catalogs too) and stray files"
 is "$(store_snapshot "$S" | grep -v lock.mdb)" "$snap" "dry run changes nothing"
 "$AGSTORE" --store "$S" gc --dry-run --json >"$T/out.json"
 is "$(jq -c '[.dry_run, .kept_generations, .removed_generations, (.removed_blobs|length), (.removed_strays|length)]' "$T/out.json")" \
-	'[true,[1,4,5,6,7,8],[2,3],8,2]' "gc --dry-run --json"
+	'[true,[1,4,5,6,7,8],[2,3],10,2]' "gc --dry-run --json"
 
 # --- gc ---
 "$AGSTORE" --store "$S" --operator frank gc >"$T/out"
@@ -62,7 +63,7 @@ ok $? "fsck finds the store clean after gc"
 is "$(tail -1 "$S/audit.log" | jq -r '.event')" FSCK "(fsck audited)"
 ev=$(grep '"GC"' "$S/audit.log" | tail -1)
 is "$(jq -c '[.operator, .removed_generations, (.removed_blobs|length), .keep]' <<<"$ev")" \
-	'["frank",[2,3],8,5]' "gc writes a GC audit event with the operator and what it removed"
+	'["frank",[2,3],10,5]' "gc writes a GC audit event with the operator and what it removed"
 
 "$AGSTORE" --store "$S" gc --keep 0 --json >"$T/out.json"
 ok $? "gc --keep 0"

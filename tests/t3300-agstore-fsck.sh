@@ -46,7 +46,7 @@ WB=$(tools_weights "$T/t1" $B)
 WC=$(tools_weights "$T/t1" $C)
 objA=$(tools_object "$S" "$WA")
 chmod u+w "$objA"
-# One bit flipped in chunk 7 (64 KiB chunks).
+# One bit flipped in 4 KiB block 112 (7 * 16: 64 KiB into the blob 7 times).
 off=$((7 * 65536 + 1234))
 byte=$(od -An -tu1 -j $off -N1 "$objA" | tr -d ' ')
 printf "\\x$(printf %02x $((byte ^ 1)))" | dd of="$objA" bs=1 seek=$off conv=notrunc status=none
@@ -58,7 +58,7 @@ printf 'not imported' >"$(tools_object "$S" "$stray_hex")"
 
 run_fail "$AGSTORE" --store "$S" fsck
 is "$rc" 1 "fsck of a damaged store exits 1"
-grep -q "^corrupt  *objects/sha256/${WA:0:2}/$WA: .*(chunk 7)$" "$T/out"
+grep -q "^corrupt  *objects/sha256/${WA:0:2}/$WA: .*(chunk 112)$" "$T/out"
 ok $? "the bit flip is reported as corrupt, with the object and the chunk"
 grep -q "^missing  *objects/sha256/${WB:0:2}/$WB: " "$T/out"
 ok $? "the deleted object is reported as missing"
@@ -82,7 +82,7 @@ ok $? "status shows the last fsck's problems"
 is "$?" 1 "fsck --jobs 1 --json exits 1 too"
 is "$(jq -r '[.problems[].kind] | sort | join(" ")' "$T/j1")" "corrupt dangling missing stray stray" \
 	"fsck --json lists the problems"
-is "$(jq -r '.problems[] | select(.kind=="corrupt") | .chunk' "$T/j1")" 7 "--json names the bad chunk"
+is "$(jq -r '.problems[] | select(.kind=="corrupt") | .chunk' "$T/j1")" 112 "--json names the bad chunk"
 run_fail "$AGSTORE" --store "$S" fsck --jobs 0
 is "$rc" 2 "fsck --jobs 0 is a usage error"
 

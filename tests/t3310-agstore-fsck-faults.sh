@@ -51,6 +51,7 @@ rm -rf "$T/t2"
 cp -r "$T/t1" "$T/t2"
 rm "$T/t2/manifests/registry.ollama.ai/library/m9/latest"
 tools_gen "$S" "$T/t2" --chunk 4096 >/dev/null || bail "cannot write generation 2"
+nobj=$(find "$S/objects" -type f | wc -l) # generation 2's catalog is one more object
 
 # --- damaged blob records: fsck goes on ---
 w3=$(tools_weights "$T/t1" registry.ollama.ai/library/m3/latest)

@@ -11,7 +11,7 @@
 #include "tests/unit/store-common.h"
 
 #define CS   4096u
-#define SIZE ((size_t)CS * 2500 + 123) /* 2501 chunks: 3 table pages */
+#define SIZE ((size_t)CS * 2500 + 123) /* 2501 blocks: 20 level-0 tree blocks */
 
 static uint8_t *data;
 
@@ -145,12 +145,12 @@ int main(void)
 	rf = ag_store_readers_free(s, &nfree);
 	ok(rf == 0 && nfree == 0, "reader table full (%u free)", nfree);
 	bad = UINT64_MAX;
-	n = read_chunk(b, 1200, &bad);
+	n = read_chunk(b, 2400, &bad); /* beyond the tree blocks read ahead */
 	is_int((int)n, -EAGAIN, "a read needing a page with the table full: -EAGAIN (%s)",
 	       ag_strerror((int)n));
 	ok(bad == UINT64_MAX, "no chunk is named bad");
 	say(cmd[1], ack[0], 'l'); /* a slot frees up 300 ms from now */
-	n = read_chunk(b, 1201, &bad);
+	n = read_chunk(b, 2401, &bad);
 	is_int((int)n, (int)CS, "a slot freed while the read waits: the read succeeds");
 	if (read(ack[0], &c, 1) != 1)
 		diag("no ack");
