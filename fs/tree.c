@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "fs/agfs.h"
+#include "store/catalog.h"
 
 #define MAX_NAME    255
 #define MODEL_MEDIA "application/vnd.ollama.image.model"
@@ -439,6 +440,88 @@ struct gtree *tree_find_gen(struct fs_tree *t, uint64_t id)
 	return NULL;
 }
 
+/* bundle/<path in the bundle>: one of the source bundle's own files, kept
+ * as a blob of the generation (bundle.json, its .asc, .sha256 lists, .sig). */
+static int add_bundle_file(struct fs_tree *t, ag_store *s, struct node *top,
+			   const struct ag_catalog_entry *e, int64_t mtime)
+{
+	struct node *dir = top;
+	const char *p = e->name;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		if (!part_ok(p, len))
+			return -AG_EBADNAME;
+		struct node *next = find_child(dir, p, len);
+		if (!slash) {
+			if (next)
+				return -EEXIST;
+			uint64_t size = 0;
+			int64_t created = mtime;
+			int r = blob_attrs(s, &e->digest, &size, &created);
+			if (r < 0)
+				return r;
+			struct node *f = file_get(t, &e->digest, size, mtime);
+			return f ? add_child(dir, p, len, f) : -ENOMEM;
+		}
+		if (next && next->kind != N_DIR)
+			return -EEXIST;
+		if (!next) {
+			if (!(next = dir_new(t, dir, mtime, ino_key('d', dir->ino, p, len))))
+				return -ENOMEM;
+			int r = add_child(dir, p, len, next);
+			if (r < 0)
+				return r;
+		}
+		dir = next;
+		p = slash + 1;
+	}
+}
+
+/*
+ * versions/N/catalog.json and catalog.json.asc (the signed catalog and its
+ * detached signature, byte for byte, so `gpg --verify` works on them) and
+ * versions/N/bundle/ (the source bundle's own files), when the store keeps
+ * them (format 2).  Children are added in name order.
+ */
+static int add_catalog_files(struct fs_tree *t, ag_store *s, struct gtree *gt, struct node *v)
+{
+	const ag_gen *g = gt->gen;
+	char *cat = NULL, *asc = NULL;
+	size_t len = 0, asclen = 0;
+	int r;
+	if (g->nbundle_files) {
+		struct node *b = dir_new(t, v, g->created, ino_key('B', g->id, NULL, 0));
+		if (!b)
+			return -ENOMEM;
+		for (size_t i = 0; i < g->nbundle_files; i++) {
+			r = add_bundle_file(t, s, b, &g->bundle_files[i], g->created);
+			if (r < 0 && r != -AG_EBADNAME && r != -EEXIST)
+				return r;
+		}
+		if ((r = finish_dir(t, b, keep_node(t))) < 0 ||
+		    (r = add_child(v, "bundle", 6, b)) < 0)
+			return r;
+	}
+	if (g->has_catalog && ag_gen_catalog(s, g->id, NULL, &cat, &len) == 0 &&
+	    strlen(cat) == len) {
+		struct node *n = text_new(t, cat, g->created, ino_key('C', g->id, NULL, 0));
+		if (!n || (r = add_child(v, "catalog.json", 12, n)) < 0)
+			return -ENOMEM;
+	} else {
+		free(cat);
+	}
+	if (g->has_signature && ag_gen_signature(s, g->id, &asc, &asclen) == 0 &&
+	    strlen(asc) == asclen) {
+		struct node *n = text_new(t, asc, g->created, ino_key('S', g->id, NULL, 0));
+		if (!n || (r = add_child(v, "catalog.json.asc", 16, n)) < 0)
+			return -ENOMEM;
+	} else {
+		free(asc);
+	}
+	return 0;
+}
+
 static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
 {
 	const ag_gen *g = gt->gen;
@@ -457,7 +540,7 @@ static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
 	if (r < 0)
 		return r;
 	if ((r = add_child(v, "INFO", 4, inode)) < 0 || (r = add_child(v, "blobs", 5, blobs)) < 0 ||
-	    (r = add_child(v, "manifests", 9, man)) < 0)
+	    (r = add_catalog_files(t, s, gt, v)) < 0 || (r = add_child(v, "manifests", 9, man)) < 0)
 		return r;
 	gt->vdir = v;
 	gt->link = link;
@@ -577,7 +660,9 @@ static bool any_listed(const struct fs_tree *t)
 static struct node *dir_child(struct node *dir, const char *name)
 {
 	struct dent key = {(char *)name, NULL};
-	struct dent *d = bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent);
+	struct dent *d =
+		dir->nchild ? bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent)
+			    : NULL;
 	return d ? d->node : NULL;
 }
 
@@ -615,7 +700,9 @@ struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name)
 	if (dir->kind != N_DIR)
 		return NULL;
 	struct dent key = {(char *)name, NULL};
-	struct dent *d = bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent);
+	struct dent *d =
+		dir->nchild ? bsearch(&key, dir->child, dir->nchild, sizeof(*dir->child), cmp_dent)
+			    : NULL;
 	if (!d && dir->root_blobs)
 		return root_blob_fallback(t, dir, name);
 	return d ? d->node : NULL;
@@ -661,7 +748,8 @@ int tree_list(struct fs_tree *t, struct node *dir, struct dent **out, size_t *n)
 	struct dent *v = malloc((dir->nchild ? dir->nchild : 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	memcpy(v, dir->child, dir->nchild * sizeof(*v));
+	if (dir->nchild) /* an empty blobs/ has no child array at all */
+		memcpy(v, dir->child, dir->nchild * sizeof(*v));
 	*out = v;
 	*n = dir->nchild;
 	return 0;
