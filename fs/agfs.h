@@ -9,6 +9,7 @@
  *   lease.c    the mount's lease: what gc must keep for it
  *   ops.c      the FUSE low-level operations
  *   options.c  agfs's -o options (a pure parser)
+ *   trust.c    -o keyring=: signed catalogs decide what is shown and how blobs are checked
  *   daemon.c   daemonizing, readiness (parent pipe, sd_notify), bdi read-ahead
  *   main.c     the program
  */
@@ -29,6 +30,8 @@
 
 enum fs_verify { FS_VERIFY_CHUNKS, FS_VERIFY_FULL };
 
+#define FS_MAX_SIGNERS 16
+
 struct fs_options {
 	uint64_t generation; /* 0 = follow the current generation */
 	enum fs_verify verify;
@@ -38,6 +41,9 @@ struct fs_options {
 	bool kill_stuck; /* SIGKILL a reader stuck re-reading a corrupt chunk (stuck=kill) */
 	bool buffered;	 /* backing=buffered: page-cache reads with drop-behind, not O_DIRECT */
 	unsigned grace;	 /* seconds the previous generation's blobs stay reachable */
+	char *keyring;	 /* keyring=: show only generations whose catalog it verifies */
+	char *signers[FS_MAX_SIGNERS]; /* signer=: allowed keys (with keyring=) */
+	size_t nsigners;
 };
 
 #define FS_DEFAULT_THREADS 8u
@@ -105,6 +111,7 @@ struct gtree {
 		*cur_blobs; /* its tree at the root (built when it is current) */
 	struct node *vdir;  /* versions/<id>/ */
 	struct node *link;  /* a versions/current symlink pointing at it */
+	bool rejected;	    /* keyring=: its catalog failed a later check; not served */
 };
 
 struct fs_tree {
@@ -287,7 +294,20 @@ struct fs_ctx {
 	struct fs_auditq *auditq;
 	struct fs_lease lease;
 	struct fs_hashers *hashers;
+	struct fs_trust *trust; /* keyring=; NULL without */
 };
+
+/* trust.c: -o keyring=.  trust_start opens the keyring (or logs that there
+ * is none); *why (caller frees) on failure. */
+int trust_start(struct fs_ctx *c, char **why);
+void trust_stop(struct fs_ctx *c);
+/* 0: g's catalog is signed by an allowed key of the keyring and describes g
+ * (its blobs' fs-verity digests are remembered); -EPERM: not shown (logged
+ * LOG_CRIT and audited CATALOG_REJECTED once); other: could not check.
+ * 0 without keyring=. */
+int trust_check_gen(struct fs_ctx *c, const ag_gen *g);
+/* The fs-verity digest a verified catalog gives for d; -ENOENT: none. */
+int trust_expect(struct fs_ctx *c, const ag_digest *d, ag_digest *fsv);
 
 extern const struct fuse_lowlevel_ops fs_ops;
 

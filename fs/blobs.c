@@ -180,7 +180,17 @@ static int open_leased(struct fs_ctx *c, const ag_digest *d, ag_blob **b)
 	if ((r = lease_blob(c, d, &guard)) < 0 && r != -EAGAIN)
 		syslog(LOG_WARNING, "opening a blob this mount could not lease: %s",
 		       ag_strerror(r));
-	r = ag_blob_open(c->store, d, c->blobs.open_flags, b);
+	if (c->trust) {
+		/* keyring=: the tree must end in the verified catalog's digest */
+		ag_digest fsv;
+		r = trust_expect(c, d, &fsv);
+		if (r == 0)
+			r = ag_blob_open_expect(c->store, d, &fsv, c->blobs.open_flags, b);
+		else
+			r = -AG_ECORRUPT; /* no verified catalog lists it */
+	} else {
+		r = ag_blob_open(c->store, d, c->blobs.open_flags, b);
+	}
 	lease_unguard(guard);
 	return r;
 }

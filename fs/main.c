@@ -208,6 +208,11 @@ static int open_store(struct fs_ctx *c)
 	if (c->opt.buffered)
 		c->blobs.open_flags = AG_BLOB_STREAM;
 	lease_start(c); /* before anything is served */
+	_cleanup_free_ char *why = NULL;
+	if ((r = trust_start(c, &why)) < 0)
+		return die(r == -ENOMEM ? EXIT_SYSTEM : EXIT_REFUSED,
+			   "keyring=%s: %s; refusing to mount", c->opt.keyring,
+			   why ? why : ag_strerror(r));
 	r = watch_load(c);
 	if (r == -ENOENT && c->opt.generation)
 		return die(EXIT_REFUSED,
@@ -329,6 +334,7 @@ static void cleanup(struct fs_ctx *c)
 {
 	if (c->se)
 		fuse_session_destroy(c->se);
+	trust_stop(c);
 	if (c->store) {
 		blobs_destroy(&c->blobs);
 		lease_stop(c);
@@ -338,6 +344,7 @@ static void cleanup(struct fs_ctx *c)
 	free(c->store_path);
 	free(c->mountpoint);
 	free(c->operator_name);
+	fs_options_clear(&c->opt);
 	if (c->ready_fd >= 0)
 		close(c->ready_fd);
 }

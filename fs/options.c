@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agfs -o OPTIONS: generation=N, verify=chunks|full, allow_other, threads=N,
- * cache=SIZE, grace=SECONDS, backing=direct|buffered, stuck=kill|ignore.  The generic options
+ * cache=SIZE, grace=SECONDS, backing=direct|buffered, stuck=kill|ignore, keyring=FILE,
+ * signer=FPR (repeatable; with keyring=).  The generic options
  * mount(8) hands to a helper for an fstab line (rw, defaults, nofail, _netdev, x-systemd.*, ...)
  * are accepted and ignored: the mount is always read-only, nodev and nosuid.
  */
@@ -61,7 +62,31 @@ void fs_options_init(struct fs_options *o)
 
 void fs_options_clear(struct fs_options *o)
 {
+	free(o->keyring);
+	for (size_t i = 0; i < o->nsigners; i++)
+		free(o->signers[i]);
 	fs_options_init(o);
+}
+
+static int set_str(char **dst, const char *val)
+{
+	if (!*val)
+		return -EINVAL;
+	char *v = strdup(val);
+	if (!v)
+		return -ENOMEM;
+	free(*dst);
+	*dst = v;
+	return 0;
+}
+
+static int add_signer(struct fs_options *o, const char *val)
+{
+	size_t n = strlen(val);
+	if (n < 16 || n > 40 || strspn(val, "0123456789abcdefABCDEF") != n ||
+	    o->nsigners >= FS_MAX_SIGNERS)
+		return -EINVAL;
+	return set_str(&o->signers[o->nsigners++], val);
 }
 
 int fs_parse_size(const char *s, uint64_t *out)
@@ -166,6 +191,10 @@ static int parse_one(struct fs_options *o, const char *opt)
 		if (parse_uint(val, 0, FS_MAX_GRACE, &v) < 0)
 			return -EINVAL;
 		o->grace = (unsigned)v;
+	} else if (klen == 7 && !strncmp(opt, "keyring", 7) && val) {
+		return set_str(&o->keyring, val);
+	} else if (klen == 6 && !strncmp(opt, "signer", 6) && val) {
+		return add_signer(o, val);
 	} else if (!strcmp(opt, "allow_other")) {
 		o->allow_other = 1;
 	} else if (klen == 7 && !strncmp(opt, "threads", 7) && val) {

@@ -32,6 +32,13 @@ static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n)
 			continue; /* deleted since the listing */
 		if (r < 0)
 			return r;
+		if ((r = trust_check_gen(c, g)) < 0) { /* keyring=: not shown */
+			if (r != -EPERM)
+				syslog(LOG_ERR, "cannot check generation %" PRIu64 "'s catalog: %s",
+				       ids[i], ag_strerror(r));
+			ag_gen_free(g);
+			continue;
+		}
 		struct gtree *gt;
 		pthread_rwlock_wrlock(&c->tree.lock);
 		r = tree_add_gen(&c->tree, c->store, g, &gt);
@@ -78,6 +85,8 @@ static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, 
 		ch->versions = true;
 	}
 	struct gtree *sc = cur ? tree_find_gen(t, cur) : NULL;
+	if (sc && sc->rejected)
+		sc = NULL; /* keyring=: its catalog failed since; keep serving ours */
 	if (sc != t->store_current) {
 		t->store_current = sc;
 		ch->versions = true;
@@ -124,6 +133,47 @@ static void notify(struct fs_ctx *c, const struct change *ch)
 }
 
 /*
+ * keyring=: at every switch, the generation about to be served is checked
+ * again if its record now names another catalog or signature than when it
+ * was first verified (agstore sign, or a forgery in the index).
+ */
+static int recheck(struct fs_ctx *c, uint64_t cur)
+{
+	if (!c->trust || !cur)
+		return 0;
+	pthread_rwlock_rdlock(&c->tree.lock);
+	struct gtree *gt = tree_find_gen(&c->tree, cur);
+	bool serving = c->tree.current == gt;
+	ag_gen known = {0};
+	if (gt)
+		known = *gt->gen;
+	pthread_rwlock_unlock(&c->tree.lock);
+	if (!gt || serving)
+		return 0;
+	_cleanup_gen_ ag_gen *g = NULL;
+	int r = ag_gen_get(c->store, cur, &g);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	if (g->has_catalog == known.has_catalog && g->has_signature == known.has_signature &&
+	    (!g->has_catalog || ag_digest_eq(&g->catalog, &known.catalog)) &&
+	    (!g->has_signature || ag_digest_eq(&g->signature, &known.signature)) && !gt->rejected)
+		return 0;
+	r = trust_check_gen(c, g);
+	if (r < 0 && r != -EPERM)
+		return r;
+	pthread_rwlock_wrlock(&c->tree.lock);
+	gt->rejected = r == -EPERM;
+	if (r == 0) { /* the record the tree was built from gets the new names */
+		gt->gen->has_catalog = g->has_catalog;
+		gt->gen->catalog = g->catalog;
+		gt->gen->has_signature = g->has_signature;
+		gt->gen->signature = g->signature;
+	}
+	pthread_rwlock_unlock(&c->tree.lock);
+	return 0;
+}
+
+/*
  * One look at the store; returns what changed in *ch.  "Which generations
  * exist" and "which is current" come from one snapshot, read under the
  * lease guard and leased before the guard is let go (lease.c), so gc cannot
@@ -143,7 +193,7 @@ static int refresh(struct fs_ctx *c, struct change *ch)
 	lease_unguard(guard);
 	if (r < 0)
 		return r;
-	if ((r = load_new(c, ids, n)) < 0)
+	if ((r = load_new(c, ids, n)) < 0 || (r = recheck(c, cur)) < 0)
 		return r;
 	pthread_rwlock_wrlock(&c->tree.lock);
 	r = apply(c, ids, n, cur, ch);

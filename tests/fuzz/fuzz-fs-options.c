@@ -16,6 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		(void)fs_max_read(&o);
 	}
+	fs_options_clear(&o);
 	free(bad);
 	char buf[64];
 	size_t n = size < sizeof(buf) - 1 ? size : sizeof(buf) - 1;
