@@ -6,19 +6,31 @@
 # transfer log, artifacts, --json.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
-need_cmd gpg tar gzip sha256sum openssl
+need_cmd gpg tar gzip sha256sum openssl jq comm
 [ -x "$AGIMPORT" ] || skip_all "agimport not built"
 
 make_gpg_key
 TREE=$T/tree
 make_random_ollama_tree "$TREE"
 nobj() { find "$1/objects" -type f | wc -l; }
+# nmodel STORE TREE: how many of TREE's files the store holds as objects (a
+# format-2 store also keeps each generation's catalog and the bundle's own
+# files as blobs).
+nmodel() {
+	local f h n=0
+	while IFS= read -r f; do
+		h=$(sha256sum "$f" | cut -d' ' -f1)
+		[ -f "$1/objects/sha256/${h:0:2}/$h" ] && n=$((n + 1))
+	done < <(find "$2" -type f)
+	echo "$n"
+}
 
 # --- a plain Ollama tree ---
 S=$T/s1
 "$AGIMPORT" --ollama-dir "$TREE" --store "$S" --no-signature >"$T/out" 2>"$T/err"
 ok $? "--ollama-dir imports a plain Ollama tree into a new store" || cat "$T/err"
-is "$(nobj "$S")" "$(find "$TREE" -type f | wc -l)" "every blob and manifest became an object"
+is "$(nmodel "$S" "$TREE")" "$(find "$TREE" -type f | wc -l)" "every blob and manifest became an object"
+is "$(nobj "$S")" $(($(find "$TREE" -type f | wc -l) + 1)) "and the generation's catalog, nothing else"
 for f in "$TREE"/blobs/*; do
 	h=${f##*sha256-}
 	cmp -s "$f" "$S/objects/sha256/${h:0:2}/$h" || break
@@ -49,7 +61,7 @@ S=$T/s3
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --sha256-file "$T/out1/airgap-bundle-final.sha256" \
 	--transfer-log "$T/transfer.log" --artifacts-dir "$T/arts" --operator bob "$TGZ" >"$T/out" 2>"$T/err"
 ok $? "a signed .tar.gz bundle with its outer hash is imported" || cat "$T/err"
-is "$(nobj "$S")" "$(find "$TREE" -type f | wc -l)" "all model files are in the store"
+is "$(nmodel "$S" "$TREE")" "$(find "$TREE" -type f | wc -l)" "all model files are in the store"
 grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z BUNDLE_INGEST bob bundle_20260423 sha256=$(cut -d' ' -f1 "$T/out1/airgap-bundle-final.sha256")\$" \
 	"$T/transfer.log"
 ok $? "the transfer log has the site's line"
@@ -66,7 +78,8 @@ ok $? "the audit record names the operator"
 before=$(store_snapshot "$S" | grep objects)
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" "$TGZ" >"$T/out" 2>"$T/err"
 ok $? "re-importing the same bundle works" || cat "$T/err"
-is "$(store_snapshot "$S" | grep objects)" "$before" "and adds no objects"
+is "$(comm -13 <(echo "$before") <(store_snapshot "$S" | grep objects) | grep -c '^objects/sha256/../[0-9a-f]*$')" 1 \
+	"and adds no object but the new generation's catalog"
 grep -q "0 new objects" "$T/out"
 ok $? "and says so"
 
@@ -91,7 +104,10 @@ make_bundle "$T/tree-sig" "$T/out-sig" 20260423
 ok $? "a bundle with a signed manifest is imported" || cat "$T/err"
 grep -q "\"signature\": \"verified, signed by $KEY_FPR\"" "$T/out"
 ok $? "the manifest's signature is verified and reported"
-is "$(find "$T/ssig/objects" -type f | wc -l)" "$(find "$TREE" -type f | wc -l)" "the .sig itself is not a model object"
+is "$(nmodel "$T/ssig" "$T/tree-sig")" $(($(find "$TREE" -type f | wc -l) + 1)) \
+	"the .sig is kept (one of the bundle's own files)"
+jq -e '[.models[].name] | length == 2 and all(endswith(".sig") | not)' "$T/out" >/dev/null
+ok $? "but it is not a model"
 
 # --- keyrings: a GnuPG home, a binary export; --signer allow-list ---
 mkdir -p "$T/gtmp"
