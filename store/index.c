@@ -92,11 +92,12 @@ static int open_dbis_txn(ag_store *s, bool create, MDB_txn *volatile *vtxn)
 	s->format = (unsigned)fmt;
 	if (r == 0 && fmt == 1 && (rc = mdb_dbi_open(txn, "tables", 0, &s->dbi_tables)))
 		r = rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
-	/* trees: created by the writer that migrates a format-1 store. */
-	if (r == 0 && (rc = mdb_dbi_open(txn, "trees", fmt == 1 ? MDB_CREATE : fl, &s->dbi_trees)))
+	/* trees: created by ag_txn_migrate in a format-1 store. */
+	if (r == 0 && fmt != 1 && (rc = mdb_dbi_open(txn, "trees", fl, &s->dbi_trees)))
 		r = rc == MDB_NOTFOUND ? -AG_ENOTSTORE : ag_lmdb_err(rc);
 	if (r == 0 && !create) {
-		MDB_dbi dbis[] = {s->dbi_meta, s->dbi_blobs, s->dbi_gens, s->dbi_trees};
+		MDB_dbi dbis[] = {s->dbi_meta, s->dbi_blobs, s->dbi_gens,
+				  fmt == 1 ? s->dbi_tables : s->dbi_trees};
 		for (size_t i = 0; r == 0 && i < sizeof(dbis) / sizeof(dbis[0]); i++)
 			r = probe_dbi(txn, dbis[i]);
 	}

@@ -94,7 +94,9 @@ int ag_txn_migrate(ag_txn *t, ag_digest *bad, void (*cb)(uint64_t done, uint64_t
 		return -AG_EFORMAT;
 	_cleanup_free_ struct rec1 *recs = NULL;
 	size_t n = 0;
-	int r = list_records(t, &recs, &n);
+	int r = ag_lmdb_err(mdb_dbi_open(t->txn, "trees", MDB_CREATE, &s->dbi_trees));
+	if (r == 0)
+		r = list_records(t, &recs, &n);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		r = migrate_blob(t, &recs[i]);
 		if (r < 0 && bad)

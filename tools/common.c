@@ -93,6 +93,7 @@ int tool_exit_code(int err)
 		return EX_AG_OK;
 	case AG_ENOTSTORE:
 	case AG_EFORMAT:
+	case AG_EOLDFORMAT: /* a format-1 store: agstore migrate */
 	case AG_EDIGEST:
 	case AG_ECORRUPT:
 	case AG_EBADNAME:

@@ -13,6 +13,8 @@
  *	flips one byte of HEX's record root hash (its own check then fails).
  *   store-forge fsverity STORE HEX
  *	prints HEX's record's fs-verity digest.
+ *   store-forge catalog STORE GEN
+ *	prints generation GEN's catalog bytes (0: the current one).
  *
  * Run with the store idle (no writer); a live mount may keep reading.
  */
@@ -124,7 +126,8 @@ static int raw_flip(const char *store, const char *db, const uint8_t *key, size_
 int main(int argc, char **argv)
 {
 	ag_digest d;
-	if (argc >= 4 && ag_digest_parse(argv[3], strlen(argv[3]), &d) < 0)
+	if (argc >= 4 && strcmp(argv[1], "catalog") &&
+	    ag_digest_parse(argv[3], strlen(argv[3]), &d) < 0)
 		return die(argv[3], -AG_EBADNAME);
 	if (argc == 5 && !strcmp(argv[1], "forge"))
 		return forge(argv[2], &d, strtoull(argv[4], NULL, 10));
@@ -149,7 +152,21 @@ int main(int argc, char **argv)
 		ag_store_close(s);
 		return 0;
 	}
+	if (argc == 4 && !strcmp(argv[1], "catalog")) {
+		ag_store *s;
+		char *bytes = NULL;
+		size_t len = 0;
+		int r = ag_store_open(argv[2], AG_RDONLY, &s);
+		if (r == 0)
+			r = ag_gen_catalog(s, strtoull(argv[3], NULL, 10), NULL, &bytes, &len);
+		if (r < 0)
+			return die("catalog", r);
+		fwrite(bytes, 1, len, stdout);
+		free(bytes);
+		ag_store_close(s);
+		return 0;
+	}
 	fprintf(stderr, "usage: store-forge forge STORE HEX OFFSET | tree STORE HEX BLOCK | "
-			"record STORE HEX | fsverity STORE HEX\n");
+			"record STORE HEX | fsverity STORE HEX | catalog STORE GEN\n");
 	return 2;
 }
