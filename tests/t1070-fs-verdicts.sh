@@ -10,8 +10,8 @@
 need_root_fuse
 
 tree=$T/tree store=$T/store mnt=$T/mnt
-# 4 KiB chunks: 5 MiB is 1280 chunks, two pages of chunk table
-fs_model "$tree" registry.ollama.ai/library/paged/latest $((5 * 1024 * 1024 + 99))
+# 20 MiB: 5121 blocks, 41 level-0 tree blocks (a read fetches 16 of them)
+fs_model "$tree" registry.ollama.ai/library/paged/latest $((20 * 1024 * 1024 + 99))
 hex=$FS_MODEL_HEX
 fs_model "$tree" registry.ollama.ai/library/flip/latest $((1024 * 1024))
 flip=$FS_MODEL_HEX
@@ -27,17 +27,17 @@ fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs -f did not mount"
 fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
 
 # a reader holds the blob open across the loss of its records, then reads
-# chunk 1100: its table page was never loaded
-late=$((1100 * 4096))
+# block 4500: its tree block (level 0, number 35) was never loaded
+late=$((4500 * 4096))
 "$HELPERS/fs-retry" -w 3 -n 3 -o $late "$blob" >"$T/late" &
 reader=$!
 sleep 1
 dd if="$blob" bs=4096 count=1 2>/dev/null | cmp -s - <(head -c 4096 "$src")
-ok $? "the first chunk reads (table page 0 loaded)"
+ok $? "the first block reads (its tree blocks loaded)"
 "$HELPERS/fs-mkstore" --drop-blob "$hex" "$store"
-ok $? "the blob's record and chunk table are deleted under the open blob"
+ok $? "the blob's record and tree are deleted under the open blob"
 wait $reader
-is "$(cat "$T/late")" "eio 3" "a chunk whose table page cannot be loaded gives EIO"
+is "$(cat "$T/late")" "eio 3" "a block whose tree block cannot be loaded gives EIO"
 sleep 0.5
 ! grep -q '"VERIFY_FAILURE"' "$store/audit.log"
 ok $? "no VERIFY_FAILURE record for what could not be checked"

@@ -164,7 +164,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->source = optarg;
 			break;
 		case 'k':
-			o->chunk = (uint32_t)strtoul(optarg, NULL, 10);
+			o->chunk = 0; /* format 2: 4 KiB blocks whatever was asked */
 			break;
 		case 'H':
 			o->hold = (unsigned)strtoul(optarg, NULL, 10);
