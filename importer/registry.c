@@ -36,6 +36,8 @@
 #include "importer/import.h"
 #include "importer/registry.h"
 #include "oci/oci.h"
+#include "sig/sig.h"
+#include "store/catalog.h"
 
 #define MAX_JOBS	 64
 #define ACCEPT_MANIFESTS OCI_DOCKER_MANIFEST ", " OCI_IMAGE_MANIFEST
@@ -69,6 +71,16 @@ struct pull {
 	uint64_t gen_id;
 	bool up_to_date, transport, kept_partial;
 	struct imp_error err;
+
+	/* Format 2: the signed catalog and what the index artifact's layers name. */
+	struct layer {
+		ag_digest digest;
+		uint64_t size;
+		bool present;
+	} cat_l, sig_l;
+	char *cat, *asc, *fpr;
+	size_t catlen, asclen;
+	struct ag_catalog cg;
 };
 
 enum {
@@ -246,6 +258,33 @@ static int oci_err(struct pull *p, int r, const char *member)
 			member, "%s", oci_error(p->c));
 }
 
+/* The catalog and signature layers of the index manifest (format 2). */
+static int index_layers(struct pull *p, json_t *layers)
+{
+	json_t *l;
+	size_t i;
+
+	json_array_foreach(layers, i, l)
+	{
+		const char *mt = json_string_value(json_object_get(l, "mediaType"));
+		const char *dig = json_string_value(json_object_get(l, "digest"));
+		json_t *sz = json_object_get(l, "size");
+		struct layer *to = !mt					 ? NULL
+				   : strcmp(mt, OCI_CATALOG_TYPE) == 0	 ? &p->cat_l
+				   : strcmp(mt, OCI_SIGNATURE_TYPE) == 0 ? &p->sig_l
+									 : NULL;
+		if (!to)
+			continue;
+		if (to->present || !dig || imp_digest_ref_parse(dig, &to->digest) < 0 ||
+		    !json_is_integer(sz) || json_integer_value(sz) < 0 ||
+		    json_integer_value(sz) > (json_int_t)AG_CATALOG_MAX_BYTES)
+			return -EBADMSG;
+		to->size = (uint64_t)json_integer_value(sz);
+		to->present = true;
+	}
+	return 0;
+}
+
 /* The index manifest's config descriptor. */
 static int index_config(struct pull *p, const char *body, size_t len, ag_digest *d, uint64_t *size)
 {
@@ -258,7 +297,8 @@ static int index_config(struct pull *p, const char *body, size_t len, ag_digest 
 
 	if (!mt || strcmp(mt, OCI_INDEX_TYPE) != 0 || !dig || imp_digest_ref_parse(dig, d) < 0 ||
 	    !json_is_integer(sz) || json_integer_value(sz) < 0 ||
-	    json_integer_value(sz) > (json_int_t)OCI_INDEX_MAX)
+	    json_integer_value(sz) > (json_int_t)OCI_INDEX_MAX ||
+	    index_layers(p, json_object_get(j, "layers")) < 0)
 		r = imp_fail(&p->err, IMP_REFUSED, -EBADMSG, OCI_INDEX_REPO,
 			     "its manifest %s does not name an agfs index (%s)", p->ref,
 			     OCI_INDEX_TYPE);
@@ -268,24 +308,18 @@ static int index_config(struct pull *p, const char *body, size_t len, ag_digest 
 	return r;
 }
 
-static int fetch_index(struct pull *p)
+/* A small blob of the index repository into memory, checked against its
+ * digest and size. */
+static int fetch_small(struct pull *p, const char *member, const ag_digest *want, uint64_t size,
+		       char **out)
 {
-	_cleanup_free_ char *body = NULL, *mt = NULL;
-	char member[128], dig[80], hex[AG_HEX_LEN + 1];
+	char dig[80], hex[AG_HEX_LEN + 1];
 	struct membuf m = {0};
-	uint64_t size = 0, got;
-	const char *why;
+	uint64_t got;
 	ag_digest d;
-	size_t len;
 	int r;
 
-	snprintf(member, sizeof(member), "%s:%s", OCI_INDEX_REPO, p->ref);
-	if ((r = oci_manifest_get(p->c, OCI_INDEX_REPO, p->ref, OCI_IMAGE_MANIFEST, &body, &len,
-				  &mt)) < 0)
-		return oci_err(p, r, member);
-	if ((r = index_config(p, body, len, &p->idx_digest, &size)) < 0)
-		return r;
-	ag_digest_hex(&p->idx_digest, hex);
+	ag_digest_hex(want, hex);
 	snprintf(dig, sizeof(dig), "sha256:%s", hex);
 	if (!(m.buf = malloc(size + 1)))
 		return imp_fail(&p->err, IMP_IO, -ENOMEM, "", "out of memory");
@@ -293,40 +327,150 @@ static int fetch_index(struct pull *p)
 	r = oci_blob_get(p->c, OCI_INDEX_REPO, dig, 0, mem_sink, &m, &got);
 	if (r == -EFBIG || (r == 0 && m.len != size))
 		r = imp_fail(&p->err, IMP_REFUSED, -EBADMSG, member,
-			     "the index is not the %" PRIu64 " bytes its manifest names", size);
+			     "it is not the %" PRIu64 " bytes the index manifest names", size);
 	else if (r < 0)
 		r = oci_err(p, r, member);
 	if (r == 0) {
 		ag_sha256(m.buf, m.len, &d);
-		if (!ag_digest_eq(&d, &p->idx_digest))
+		if (!ag_digest_eq(&d, want))
 			r = imp_fail(&p->err, IMP_REFUSED, -AG_EDIGEST, member,
-				     "the index's bytes do not hash to %s", dig);
+				     "its bytes do not hash to %s", dig);
 	}
-	if (r == 0 && (r = oci_index_parse(m.buf, m.len, &p->x, &why)) < 0)
-		r = imp_fail(&p->err, IMP_REFUSED, r, member, "the index is refused: %s", why);
-	free(m.buf);
-	return r;
+	if (r < 0) {
+		free(m.buf);
+		return r;
+	}
+	m.buf[m.len] = 0;
+	*out = m.buf;
+	return 0;
+}
+
+static int fetch_index(struct pull *p)
+{
+	_cleanup_free_ char *body = NULL, *mt = NULL, *idx = NULL;
+	char member[128];
+	uint64_t size = 0;
+	const char *why;
+	size_t len;
+	int r;
+
+	snprintf(member, sizeof(member), "%s:%s", OCI_INDEX_REPO, p->ref);
+	if ((r = oci_manifest_get(p->c, OCI_INDEX_REPO, p->ref, OCI_IMAGE_MANIFEST, &body, &len,
+				  &mt)) < 0)
+		return oci_err(p, r, member);
+	if ((r = index_config(p, body, len, &p->idx_digest, &size)) < 0 ||
+	    (r = fetch_small(p, member, &p->idx_digest, size, &idx)) < 0)
+		return r;
+	if ((r = oci_index_parse(idx, size, &p->x, &why)) < 0)
+		return imp_fail(&p->err, IMP_REFUSED, r, member, "the index is refused: %s", why);
+	snprintf(member, sizeof(member), "%s:%s catalog", OCI_INDEX_REPO, p->ref);
+	if (p->cat_l.present &&
+	    (r = fetch_small(p, member, &p->cat_l.digest, p->cat_l.size, &p->cat)) < 0)
+		return r;
+	p->catlen = p->cat_l.size;
+	snprintf(member, sizeof(member), "%s:%s signature", OCI_INDEX_REPO, p->ref);
+	if (p->sig_l.present &&
+	    (r = fetch_small(p, member, &p->sig_l.digest, p->sig_l.size, &p->asc)) < 0)
+		return r;
+	p->asclen = p->sig_l.size;
+	return 0;
 }
 
 /* ---------- trust and anti-rollback ---------- */
 
-static int check_trust(struct pull *p)
+/* The catalog's signature, checked with the keyring exactly as a bundle's. */
+static int verify_catalog(struct pull *p)
 {
-	_cleanup_free_ char *max = NULL;
-	uint64_t have = 0;
+	_cleanup_free_ char *parent = NULL, *why = NULL;
+	struct sig_keyring *ks = NULL;
 	int r;
 
-	if (!p->no_signature)
-		return imp_fail(&p->err, IMP_REFUSED, -ENOTSUP, OCI_INDEX_REPO,
-				"the registry's generation index carries no signature (signed "
-				"catalogs come with store format 2); pull with --no-signature to "
-				"trust the registry's TLS identity alone");
-	r = ag_meta_get(p->s, "registry_generation", &max);
+	if (!p->asc)
+		return imp_fail(&p->err, IMP_REFUSED, -AG_EDIGEST, OCI_INDEX_REPO,
+				"the catalog of %s carries no signature", p->ref);
+	if (asprintf(&parent, "%s/tmp", ag_store_path(p->s)) < 0)
+		return imp_fail(&p->err, IMP_IO, -ENOMEM, "", "out of memory");
+	sig_keyring_remove_stale(parent);
+	if ((r = sig_keyring_open(p->keyring, p->signers, p->nsigners, parent, &ks, &why)) < 0)
+		return imp_fail(&p->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, p->keyring, "%s",
+				why ? why : ag_strerror(r));
+	r = sig_verify_detached(ks, p->cat, p->catlen, p->asc, p->asclen, &p->fpr, &why);
+	sig_keyring_free(ks);
+	if (r < 0)
+		return imp_fail(&p->err, IMP_REFUSED, r, OCI_INDEX_REPO,
+				"the catalog's signature is refused: %s",
+				why ? why : ag_strerror(r));
+	return 0;
+}
+
+/* The index is a convenience: it must name exactly the catalog's models. */
+static int index_matches_catalog(struct pull *p)
+{
+	if (p->x.nmodels != p->cg.nmodels)
+		goto bad;
+	for (size_t i = 0; i < p->x.nmodels; i++) {
+		size_t j = 0;
+		while (j < p->cg.nmodels && strcmp(p->cg.models[j].name, p->x.models[i].name) != 0)
+			j++;
+		if (j == p->cg.nmodels ||
+		    !ag_digest_eq(&p->cg.models[j].digest, &p->x.models[i].manifest))
+			goto bad;
+	}
+	return 0;
+bad:
+	return imp_fail(&p->err, IMP_REFUSED, -AG_ECORRUPT, OCI_INDEX_REPO,
+			"the index does not name the signed catalog's models");
+}
+
+static int meta_u64(struct pull *p, const char *key, uint64_t *v)
+{
+	_cleanup_free_ char *s = NULL;
+	int r = ag_meta_get(p->s, key, &s);
+
+	*v = 0;
 	if (r < 0 && r != -ENOENT)
 		return imp_fail(&p->err, IMP_IO, r, "", "the store's meta data cannot be read (%s)",
 				ag_strerror(r));
-	if (max)
-		have = strtoull(max, NULL, 10);
+	if (s)
+		*v = strtoull(s, NULL, 10);
+	return 0;
+}
+
+static int check_catalog(struct pull *p)
+{
+	const char *why = NULL;
+	uint64_t max;
+	int r;
+
+	if (!p->no_signature && (r = verify_catalog(p)) < 0)
+		return r;
+	if ((r = ag_catalog_parse(p->cat, p->catlen, &p->cg, &why)) < 0)
+		return imp_fail(&p->err, IMP_REFUSED, r, OCI_INDEX_REPO,
+				"the catalog is refused: %s", why ? why : ag_strerror(r));
+	if ((r = meta_u64(p, "max_catalog_serial", &max)) < 0)
+		return r;
+	if (p->cg.serial < max)
+		return imp_fail(&p->err, IMP_REFUSED, -ESTALE, OCI_INDEX_REPO,
+				"the catalog's serial %" PRIu64 " is older than serial %" PRIu64
+				" this store already accepted (anti-rollback)",
+				p->cg.serial, max);
+	return index_matches_catalog(p);
+}
+
+static int check_trust(struct pull *p)
+{
+	uint64_t have;
+	int r;
+
+	if (p->cat)
+		return check_catalog(p);
+	if (!p->no_signature)
+		return imp_fail(&p->err, IMP_REFUSED, -ENOTSUP, OCI_INDEX_REPO,
+				"the registry's generation carries no signed catalog (its store is "
+				"format 1); pull with --no-signature to trust the registry's TLS "
+				"identity alone");
+	if ((r = meta_u64(p, "registry_generation", &have)) < 0)
+		return r;
 	if (p->x.generation < have)
 		return imp_fail(&p->err, IMP_REFUSED, -ESTALE, OCI_INDEX_REPO,
 				"generation %" PRIu64 " is older than generation %" PRIu64
@@ -367,6 +511,41 @@ static int add_fetch(struct pull *p, const char *repo, const ag_digest *d, uint6
 	return 0;
 }
 
+/* With a catalog: every blob a manifest names must be listed there with the
+ * same size (its SHA-256 is the name; the fs-verity digest is checked by the
+ * store at commit, ag_txn_gen_add_catalog). */
+static int in_catalog(struct pull *p, const ag_model *m, const char *member)
+{
+	for (size_t j = 0; p->cat && j < ag_model_nblobs(m); j++) {
+		const struct ag_catalog_blob *b = ag_catalog_blob(&p->cg, ag_model_blob(m, j));
+		uint64_t size = j == 0	 ? m->manifest_size
+				: j == 1 ? m->config.size
+					 : m->layers[j - 2].size;
+		if (!b || b->size != size) {
+			char hex[AG_HEX_LEN + 1];
+			ag_digest_hex(ag_model_blob(m, j), hex);
+			return imp_fail(&p->err, IMP_REFUSED, -AG_ECORRUPT, member,
+					"sha256:%s (%" PRIu64
+					" bytes) is not in the signed catalog",
+					hex, size);
+		}
+	}
+	return 0;
+}
+
+/* The catalog's bundle files: kept with the generation, fetched when missing. */
+static int bundle_files(struct pull *p)
+{
+	for (size_t i = 0; p->cat && i < p->cg.nfiles; i++) {
+		const struct ag_catalog_entry *f = &p->cg.files[i];
+		const struct ag_catalog_blob *b = ag_catalog_blob(&p->cg, &f->digest);
+		if (!b || ag_gen_add_bundle_file(p->g, f->name, &f->digest) < 0 ||
+		    add_fetch(p, OCI_INDEX_REPO, &f->digest, b->size) < 0)
+			return imp_fail(&p->err, IMP_IO, -ENOMEM, "", "out of memory");
+	}
+	return 0;
+}
+
 static int fetch_manifest(struct pull *p, const struct oci_index_model *im)
 {
 	_cleanup_free_ char *body = NULL, *mt = NULL;
@@ -392,6 +571,10 @@ static int fetch_manifest(struct pull *p, const struct oci_index_model *im)
 	m.manifest = d;
 	m.manifest_size = len;
 	m.added = im->added;
+	if ((r = in_catalog(p, &m, member)) < 0) {
+		ag_model_clear(&m);
+		return r;
+	}
 	r = m.name ? ag_gen_add_model(p->g, &m) : -ENOMEM;
 	for (size_t j = 1; r == 0 && j < ag_model_nblobs(&m); j++)
 		r = add_fetch(p, im->repo, ag_model_blob(&m, j),
@@ -523,11 +706,18 @@ static json_t *pull_fields(struct pull *p)
 	char hex[AG_HEX_LEN + 1];
 
 	ag_digest_hex(&p->idx_digest, hex);
-	return json_pack("{s:s, s:s, s:I, s:s, s:b, s:I, s:I, s:I}", "url", p->url, "ref", p->ref,
-			 "remote_generation", (json_int_t)p->x.generation, "index_sha256", hex,
-			 "unsigned", p->no_signature, "blobs_fetched", (json_int_t)p->fetched,
-			 "bytes_fetched", (json_int_t)p->fetched_bytes, "blobs_present",
-			 (json_int_t)p->present);
+	json_t *f = json_pack("{s:s, s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:s?}", "url", p->url,
+			      "ref", p->ref, "remote_generation", (json_int_t)p->x.generation,
+			      "index_sha256", hex, "unsigned", p->fpr == NULL, "blobs_fetched",
+			      (json_int_t)p->fetched, "bytes_fetched", (json_int_t)p->fetched_bytes,
+			      "blobs_present", (json_int_t)p->present, "signer", p->fpr);
+
+	if (f && p->cat) {
+		ag_digest_hex(&p->cat_l.digest, hex);
+		json_object_set_new(f, "catalog_sha256", json_string(hex));
+		json_object_set_new(f, "catalog_serial", json_integer((json_int_t)p->cg.serial));
+	}
+	return f;
 }
 
 static int publish_stages(struct pull *p, ag_txn *t, bool only_done)
@@ -559,8 +749,16 @@ static int commit(struct pull *p)
 	p->g->label = p->x.label ? strdup(p->x.label) : NULL;
 	p->g->source = strdup(p->url);
 	p->g->operator_name = strdup(p->operator_name);
+	p->g->signer = p->fpr ? strdup(p->fpr) : NULL;
 	snprintf(gen, sizeof(gen), "%" PRIu64, p->x.generation);
-	if ((r = ag_txn_gen_add(t, p->g)) < 0 || (r = ag_txn_set_current(t, p->g->id)) < 0 ||
+	r = p->cat ? ag_txn_gen_add_catalog(t, p->g, p->cat, p->catlen) : ag_txn_gen_add(t, p->g);
+	if (r == -AG_ECORRUPT || r == -ESTALE)
+		return imp_fail(&p->err, IMP_REFUSED, r, OCI_INDEX_REPO,
+				"the signed catalog does not describe what was fetched (%s)",
+				r == -ESTALE ? "an older serial" : ag_strerror(r));
+	if (r == 0 && p->cat && p->asc)
+		r = ag_txn_gen_sign(t, p->g->id, p->asc, p->asclen);
+	if (r < 0 || (r = ag_txn_set_current(t, p->g->id)) < 0 ||
 	    (r = ag_txn_meta_put(t, "registry_generation", gen)) < 0)
 		return imp_fail(&p->err, IMP_IO, r, "", "the generation cannot be added (%s)",
 				ag_strerror(r));
@@ -603,7 +801,11 @@ static void keep_partial(struct pull *p)
 static bool same_as_current(struct pull *p)
 {
 	_cleanup_gen_ ag_gen *cur = NULL;
+	ag_digest d;
 
+	if (p->cat) /* the same catalog bytes: the same generation */
+		return ag_gen_catalog(p->s, 0, &d, NULL, NULL) == 0 &&
+		       ag_digest_eq(&d, &p->cat_l.digest);
 	if (ag_gen_get(p->s, 0, &cur) < 0 || cur->nmodels != p->x.nmodels)
 		return false;
 	for (size_t i = 0; i < p->x.nmodels; i++) {
@@ -637,6 +839,8 @@ static int run(struct pull *p)
 	for (size_t i = 0; i < p->x.nmodels; i++)
 		if ((r = fetch_manifest(p, &p->x.models[i])) < 0)
 			return r;
+	if ((r = bundle_files(p)) < 0)
+		return r;
 	if ((r = fetch_blobs(p)) < 0) {
 		if (p->transport)
 			keep_partial(p);
@@ -711,6 +915,10 @@ int imp_registry_main(int argc, char **argv)
 	free(p.f);
 	ag_gen_free(p.g);
 	oci_index_clear(&p.x);
+	ag_catalog_clear(&p.cg);
+	free(p.cat);
+	free(p.asc);
+	free(p.fpr);
 	oci_close(p.c);
 	ag_store_close(p.s);
 	free(p.signers);

@@ -110,6 +110,14 @@ bool oci_repo_valid(const char *repo);
  *       "manifest":"sha256:<hex>","repository":"agfs/models/...","size":N},...},
  *    "signer":"<fpr>"|null,"source":"..."|null,"source_sha256":"<hex>"|null}
  */
+/* Layers of the index artifact (store format 2): the generation's catalog
+ * bytes verbatim, the detached signature over them, and the source bundle's
+ * own files the catalog lists (annotation org.opencontainers.image.title =
+ * the path in the bundle). */
+#define OCI_CATALOG_TYPE     "application/vnd.agfs.catalog.v1+json"
+#define OCI_SIGNATURE_TYPE   "application/pgp-signature"
+#define OCI_BUNDLE_FILE_TYPE "application/vnd.agfs.bundle-file.v1"
+#define OCI_TITLE	     "org.opencontainers.image.title"
 #define OCI_INDEX_REPO	     "agfs/catalog"
 #define OCI_INDEX_TYPE	     "application/vnd.agfs.index.v1+json"
 #define OCI_INDEX_MAX	     (64u << 20)

@@ -19,8 +19,11 @@ make_random_ollama_tree "$TREE" 400000
 make_model "$TREE" hf.co/Org/Some-Model-GGUF/Q4_K_M 50000 hfmodel
 make_bundle "$TREE" "$T/b1" 20260101
 IN=$T/ingest
-"$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" "$T/b1/airgap-bundle-20260101.tar.gz" >/dev/null 2>"$T/err"
-ok $? "the ingest store imports a signed bundle" || cat "$T/err"
+"$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" --sign-key "$KEY_FPR" \
+	"$T/b1/airgap-bundle-20260101.tar.gz" >/dev/null 2>"$T/err"
+ok $? "the ingest store imports a signed bundle and signs the generation's catalog" || cat "$T/err"
+# the bundle's own files the catalog keeps as blobs: bundle.json, .asc, .sha256 lists
+nbf() { tar tzf "$1" | grep -cE '^(manifest/bundle\.json(\.asc)?|signatures/.*\.sha256)$'; }
 
 registry_start main || bail "docker-registry did not start"
 CA=$T/pki/ca.crt
@@ -31,7 +34,8 @@ TLS=(--ca-file "$CA")
 ok $? "agstore push uploads the current generation" || cat "$T/err"
 nblobs=$(find "$TREE/blobs" -type f | wc -l)
 nmods=$(find "$TREE/manifests" -type f | wc -l)
-is "$(jq .blobs_uploaded "$T/push1")" $((nblobs + 1)) "every config and layer blob and the index were uploaded"
+is "$(jq .blobs_uploaded "$T/push1")" $((nblobs + 3 + $(nbf "$T/b1/airgap-bundle-20260101.tar.gz"))) \
+	"every config and layer blob, the index, the catalog, its signature and the bundle's files were uploaded"
 is "$(jq .manifests_written "$T/push1")" $((nmods + 2)) "every model manifest and the index tags gen-1, latest were written"
 writes1=$(registry_count '"(POST|PATCH|PUT) ')
 "$AGSTORE" --store "$IN" --json push "$REG_URL" "${TLS[@]}" >"$T/push2" 2>"$T/err"
@@ -80,7 +84,7 @@ ok $bad "curl GETs every blob by digest with its own bytes"
 
 # --- three nodes pull at once ---
 for n in 1 2 3; do
-	"$AGIMPORT" --registry "$REG_URL" --store "$T/node$n" "${TLS[@]}" --no-signature --jobs 3 \
+	"$AGIMPORT" --registry "$REG_URL" --store "$T/node$n" "${TLS[@]}" --keyring "$T/pubkey.asc" --jobs 3 \
 		>"$T/pull$n" 2>"$T/perr$n" &
 	pids[n]=$!
 done
@@ -94,10 +98,13 @@ for n in 1 2 3; do
 	is "$(jq -c '[.[] | [.path, .digest]]' "$T/ls-$n")" \
 		"$(jq -c '[.[] | [.path, .digest]]' "$T/ls-in")" \
 		"node $n has the ingest generation's models and manifests"
-	grep -q '"event":"REGISTRY_PULL".*"url":"'"$REG_URL"'"' "$T/node$n/audit.log"
-	ok $? "node $n audits REGISTRY_PULL with the URL"
+	grep '"event":"REGISTRY_PULL"' "$T/node$n/audit.log" | grep '"url":"'"$REG_URL"'"' |
+		grep '"signer":"'"$KEY_FPR"'"' | grep -q '"catalog_sha256":"'
+	ok $? "node $n audits REGISTRY_PULL with the URL, the catalog and its signer"
 done
-"$AGIMPORT" --registry "$REG_URL" --store "$T/node1" "${TLS[@]}" --no-signature >"$T/out" 2>&1
+"$AGSTORE" --store "$T/node1" verify --keyring "$T/pubkey.asc" >"$T/out" 2>&1
+ok $? "agstore verify accepts the pulled generation's catalog and signature on the node" || cat "$T/out"
+"$AGIMPORT" --registry "$REG_URL" --store "$T/node1" "${TLS[@]}" --keyring "$T/pubkey.asc" >"$T/out" 2>&1
 ok $? "pulling the same generation again succeeds"
 grep -q "already current" "$T/out"
 ok $? "and says there is nothing to do" || cat "$T/out"
@@ -126,12 +133,13 @@ fi
 cp -r "$TREE" "$T/tree2"
 make_model "$T/tree2" registry.ollama.ai/library/later/7b 30000 later
 make_bundle "$T/tree2" "$T/b2" 20260102
-"$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" "$T/b2/airgap-bundle-20260102.tar.gz" >/dev/null 2>"$T/err"
+"$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" --sign-key "$KEY_FPR" "$T/b2/airgap-bundle-20260102.tar.gz" >/dev/null 2>"$T/err"
 ok $? "a newer bundle is imported on the ingest host" || cat "$T/err"
 "$AGSTORE" --store "$IN" --json push "$REG_URL" "${TLS[@]}" >"$T/push3" 2>"$T/err"
-is "$(jq .blobs_uploaded "$T/push3")" 5 "pushing it uploads only the new model's 4 blobs and the index"
+is "$(jq .blobs_uploaded "$T/push3")" $((4 + 3 + $(nbf "$T/b2/airgap-bundle-20260102.tar.gz"))) \
+	"pushing it uploads only the new model's 4 blobs, the index, catalog, signature and bundle files"
 gets0=$(registry_count '"GET /v2/agfs/models/[^ ]*/blobs/')
-"$AGIMPORT" --registry "$REG_URL" --store "$T/node1" "${TLS[@]}" --no-signature --json >"$T/pull4" 2>"$T/err"
+"$AGIMPORT" --registry "$REG_URL" --store "$T/node1" "${TLS[@]}" --keyring "$T/pubkey.asc" --json >"$T/pull4" 2>"$T/err"
 ok $? "node 1 pulls the new generation" || cat "$T/err"
 is "$(($(registry_count '"GET /v2/agfs/models/[^ ]*/blobs/') - gets0))" 4 \
 	"the registry served exactly the 4 blobs node 1 lacked"

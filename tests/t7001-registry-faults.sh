@@ -5,8 +5,8 @@
 # dropped connections are resumed (Range on GET, upload status on PATCH); a
 # registry that dies mid-pull leaves the node's generations unchanged and a
 # rerun fetches only what is missing; an altered blob, a blob the registry
-# lacks, a wrong CA, an older generation, a hung registry, an unsigned index
-# with --keyring and plain http each refuse with one clear sentence, leaving
+# lacks, a wrong CA, an older catalog (serial), a hung registry, a catalog
+# signed by an untrusted key and plain http each refuse with one clear sentence, leaving
 # the node's store exactly as it was.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
@@ -16,7 +16,11 @@ need_cmd gpg tar gzip sha256sum openssl jq python3
 need_registry
 PROXY=$TESTS_DIR/registry-proxy.py
 
+make_gpg_key "Other Signer"
+OTHER_FPR=$KEY_FPR
 make_gpg_key
+SIGN_KEY=$KEY_FPR # bundles are signed by the trusted key, not the first one
+KR=$T/pubkey.asc
 TREE=$T/tree
 make_random_ollama_tree "$TREE" 200000
 make_model "$TREE" registry.ollama.ai/library/vast/8b 6000000 vast
@@ -24,7 +28,7 @@ BIG=$(jq -r '.layers[0].digest' "$TREE/manifests/registry.ollama.ai/library/vast
 BIG=${BIG#sha256:}
 make_bundle "$TREE" "$T/b1" 20260101
 IN=$T/ingest
-"$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" "$T/b1/airgap-bundle-20260101.tar.gz" >/dev/null 2>"$T/err" ||
+"$AGIMPORT" --store "$IN" --keyring "$KR" --sign-key "$KEY_FPR" "$T/b1/airgap-bundle-20260101.tar.gz" >/dev/null 2>"$T/err" ||
 	bail "the ingest import failed: $(cat "$T/err")"
 registry_start main || bail "docker-registry did not start"
 CA=$T/pki/ca.crt
@@ -47,7 +51,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; _reg_cleanup' EXIT
 # --- a download through connections that drop: Range resumes ---
 proxy cut-down 1500000 || bail "the proxy did not start"
 gets0=$(registry_count "\"GET /v2/[^ ]*/blobs/sha256:$BIG")
-"$AGIMPORT" --registry "$PX_URL" --store "$T/n-cut" "${TLS[@]}" --no-signature --jobs 2 >"$T/out" 2>"$T/err"
+"$AGIMPORT" --registry "$PX_URL" --store "$T/n-cut" "${TLS[@]}" --keyring "$KR" --jobs 2 >"$T/out" 2>"$T/err"
 ok $? "a pull through connections that drop every 1.5 MB completes" || cat "$T/err"
 [ $(($(registry_count "\"GET /v2/[^ ]*/blobs/sha256:$BIG") - gets0)) -ge 4 ]
 ok $? "the 6 MB blob came in several Range requests"
@@ -60,7 +64,7 @@ N=$T/node
 "$AGSTORE" --store "$N" init >/dev/null
 before=$(snap "$N")
 proxy die 3000000 || bail "the proxy did not start"
-"$AGIMPORT" --registry "$PX_URL" --store "$N" "${TLS[@]}" --no-signature --jobs 1 --timeout 3 >"$T/out" 2>"$T/err"
+"$AGIMPORT" --registry "$PX_URL" --store "$N" "${TLS[@]}" --keyring "$KR" --jobs 1 --timeout 3 >"$T/out" 2>"$T/err"
 [ $? -ne 0 ]
 ok $? "a pull from a registry that dies mid-transfer fails"
 grep -q "refused $PX_URL" "$T/err"
@@ -70,7 +74,7 @@ grep -q '"event":"REGISTRY_PULL_INCOMPLETE"' "$N/audit.log"
 ok $? "the blobs already verified are kept, and that is audited"
 kept=$(jq -r 'select(.event=="REGISTRY_PULL_INCOMPLETE") | .blobs_kept' "$N/audit.log" | tail -1)
 gets0=$(registry_count '"GET /v2/agfs/models/[^ ]*/blobs/sha256')
-"$AGIMPORT" --registry "$REG_URL" --store "$N" "${TLS[@]}" --no-signature --json >"$T/out" 2>"$T/err"
+"$AGIMPORT" --registry "$REG_URL" --store "$N" "${TLS[@]}" --keyring "$KR" --json >"$T/out" 2>"$T/err"
 ok $? "a rerun against the registry completes" || cat "$T/err"
 nblobs=$(find "$TREE/blobs" -type f | wc -l)
 nman=$(find "$TREE/manifests" -type f | wc -l)
@@ -96,9 +100,16 @@ refuse() { # refuse DESCRIPTION PATTERN agimport-args...
 R=$T/r
 "$AGSTORE" --store "$R" init >/dev/null
 refuse "a wrong CA is refused" "TLS certificate is not trusted" \
-	--registry "$REG_URL" --ca-file "$T/pki/other-ca.crt" --no-signature
-refuse "an unsigned index is refused when --keyring asks for a signature" "carries no signature" \
-	--registry "$REG_URL" "${TLS[@]}" --keyring "$T/pubkey.asc"
+	--registry "$REG_URL" --ca-file "$T/pki/other-ca.crt" --keyring "$KR"
+# a catalog signed by a key the node does not trust (re-signed on the ingest host)
+"$AGSTORE" --store "$IN" sign --sign-key "$OTHER_FPR" >/dev/null 2>"$T/err" &&
+	"$AGSTORE" --store "$IN" push "$REG_URL" "${TLS[@]}" >/dev/null 2>>"$T/err"
+ok $? "the ingest host re-signs with another key and pushes" || cat "$T/err"
+refuse "a catalog signed by an untrusted key is refused" "signature is refused" \
+	--registry "$REG_URL" "${TLS[@]}" --keyring "$KR"
+"$AGSTORE" --store "$IN" sign --sign-key "$KEY_FPR" >/dev/null 2>"$T/err" &&
+	"$AGSTORE" --store "$IN" push "$REG_URL" "${TLS[@]}" >/dev/null 2>>"$T/err"
+ok $? "signed again with the trusted key and pushed" || cat "$T/err"
 run_fail "$AGIMPORT" --store "$R" --registry "http://127.0.0.1:$REG_PORT" --no-signature
 is "$rc" 2 "plain http without --insecure-http is a usage error"
 grep -q "insecure-http" "$T/err"
@@ -108,7 +119,7 @@ ok $? "  that names --insecure-http"
 proxy mute 0 || bail "the proxy did not start"
 start=$(date +%s)
 refuse "a registry that never answers times out" "timed out" \
-	--registry "$PX_URL" "${TLS[@]}" --no-signature --timeout 1
+	--registry "$PX_URL" "${TLS[@]}" --keyring "$KR" --timeout 1
 [ $(($(date +%s) - start)) -lt 30 ]
 ok $? "  within the bounded retries"
 kill "$PX_PID"
@@ -118,7 +129,7 @@ cp -r "$REG_DIR/data" "$T/data.orig"
 f=$(registry_blob_path "$BIG")
 printf 'X' | dd of="$f" bs=1 seek=1000 conv=notrunc status=none
 refuse "a blob altered in the registry is refused" "SHA-256 is" \
-	--registry "$REG_URL" "${TLS[@]}" --no-signature
+	--registry "$REG_URL" "${TLS[@]}" --keyring "$KR"
 rm -rf "$REG_DIR/data" && cp -r "$T/data.orig" "$REG_DIR/data"
 
 # a blob the registry lacks
@@ -126,20 +137,20 @@ rm -rf "$(dirname "$(registry_blob_path "$BIG")")"
 registry_stop
 registry_start main || bail "docker-registry did not restart"
 refuse "a manifest naming a blob the registry lacks is refused" "HTTP 404|BLOB_UNKNOWN" \
-	--registry "$REG_URL" "${TLS[@]}" --no-signature
+	--registry "$REG_URL" "${TLS[@]}" --keyring "$KR"
 rm -rf "$REG_DIR/data" && cp -r "$T/data.orig" "$REG_DIR/data"
 
 # an older generation (anti-rollback)
 cp -r "$TREE" "$T/tree2"
 make_model "$T/tree2" registry.ollama.ai/library/later/7b 10000 later
 make_bundle "$T/tree2" "$T/b2" 20260102
-"$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" "$T/b2/airgap-bundle-20260102.tar.gz" >/dev/null 2>&1
+"$AGIMPORT" --store "$IN" --keyring "$KR" --sign-key "$KEY_FPR" "$T/b2/airgap-bundle-20260102.tar.gz" >/dev/null 2>&1
 "$AGSTORE" --store "$IN" push "$REG_URL" "${TLS[@]}" >/dev/null 2>"$T/err"
 ok $? "generation 2 is pushed" || cat "$T/err"
-"$AGIMPORT" --registry "$REG_URL" --store "$R" "${TLS[@]}" --no-signature >/dev/null 2>"$T/err"
+"$AGIMPORT" --registry "$REG_URL" --store "$R" "${TLS[@]}" --keyring "$KR" >/dev/null 2>"$T/err"
 ok $? "a node pulls latest (generation 2)" || cat "$T/err"
-refuse "an older generation is refused (anti-rollback)" "older than generation 2" \
-	--registry "$REG_URL" "${TLS[@]}" --no-signature --generation 1
+refuse "an older catalog is refused (anti-rollback)" "serial 1 is older than serial 2" \
+	--registry "$REG_URL" "${TLS[@]}" --keyring "$KR" --generation 1
 grep -q '"event":"REGISTRY_PULL_REJECTED"' "$R/audit.log"
 ok $? "refusals are audited"
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "oci/oci.h"
+#include "store/catalog.h"
 #include "tools/tool.h"
 
 static const char push_usage[] =
@@ -227,7 +228,7 @@ static int add_item(struct push *p, const char *repo, const ag_digest *d, uint64
 	struct item *ni;
 
 	for (size_t i = 0; i < p->nitems; i++)
-		if (p->items[i].repo == repo && ag_digest_eq(&p->items[i].digest, d))
+		if (strcmp(p->items[i].repo, repo) == 0 && ag_digest_eq(&p->items[i].digest, d))
 			return 0;
 	if (!(ni = realloc(p->items, (p->nitems + 1) * sizeof(*ni))))
 		return -ENOMEM;
@@ -315,13 +316,79 @@ static int push_manifests(struct push *p, oci *c, const ag_gen *g, char **repos,
 	return 0;
 }
 
-/* The index artifact: config = the index JSON, no layers of its own. */
+/* Uploads buf as a blob of the index repository unless it is there. */
+static int put_small_blob(struct push *p, oci *c, const char *buf, size_t len, char dig[80])
+{
+	ag_digest d;
+	bool exists;
+	int r;
+
+	ag_sha256(buf, len, &d);
+	fmt_digest(&d, dig, 80);
+	if ((r = oci_blob_head(c, OCI_INDEX_REPO, dig, &exists, NULL)) < 0)
+		return r;
+	if (exists) {
+		p->present++;
+		return 0;
+	}
+	if ((r = oci_blob_upload(c, OCI_INDEX_REPO, dig, len, buf_source, (void *)buf)) < 0)
+		return r;
+	p->uploaded++;
+	p->bytes += len;
+	return 0;
+}
+
+static int add_layer(json_t *layers, const char *mt, const char *dig, uint64_t size,
+		     const char *title)
+{
+	json_t *l = json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", dig, "size",
+			      (json_int_t)size);
+
+	if (l && title)
+		json_object_set_new(l, "annotations", json_pack("{s:s}", OCI_TITLE, title));
+	return l ? json_array_append_new(layers, l) : -1;
+}
+
+/* Format 2: the catalog, its signature and the bundle's files as layers
+ * (the bundle files' blobs went up with the workers). */
+static int catalog_layers(struct push *p, oci *c, const ag_gen *g, json_t *layers)
+{
+	_cleanup_free_ char *cat = NULL, *asc = NULL;
+	size_t clen = 0, alen = 0;
+	char dig[80];
+	ag_digest cd;
+	int r = ag_gen_catalog(p->s, g->id, &cd, &cat, &clen);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || (r = put_small_blob(p, c, cat, clen, dig)) < 0 ||
+	    add_layer(layers, OCI_CATALOG_TYPE, dig, clen, NULL) < 0)
+		return r < 0 ? r : -ENOMEM;
+	r = ag_gen_signature(p->s, g->id, &asc, &alen);
+	if (r == 0 && ((r = put_small_blob(p, c, asc, alen, dig)) < 0 ||
+		       add_layer(layers, OCI_SIGNATURE_TYPE, dig, alen, NULL) < 0))
+		return r < 0 ? r : -ENOMEM;
+	if (r < 0 && r != -ENOENT)
+		return r;
+	for (size_t i = 0; i < g->nbundle_files; i++) {
+		ag_blob_info bi;
+		if ((r = ag_blob_lookup(p->s, &g->bundle_files[i].digest, &bi)) < 0)
+			return r;
+		fmt_digest(&bi.digest, dig, sizeof(dig));
+		if (add_layer(layers, OCI_BUNDLE_FILE_TYPE, dig, bi.size, g->bundle_files[i].name) <
+		    0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The index artifact: config = the index JSON; layers: the catalog, its
+ * signature and the bundle's files when the store has them (format 2). */
 static int push_index(struct push *p, oci *c, const ag_gen *g)
 {
 	_cleanup_free_ char *idx = NULL, *man = NULL;
+	_cleanup_json_ json_t *doc = NULL, *layers = json_array();
 	char dig[80], tag[40];
-	ag_digest d;
-	bool exists;
 	int r;
 
 	if ((r = oci_index_encode(g, &idx)) < 0) {
@@ -329,29 +396,24 @@ static int push_index(struct push *p, oci *c, const ag_gen *g)
 			strerror(-r));
 		return r;
 	}
-	ag_sha256(idx, strlen(idx), &d);
-	fmt_digest(&d, dig, sizeof(dig));
-	if ((r = oci_blob_head(c, OCI_INDEX_REPO, dig, &exists, NULL)) < 0)
-		goto fail;
-	if (!exists &&
-	    (r = oci_blob_upload(c, OCI_INDEX_REPO, dig, strlen(idx), buf_source, idx)) < 0)
-		goto fail;
-	if (!exists)
-		p->uploaded++, p->bytes += strlen(idx);
-	else
-		p->present++;
-	if (asprintf(&man,
-		     "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
-		     "\"digest\":\"%s\",\"size\":%zu},\"layers\":[]}",
-		     OCI_IMAGE_MANIFEST, OCI_INDEX_TYPE, dig, strlen(idx)) < 0)
+	if ((r = put_small_blob(p, c, idx, strlen(idx), dig)) < 0) {
+		set_err(p, r, "%s", oci_error(c));
+		return r;
+	}
+	if (!layers || (r = catalog_layers(p, c, g, layers)) < 0) {
+		set_err(p, r, "the catalog of generation %" PRIu64 " cannot be pushed (%s)", g->id,
+			oci_error(c)[0] ? oci_error(c) : ag_strerror(r));
+		return r;
+	}
+	doc = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:O}", "schemaVersion", 2, "mediaType",
+			OCI_IMAGE_MANIFEST, "config", "mediaType", OCI_INDEX_TYPE, "digest", dig,
+			"size", (json_int_t)strlen(idx), "layers", layers);
+	if (!doc || !(man = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)))
 		return -ENOMEM;
 	snprintf(tag, sizeof(tag), "gen-%" PRIu64, g->id);
 	if ((r = put_manifest(p, c, OCI_INDEX_REPO, tag, man, strlen(man), OCI_IMAGE_MANIFEST)) < 0)
 		return r;
 	return put_manifest(p, c, OCI_INDEX_REPO, "latest", man, strlen(man), OCI_IMAGE_MANIFEST);
-fail:
-	set_err(p, r, "%s", oci_error(c));
-	return r;
 }
 
 static int collect(struct push *p, const ag_gen *g, char **repos, char **tags)
@@ -368,6 +430,13 @@ static int collect(struct push *p, const ag_gen *g, char **repos, char **tags)
 			if ((r = add_item(p, repos[i], &m->layers[j].digest, m->layers[j].size)) <
 			    0)
 				return tool_fail_err(p->t, r, "out of memory");
+	}
+	for (size_t i = 0; i < g->nbundle_files; i++) { /* the bundle's own files (format 2) */
+		ag_blob_info bi;
+		if ((r = ag_blob_lookup(p->s, &g->bundle_files[i].digest, &bi)) < 0 ||
+		    (r = add_item(p, OCI_INDEX_REPO, &bi.digest, bi.size)) < 0)
+			return tool_fail_err(p->t, r, "bundle file %s of generation %" PRIu64,
+					     g->bundle_files[i].name, g->id);
 	}
 	return EX_AG_OK;
 }
