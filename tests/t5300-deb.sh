@@ -61,6 +61,7 @@ missing=
 for f in usr/sbin/agfs usr/bin/agimport usr/bin/agstore usr/sbin/mount.agfs usr/sbin/mount.fuse.agfs \
 	usr/share/man/man8/agfs.8.gz usr/share/man/man8/agimport.8.gz usr/share/man/man8/agstore.8.gz \
 	lib/systemd/system/agfs.service usr/share/agfs/ollama.service.d/agfs.conf \
+	lib/systemd/system/agfs-pull.service lib/systemd/system/agfs-pull.timer etc/agfs/pull.conf \
 	etc/agfs/agfs.conf etc/logrotate.d/agfs usr/share/doc/agfs/copyright; do
 	[ -e "$R/$f" ] || [ -L "$R/$f" ] || missing="$missing $f"
 done
@@ -73,8 +74,8 @@ fi
 is "$missing" "" "the package holds the programs, man pages, unit, drop-in, agfs.conf and logrotate"
 [ -d "$R/var/log/agfs" ]
 ok $? "the package creates /var/log/agfs"
-is "$(sort "$T/ctl/conffiles" | tr '\n' ' ')" "/etc/agfs/agfs.conf /etc/logrotate.d/agfs " \
-	"/etc/agfs/agfs.conf and the logrotate file are conffiles"
+is "$(sort "$T/ctl/conffiles" | tr '\n' ' ')" "/etc/agfs/agfs.conf /etc/agfs/pull.conf /etc/logrotate.d/agfs " \
+	"/etc/agfs/agfs.conf, /etc/agfs/pull.conf and the logrotate file are conffiles"
 cmp -s "$R/etc/agfs/agfs.conf" "$SRC_DIR/contrib/agfs.conf" &&
 	cmp -s "$R/usr/share/agfs/ollama.service.d/agfs.conf" "$SRC_DIR/contrib/systemd/ollama.service.d/agfs.conf"
 ok $? "agfs.conf and the drop-in are the shipped ones"
