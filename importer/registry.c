@@ -3,25 +3,31 @@
  * agimport --registry URL: pull a generation that `agstore push` published
  * (DESIGN.md "Distribution to production nodes").
  *
- *   1. agfs/catalog:<gen-N|latest> -> the generation index (oci.h), its
- *      bytes checked against the digest its manifest names;
- *   2. anti-rollback: an index older than the newest generation this store
- *      ever pulled (meta registry_generation) is refused;
+ *   1. agfs/catalog:<gen-N|latest>: the generation index (oci.h) and, from
+ *      a format-2 ingest store, the catalog bytes and their signature, each
+ *      checked against the digest the artifact's manifest names;
+ *   2. the catalog's signature verified with the pinned keyring (sig/), as a
+ *      bundle's; a serial below meta max_catalog_serial is refused
+ *      (anti-rollback), so is an index that does not name the catalog's
+ *      models;
  *   3. every model's manifest by digest (bytes checked against the index),
- *      parsed as the importer parses a bundle's;
+ *      parsed as the importer parses a bundle's; each blob it names must be
+ *      in the catalog with its size; the bundle's files the catalog lists;
  *   4. only the blobs the store lacks, --jobs at a time, each streamed into
- *      staging (SHA-256 and chunk table computed as the bytes arrive) and
- *      checked against the manifest's digest and size; a dropped connection
- *      resumes with a Range request (oci_blob_get);
- *   5. one write transaction: objects published, the generation added and
- *      made current, REGISTRY_PULL audited (ag_txn_commit_audit): all or
- *      nothing.  After a transport failure the blobs already fetched and
- *      verified are kept (no generation names them; the next run does not
- *      fetch them again, gc removes them if it never comes).
+ *      staging (SHA-256 and tree computed as the bytes arrive) and checked
+ *      against the manifest's digest and size; a dropped connection resumes
+ *      with a Range request (oci_blob_get);
+ *   5. one write transaction: objects published, the generation added with
+ *      the catalog verbatim (ag_txn_gen_add_catalog checks it describes the
+ *      generation, fs-verity digests included) and its signature, made
+ *      current, REGISTRY_PULL audited (ag_txn_commit_audit): all or nothing.
+ *      After a transport failure the blobs already fetched and verified are
+ *      kept (no generation names them; the next run does not fetch them
+ *      again, gc removes them if it never comes).
  *
- * Not yet: the index is not signed.  The signed catalog of store format 2
- * (issue 12, contract 9) replaces it; until then a pull needs --no-signature
- * and trusts the registry's TLS identity, and the audit record says so.
+ * An ingest store of format 1 publishes no catalog: its index can be pulled
+ * with --no-signature only (anti-rollback by generation number, meta
+ * registry_generation), trusting the registry's TLS identity.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -45,11 +45,12 @@ fi
 make_gpg_key
 make_random_ollama_tree "$T/tree" 100000
 make_bundle "$T/tree" "$T/b" 20260101
-"$AGIMPORT" --store "$T/ingest" --keyring "$T/pubkey.asc" "$T/b/airgap-bundle-20260101.tar.gz" >/dev/null 2>&1
+"$AGIMPORT" --store "$T/ingest" --keyring "$T/pubkey.asc" --sign-key "$KEY_FPR" "$T/b/airgap-bundle-20260101.tar.gz" >/dev/null 2>&1
 registry_start main || bail "docker-registry did not start"
 "$AGSTORE" --store "$T/ingest" push "$REG_URL" --ca-file "$T/pki/ca.crt" >/dev/null 2>"$T/err" || bail "push: $(cat "$T/err")"
 sed -e "s|^AGFS_REGISTRY=.*|AGFS_REGISTRY=$REG_URL|" -e "s|^AGFS_STORE=.*|AGFS_STORE=$T/node|" \
-	-e "s|/etc/agfs/registry-ca.crt|$T/pki/ca.crt|" "$C/pull.conf" >"$T/pull.conf"
+	-e "s|/etc/agfs/registry-ca.crt|$T/pki/ca.crt|" -e "s|/etc/agfs/ingest-key.asc|$T/pubkey.asc|" \
+	"$C/pull.conf" >"$T/pull.conf"
 exec_start() { # runs ExecStart= with pull.conf's environment (systemd's quoting: one level of "")
 	(
 		AGFS_STORE=/var/lib/agfs AGFS_PULL_GENERATION=latest AGFS_PULL_OPTIONS=
@@ -67,7 +68,9 @@ exec_start() { # runs ExecStart= with pull.conf's environment (systemd's quoting
 	)
 }
 exec_start >"$T/out" 2>&1
-ok $? "the service's command pulls the registry's latest generation" || sed 's/^/# /' "$T/out"
+ok $? "the service's command pulls the registry's latest generation, its catalog verified" || sed 's/^/# /' "$T/out"
+grep '"event":"REGISTRY_PULL"' "$T/node/audit.log" | grep -q '"signer":"'"$KEY_FPR"'"'
+ok $? "the pull is audited with the catalog's signer"
 is "$("$AGSTORE" --store "$T/node" ls | grep -c ':')" 2 "the node serves the pushed models"
 exec_start >"$T/out" 2>&1
 ok $? "a second run succeeds" || sed 's/^/# /' "$T/out"
