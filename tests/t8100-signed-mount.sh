@@ -121,4 +121,37 @@ ok $? "a keyring without keys is refused at mount ($rc: $(head -1 "$T/m3.log"))"
 kill -TERM $P1 $P2
 wait $P1
 ok $? "agfs -o keyring= stops cleanly"
+
+# Fresh mounts of copies: generation 2's record replays generation 1's
+# catalog; generation 1's catalog edited by one byte.
+CAT=$(sha256sum "$T/m2/versions/1/catalog.json" 2>/dev/null | cut -d' ' -f1)
+[ -n "$CAT" ] || CAT=$("$AGSTORE" --store "$S" --json verify --keyring "$T/pubkey.asc" 1 | jq -r '.generations[0].catalog')
+mount_copy() { # mount_copy DIR: agfs -f -o keyring= on DIR at DIR.mnt; sets PC
+	mkdir -p "$1.mnt"
+	_mounts+=("$1.mnt")
+	"$AGFS" -f -o keyring="$T/pubkey.asc" "$1" "$1.mnt" 2>"$1.log" &
+	PC=$!
+	fs_wait_for 10 test -d "$1.mnt/versions" || bail "agfs did not mount: $(head -3 "$1.log")"
+}
+cp -a "$S" "$T/f1"
+"$HELPERS/store-replay" "$T/f1" 1 2 || bail "store-replay failed"
+mount_copy "$T/f1"
+[ ! -e "$T/f1.mnt/versions/2" ] && [ -f "$T/f1.mnt/versions/1/catalog.json" ]
+ok $? "an older catalog replayed as generation 2: not shown, generation 1 is"
+grep '"CATALOG_REJECTED"' "$T/f1/audit.log" | grep '"generation":2' | grep -q "replayed"
+ok $? "CATALOG_REJECTED names the replay"
+kill -TERM $PC
+wait $PC
+
+cp -a "$S" "$T/f2"
+O=$T/f2/objects/sha256/${CAT:0:2}/$CAT
+chmod u+w "$O"
+printf '9' | dd of="$O" bs=1 seek=40 conv=notrunc 2>/dev/null
+mount_copy "$T/f2"
+[ ! -e "$T/f2.mnt/versions/1" ] && [ -f "$T/f2.mnt/$LATER" ]
+ok $? "a catalog edited by one byte: generation 1 is not shown, generation 2 is served"
+grep '"CATALOG_REJECTED"' "$T/f2/audit.log" | grep '"generation":1' | grep -q "damaged"
+ok $? "CATALOG_REJECTED says its catalog blob is damaged"
+kill -TERM $PC
+wait $PC
 done_testing
