@@ -38,6 +38,10 @@ struct rejected {
 	ag_digest cat, sig;
 };
 
+struct idser {
+	uint64_t id, serial;
+};
+
 struct fs_trust {
 	struct sig_keyring *ks;
 	pthread_mutex_t lock; /* ks (one gpg at a time) and both tables */
@@ -45,6 +49,8 @@ struct fs_trust {
 	size_t n, cap;
 	struct rejected *rej;
 	size_t nrej, rejcap;
+	struct idser *sers; /* serials of the generations verified so far */
+	size_t nsers, sercap;
 };
 
 int trust_start(struct fs_ctx *c, char **why)
@@ -81,6 +87,7 @@ void trust_stop(struct fs_ctx *c)
 	sig_keyring_free(t->ks);
 	free(t->map);
 	free(t->rej);
+	free(t->sers);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 	c->trust = NULL;
@@ -135,6 +142,44 @@ static bool same_rejected(const struct rejected *r, const ag_gen *g)
 	       (!r->has_sig || ag_digest_eq(&r->sig, &g->signature));
 }
 
+/* With the lock held.  Generation numbers are local (a pulled generation
+ * keeps the ingest host's catalog), but serials only grow with local ids:
+ * an older catalog replayed in a newer generation's place breaks the order. */
+static const char *serial_order(struct fs_trust *t, uint64_t id, uint64_t serial, char *buf,
+				size_t len)
+{
+	for (size_t i = 0; i < t->nsers; i++) {
+		const struct idser *o = &t->sers[i];
+		if (o->id == id || (o->id < id ? o->serial < serial : o->serial > serial))
+			continue;
+		snprintf(buf, len,
+			 "its catalog's serial %" PRIu64 " is not %s generation %" PRIu64
+			 "'s (%" PRIu64 "): an older catalog replayed",
+			 serial, o->id < id ? "above" : "below", o->id, o->serial);
+		return buf;
+	}
+	return NULL;
+}
+
+static int remember_serial(struct fs_trust *t, uint64_t id, uint64_t serial)
+{
+	for (size_t i = 0; i < t->nsers; i++)
+		if (t->sers[i].id == id) {
+			t->sers[i].serial = serial;
+			return 0;
+		}
+	if (t->nsers == t->sercap) {
+		size_t cap = t->sercap ? t->sercap * 2 : 16;
+		struct idser *n = realloc(t->sers, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->sers = n;
+		t->sercap = cap;
+	}
+	t->sers[t->nsers++] = (struct idser){id, serial};
+	return 0;
+}
+
 /* With the lock held: true when g was rejected as it is now. */
 static bool was_rejected(struct fs_trust *t, const ag_gen *g)
 {
@@ -168,8 +213,6 @@ static void remember_rejected(struct fs_trust *t, const ag_gen *g)
  * blob the record's models and bundle files name. */
 static const char *describes(const struct ag_catalog *cat, const ag_gen *g)
 {
-	if (cat->generation != g->id)
-		return "the catalog is another generation's (replayed)";
 	if (cat->nmodels != g->nmodels)
 		return "the catalog lists other models than the generation record";
 	for (size_t i = 0; i < cat->nmodels; i++) {
@@ -262,10 +305,17 @@ int trust_check_gen(struct fs_ctx *c, const ag_gen *g)
 		goto bad;
 	}
 	uint64_t serial = parsed.serial;
+	char obuf[256];
 	pthread_mutex_lock(&t->lock);
-	r = map_add(t, &parsed);
+	d = serial_order(t, g->id, serial, obuf, sizeof(obuf));
+	if (!d && (r = remember_serial(t, g->id, serial)) == 0)
+		r = map_add(t, &parsed);
 	pthread_mutex_unlock(&t->lock);
 	ag_catalog_clear(&parsed);
+	if (d) {
+		snprintf(why, sizeof(why), "%s", d);
+		goto bad;
+	}
 	if (r == 0)
 		syslog(LOG_INFO, "generation %" PRIu64 ": catalog serial %" PRIu64 " signed by %s",
 		       g->id, serial, fpr);

@@ -61,6 +61,11 @@ struct vrun {
 	const char *link;
 	char reason[1024];
 	int io; /* a could-not-check error (not a verdict) */
+	/* every generation's catalog serial (those whose catalog parses) */
+	struct idser {
+		uint64_t id, serial;
+	} * sers;
+	size_t nsers;
 };
 
 static int vbreak(struct vrun *v, const char *link, const char *fmt, ...)
@@ -206,11 +211,47 @@ static int check_catalog(struct vrun *v)
 			       ? cant(v, r, "the catalog cannot be parsed")
 			       : vbreak(v, "catalog", "the signed catalog is not canonical (%s)",
 					pwhy ? pwhy : "malformed");
-	if (v->cat.generation != v->id)
+	/* Generation numbers are local (a pulled generation keeps the ingest
+	 * host's catalog, numbered there); serials only grow with local ids, so
+	 * an older catalog replayed in a newer generation's place breaks their
+	 * order. */
+	for (size_t i = 0; i < v->nsers; i++) {
+		const struct idser *o = &v->sers[i];
+		if (o->id == v->id ||
+		    (o->id < v->id ? o->serial < v->cat.serial : o->serial > v->cat.serial))
+			continue;
 		return vbreak(v, "catalog",
-			      "the catalog is generation %" PRIu64
-			      "'s, replayed as generation %" PRIu64,
-			      v->cat.generation, v->id);
+			      "its serial %" PRIu64 " is not %s generation %" PRIu64
+			      "'s serial %" PRIu64
+			      ": an older catalog replayed (catalog of generation %" PRIu64 ")",
+			      v->cat.serial, o->id < v->id ? "above" : "below", o->id, o->serial,
+			      v->cat.generation);
+	}
+	return 0;
+}
+
+/* Reads every generation's catalog serial once (damaged ones are named by
+ * their own check). */
+static int load_serials(struct vrun *v)
+{
+	_cleanup_free_ uint64_t *ids = NULL;
+	size_t n = 0;
+	int r = ag_gen_list(v->s, &ids, &n);
+
+	if (r < 0)
+		return r;
+	if (!(v->sers = calloc(n ? n : 1, sizeof(*v->sers))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *buf = NULL;
+		struct ag_catalog c = {0};
+		size_t len = 0;
+		if (ag_gen_catalog(v->s, ids[i], NULL, &buf, &len) < 0)
+			continue;
+		if (ag_catalog_parse(buf, len, &c, NULL) == 0)
+			v->sers[v->nsers++] = (struct idser){ids[i], c.serial};
+		ag_catalog_clear(&c);
+	}
 	return 0;
 }
 
@@ -743,6 +784,10 @@ int cmd_verify(struct tool *t, int argc, char **argv)
 	if ((r = open_keyrings(t, &o, &v)) > 0 || (r = tool_open(t, AG_RDONLY, &s)) > 0)
 		goto out;
 	v.s = s;
+	if ((r = load_serials(&v)) < 0) {
+		r = tool_fail_err(t, r, "cannot read the catalogs of %s", t->store_path);
+		goto out;
+	}
 	if (o.all) {
 		r = ag_gen_list(s, &ids, &n);
 	} else if (one == 0) {
@@ -764,6 +809,7 @@ int cmd_verify(struct tool *t, int argc, char **argv)
 out:
 	sig_keyring_free(v.ks);
 	sig_keyring_free(v.bks);
+	free(v.sers);
 	free(o.signers);
 	return r;
 }
