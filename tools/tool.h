@@ -144,8 +144,8 @@ int cmd_log(struct tool *t, int argc, char **argv);
 int cmd_export(struct tool *t, int argc, char **argv);
 int cmd_push(struct tool *t, int argc, char **argv);
 int cmd_migrate(struct tool *t, int argc, char **argv); /* cmd-migrate.c */
-int cmd_sign(struct tool *t, int argc, char **argv);   /* cmd-sign.c */
-int cmd_verify(struct tool *t, int argc, char **argv); /* cmd-verify.c */
+int cmd_sign(struct tool *t, int argc, char **argv);
+int cmd_verify(struct tool *t, int argc, char **argv);
 /* "N" or "current" into a loaded generation; fails saying which exist (cmd-diff.c). */
 int gen_arg_load(struct tool *t, ag_store *s, const char *arg, ag_gen **out);
 
