@@ -82,6 +82,25 @@ ok $? "the audit chain holds"
 run_fail "$AGSTORE" --store "$S" sign 2 --sign-key 0123456789ABCDEF0123456789ABCDEF01234567
 is "$rc" 2 "agstore sign with a missing key: exit 2"
 
+# Signing that fails inside the import's transaction (the key needs a
+# passphrase nobody can enter): nothing is published, not even unsigned.
+G2=$T/g2
+mkdir -p "$G2" && chmod 700 "$G2"
+gpg --homedir "$G2" --batch --quiet --pinentry-mode loopback --passphrase secret \
+	--quick-gen-key "Locked <locked@example.invalid>" ed25519 sign 0 2>/dev/null || bail "gpg: no locked key"
+LOCKED=$(gpg --homedir "$G2" --batch --with-colons --list-keys Locked 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
+gpgconf --homedir "$G2" --kill gpg-agent 2>/dev/null
+echo "pinentry-program /bin/false" >"$G2/gpg-agent.conf"
+files() { (cd "$S" && find objects index -type f ! -name lock.mdb -print0 | sort -z | xargs -0r sha256sum); }
+before=$(files)
+run_fail timeout 60 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --sign-key "$LOCKED" --sign-homedir "$G2" \
+	"$T/b2/airgap-bundle-20260502.tar.gz"
+is "$rc" 4 "a catalog that cannot be signed fails the import (exit 4)"
+grep -q "the catalog cannot be signed" "$T/err"
+ok $? "saying so: $(head -1 "$T/err")"
+is "$(files)" "$before" "and nothing was published: no generation, no object, no half-signed catalog"
+gpgconf --homedir "$G2" --kill gpg-agent 2>/dev/null
+
 # Forgeries, each on a copy of the good store.
 forgery() { rm -rf "$T/f"; cp -a "$S" "$T/f"; }
 expect_break() { # expect_break GEN LINK PATTERN DESCRIPTION [verify args]
