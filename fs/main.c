@@ -214,6 +214,16 @@ static int open_store(struct fs_ctx *c)
 			   "keyring=%s: %s; refusing to mount", c->opt.keyring,
 			   why ? why : ag_strerror(r));
 	r = watch_load(c);
+	ag_gen *pinned = NULL;
+	if (r == -ENOENT && c->opt.generation && c->trust &&
+	    ag_gen_get(c->store, c->opt.generation, &pinned) == 0) {
+		ag_gen_free(pinned);
+		return die(EXIT_REFUSED,
+			   "%s: generation %" PRIu64
+			   "'s catalog does not verify against keyring=%s (see the log); refusing "
+			   "to mount",
+			   c->store_path, c->opt.generation, c->opt.keyring);
+	}
 	if (r == -ENOENT && c->opt.generation)
 		return die(EXIT_REFUSED,
 			   "%s: generation %" PRIu64 " does not exist; refusing to mount",

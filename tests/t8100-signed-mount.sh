@@ -110,6 +110,13 @@ ok $? "signed by the trusted key, generation 2 is served"
 test -f "$T/m1/versions/2/catalog.json.asc"
 ok $? "with its catalog signature under versions/2"
 
+# Pinned to a generation whose catalog does not verify: refused at mount.
+mkdir -p "$T/m5"
+"$AGFS" -f -o keyring="$T/pubkey.asc",generation=1,signer="$MALLORY" "$S" "$T/m5" >"$T/m5.log" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "generation 1's catalog does not verify against keyring=" "$T/m5.log"
+ok $? "generation= pinned to a generation whose catalog fails is refused ($rc: $(tail -1 "$T/m5.log"))"
+
 # A keyring without keys is refused at mount.
 echo "no keys" >"$T/junk.asc"
 mkdir -p "$T/m3"
