@@ -503,17 +503,19 @@ static int add_fetch(struct pull *p, const char *repo, const ag_digest *d, uint6
 	ag_blob_info bi;
 	struct fetch *nf;
 
+	bool have;
+
 	for (size_t i = 0; i < p->nf; i++)
 		if (ag_digest_eq(&p->f[i].digest, d))
 			return 0;
-	if (ag_blob_lookup(p->s, d, &bi) == 0 && bi.size == size) {
-		p->present++;
-		return 0;
-	}
+	/* A blob the store has is listed too (done, nothing staged), so it is
+	 * counted once however many models name it. */
+	have = ag_blob_lookup(p->s, d, &bi) == 0 && bi.size == size;
 	if (!(nf = realloc(p->f, (p->nf + 1) * sizeof(*nf))))
 		return -ENOMEM;
 	p->f = nf;
-	p->f[p->nf++] = (struct fetch){.repo = repo, .digest = *d, .size = size};
+	p->f[p->nf++] = (struct fetch){.repo = repo, .digest = *d, .size = size, .done = have};
+	p->present += have;
 	return 0;
 }
 

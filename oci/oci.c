@@ -641,17 +641,52 @@ static int read_full(oci_source src, void *arg, uint64_t off, char *buf, size_t 
 	return 0;
 }
 
+/* POST ?mount=digest&from=repo: 1 when the registry linked the blob (201),
+ * 0 with an upload session in *loc when it would not (202). */
+static int upload_mount(oci *c, const char *repo, const char *digest, const char *from, char **loc)
+{
+	struct resp rs = {0};
+	_cleanup_free_ char *url =
+		mkurl(c, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest, from);
+	int r;
+
+	if (!url)
+		return -ENOMEM;
+	r = with_retries(c, "POST", url, NULL, NULL, 0, &rs);
+	if (r == 0 && rs.status != 201 && rs.status != 202)
+		r = status_err(c, "POST", url, &rs);
+	if (r == 0 && rs.status == 202)
+		r = take_location(c, &rs, loc, "POST of an upload");
+	else if (r == 0)
+		r = 1;
+	resp_clear(&rs);
+	return r;
+}
+
 int oci_blob_upload(oci *c, const char *repo, const char *digest, uint64_t size, oci_source src,
 		    void *arg)
+{
+	return oci_blob_upload_from(c, repo, digest, size, src, arg, NULL, NULL);
+}
+
+int oci_blob_upload_from(oci *c, const char *repo, const char *digest, uint64_t size,
+			 oci_source src, void *arg, const char *from, bool *mounted)
 {
 	_cleanup_free_ char *loc = NULL, *buf = NULL;
 	uint64_t off = 0, high = 0;
 	unsigned fails = 0;
 	int r;
 
+	if (mounted)
+		*mounted = false;
+	if (from && (r = upload_mount(c, repo, digest, from, &loc)) != 0) {
+		if (r == 1 && mounted)
+			*mounted = true;
+		return r == 1 ? 0 : r;
+	}
 	if (size && !(buf = malloc(size < c->o.chunk ? size : c->o.chunk)))
 		return -ENOMEM;
-	if ((r = upload_start(c, repo, &loc)) < 0)
+	if (!loc && (r = upload_start(c, repo, &loc)) < 0)
 		return r;
 	while (off < size) {
 		size_t len = size - off < c->o.chunk ? (size_t)(size - off) : (size_t)c->o.chunk;

@@ -77,6 +77,11 @@ int oci_blob_get(oci *c, const char *repo, const char *digest, uint64_t offset, 
 typedef ssize_t (*oci_source)(void *arg, uint64_t off, void *buf, size_t len);
 int oci_blob_upload(oci *c, const char *repo, const char *digest, uint64_t size, oci_source src,
 		    void *arg);
+/* The same, first asking the registry to link the blob from repository from
+ * (POST ?mount=&from=, no bytes sent: *mounted set); a registry that will
+ * not gets the bytes. */
+int oci_blob_upload_from(oci *c, const char *repo, const char *digest, uint64_t size,
+			 oci_source src, void *arg, const char *from, bool *mounted);
 
 /* ref: a tag or a digest.  *body is NUL-terminated (caller frees); the media
  * type (caller frees) is the Content-Type the registry gave. */

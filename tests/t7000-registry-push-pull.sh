@@ -17,6 +17,9 @@ make_gpg_key
 TREE=$T/tree
 make_random_ollama_tree "$TREE" 400000
 make_model "$TREE" hf.co/Org/Some-Model-GGUF/Q4_K_M 50000 hfmodel
+# the same model under a second name: its blobs are linked, not sent again
+mkdir -p "$TREE/manifests/registry.ollama.ai/library/tinycopy"
+cp "$TREE/manifests/registry.ollama.ai/library/tiny/latest" "$TREE/manifests/registry.ollama.ai/library/tinycopy/latest"
 make_bundle "$TREE" "$T/b1" 20260101
 IN=$T/ingest
 "$AGIMPORT" --store "$IN" --keyring "$T/pubkey.asc" --sign-key "$KEY_FPR" \
@@ -30,8 +33,13 @@ CA=$T/pki/ca.crt
 TLS=(--ca-file "$CA")
 
 # --- push ---
-"$AGSTORE" --store "$IN" --json push "$REG_URL" "${TLS[@]}" >"$T/push1" 2>"$T/err"
+"$AGSTORE" --store "$IN" --json push "$REG_URL" "${TLS[@]}" --jobs 1 >"$T/push1" 2>"$T/err"
 ok $? "agstore push uploads the current generation" || cat "$T/err"
+is "$(jq .blobs_mounted "$T/push1")" 4 "the second name's 4 blobs are linked from the first's repository"
+[ "$(grep -cE '"POST /v2/agfs/models/registry.ollama.ai/library/tinycopy/blobs/uploads/\?mount=[^ ]* HTTP/[0-9.]*" 201' "$REG_LOG")" -eq 4 ]
+ok $? "  with cross-repository mounts the registry accepted (201)"
+[ "$(grep -cE '"PATCH /v2/agfs/models/registry.ollama.ai/library/tinycopy/' "$REG_LOG")" -eq 0 ]
+ok $? "  and no byte of them sent again"
 nblobs=$(find "$TREE/blobs" -type f | wc -l)
 nmods=$(find "$TREE/manifests" -type f | wc -l)
 is "$(jq .blobs_uploaded "$T/push1")" $((nblobs + 3 + $(nbf "$T/b1/airgap-bundle-20260101.tar.gz"))) \

@@ -51,6 +51,7 @@ struct item {
 	const char *repo;
 	ag_digest digest;
 	uint64_t size;
+	bool done; /* in the registry under repo (for cross-repository mounts) */
 };
 
 struct push {
@@ -63,7 +64,7 @@ struct push {
 	struct item *items;
 	size_t nitems, next;
 	pthread_mutex_t mu;
-	uint64_t uploaded, present, bytes, requests;
+	uint64_t uploaded, present, bytes, requests, mounted;
 	uint64_t manifests_put, manifests_same;
 	int err;
 	char why[1024];
@@ -149,11 +150,32 @@ static ssize_t buf_source(void *arg, uint64_t off, void *buf, size_t len)
 	return (ssize_t)len;
 }
 
-static int push_one(struct push *p, oci *c, const struct item *it)
+/* Another repository the registry already has this blob in (NULL: none). */
+static const char *mount_from(struct push *p, const struct item *it)
+{
+	const char *from = NULL;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; !from && i < p->nitems; i++)
+		if (p->items[i].done && &p->items[i] != it &&
+		    ag_digest_eq(&p->items[i].digest, &it->digest))
+			from = p->items[i].repo;
+	pthread_mutex_unlock(&p->mu);
+	return from;
+}
+
+static void mark_done(struct push *p, struct item *it)
+{
+	pthread_mutex_lock(&p->mu);
+	it->done = true;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static int push_one(struct push *p, oci *c, struct item *it)
 {
 	char dig[80];
 	_cleanup_blob_ ag_blob *b = NULL;
-	bool exists;
+	bool exists, mounted = false;
 	int r;
 
 	fmt_digest(&it->digest, dig, sizeof(dig));
@@ -165,6 +187,7 @@ static int push_one(struct push *p, oci *c, const struct item *it)
 		pthread_mutex_lock(&p->mu);
 		p->present++;
 		pthread_mutex_unlock(&p->mu);
+		mark_done(p, it);
 		return 0;
 	}
 	if ((r = ag_blob_open(p->s, &it->digest, AG_BLOB_STREAM, &b)) < 0) {
@@ -172,14 +195,20 @@ static int push_one(struct push *p, oci *c, const struct item *it)
 			ag_strerror(r));
 		return r;
 	}
-	if ((r = oci_blob_upload(c, it->repo, dig, it->size, blob_source, b)) < 0) {
+	if ((r = oci_blob_upload_from(c, it->repo, dig, it->size, blob_source, b, mount_from(p, it),
+				      &mounted)) < 0) {
 		set_err(p, r, "uploading %s to %s failed: %s", dig, it->repo, oci_error(c));
 		return r;
 	}
 	pthread_mutex_lock(&p->mu);
-	p->uploaded++;
-	p->bytes += it->size;
+	if (mounted) {
+		p->mounted++;
+	} else {
+		p->uploaded++;
+		p->bytes += it->size;
+	}
 	pthread_mutex_unlock(&p->mu);
+	mark_done(p, it);
 	return 0;
 }
 
@@ -443,12 +472,12 @@ static int collect(struct push *p, const ag_gen *g, char **repos, char **tags)
 
 static int report(struct push *p, const ag_gen *g)
 {
-	json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "url", p->url,
-			      "generation", (json_int_t)g->id, "models", (json_int_t)g->nmodels,
-			      "blobs_uploaded", (json_int_t)p->uploaded, "blobs_present",
-			      (json_int_t)p->present, "bytes_uploaded", (json_int_t)p->bytes,
-			      "manifests_written", (json_int_t)p->manifests_put,
-			      "manifests_unchanged", (json_int_t)p->manifests_same);
+	json_t *f = json_pack(
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "url", p->url, "generation",
+		(json_int_t)g->id, "models", (json_int_t)g->nmodels, "blobs_uploaded",
+		(json_int_t)p->uploaded, "blobs_mounted", (json_int_t)p->mounted, "blobs_present",
+		(json_int_t)p->present, "bytes_uploaded", (json_int_t)p->bytes, "manifests_written",
+		(json_int_t)p->manifests_put, "manifests_unchanged", (json_int_t)p->manifests_same);
 
 	if (!f)
 		return tool_fail(p->t, EX_AG_IO, "out of memory");
@@ -456,10 +485,11 @@ static int report(struct push *p, const ag_gen *g)
 	if (p->t->json)
 		return out_json(f) < 0 ? EX_AG_IO : EX_AG_OK;
 	printf("pushed generation %" PRIu64 " to %s: %zu models, %" PRIu64
-	       " blobs uploaded (%" PRIu64 " bytes), %" PRIu64 " already there, %" PRIu64
+	       " blobs uploaded (%" PRIu64 " bytes), %" PRIu64
+	       " linked from another repository, %" PRIu64 " already there, %" PRIu64
 	       " manifests written, %" PRIu64 " unchanged\n",
-	       g->id, p->url, g->nmodels, p->uploaded, p->bytes, p->present, p->manifests_put,
-	       p->manifests_same);
+	       g->id, p->url, g->nmodels, p->uploaded, p->bytes, p->mounted, p->present,
+	       p->manifests_put, p->manifests_same);
 	json_decref(f);
 	return EX_AG_OK;
 }
