@@ -137,10 +137,34 @@ void ag_hash_free(ag_hash *h)
 	free(h);
 }
 
+/* One context per thread, reused: EVP_Digest() allocates and frees one per
+ * call, a cost that shows at one call per 4 KiB block.  Freed at thread
+ * exit. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void ctx_key_init(void)
+{
+	pthread_key_create(&ctx_key, ctx_free);
+}
+
 void ag_sha256_fast(const void *buf, size_t len, uint8_t out[32])
 {
 	unsigned int n = 32;
-	EVP_Digest(buf, len, out, &n, md(), NULL);
+	pthread_once(&ctx_once, ctx_key_init);
+	EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
+	if (!ctx && (ctx = EVP_MD_CTX_new()) != NULL && pthread_setspecific(ctx_key, ctx) != 0) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	if (!ctx || !EVP_DigestInit_ex(ctx, md(), NULL) || !EVP_DigestUpdate(ctx, buf, len) ||
+	    !EVP_DigestFinal_ex(ctx, out, &n))
+		EVP_Digest(buf, len, out, &n, md(), NULL);
 }
 
 void ag_sha256(const void *buf, size_t len, ag_digest *out)
