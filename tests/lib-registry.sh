@@ -94,7 +94,11 @@ EOF
 	REG_PORT=$port
 	REG_URL=https://127.0.0.1:$port
 	for i in $(seq 1 100); do
-		curl -sf --cacert "$T/pki/ca.crt" "$REG_URL/v2/" >/dev/null 2>&1 && return 0
+		# up: it answers /v2/ (200, or 401 when it wants credentials)
+		case $(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/pki/ca.crt" \
+			--cert "$T/pki/client.crt" --key "$T/pki/client.key" "$REG_URL/v2/" 2>/dev/null) in
+		200 | 401) return 0 ;;
+		esac
 		kill -0 "$REG_PID" 2>/dev/null || break
 		sleep 0.1
 	done
