@@ -11,9 +11,11 @@
  * Readers: MDB_RDONLY | MDB_NOTLS and one short read transaction per call.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/internal.h"
 #include "store/verity.h"
@@ -632,9 +634,16 @@ void ag_txn_abort(ag_txn *t)
 			mdb_txn_abort(t->txn);
 		ag_guard_pop(&g);
 	}
-	/* Objects linked for this transaction are referenced by nothing now. */
-	for (size_t i = 0; i < t->ncreated; i++)
+	/* Objects linked for this transaction are referenced by nothing now;
+	 * a fan-out directory made for them goes too when it is left empty
+	 * (the store stays exactly as it was). */
+	for (size_t i = 0; i < t->ncreated; i++) {
+		char rel[96];
 		ag_object_unlink(t->s, &t->created[i]);
+		ag_object_relpath(&t->created[i], rel, sizeof(rel));
+		rel[sizeof("objects/sha256/ab") - 1] = '\0';
+		unlinkat(t->s->dirfd, rel, AT_REMOVEDIR); /* fails when not empty */
+	}
 	free(t->created);
 	free(t);
 }
