@@ -112,6 +112,12 @@ for n in 1 2 3; do
 done
 "$AGSTORE" --store "$T/node1" verify --keyring "$T/pubkey.asc" >"$T/out" 2>&1
 ok $? "agstore verify accepts the pulled generation's catalog and signature on the node" || cat "$T/out"
+"$AGSTORE" --store "$T/node1" status >"$T/out" 2>&1
+grep -qE "^last pull: +[0-9T:-]+Z, done from $REG_URL \(its generation 1\)$" "$T/out"
+ok $? "agstore status shows the registry, the last pull and its result" || cat "$T/out"
+is "$("$AGSTORE" --store "$T/node1" status --json | jq -r '.last_pull | .result + " " + .url')" \
+	"done $REG_URL" "  and so does status --json"
+is "$("$AGSTORE" --store "$IN" status --json | jq -c .last_pull)" null "a store that never pulled shows none"
 "$AGIMPORT" --registry "$REG_URL" --store "$T/node1" "${TLS[@]}" --keyring "$T/pubkey.asc" >"$T/out" 2>&1
 ok $? "pulling the same generation again succeeds"
 grep -q "already current" "$T/out"

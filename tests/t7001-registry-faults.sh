@@ -153,6 +153,10 @@ refuse "an older catalog is refused (anti-rollback)" "serial 1 is older than ser
 	--registry "$REG_URL" "${TLS[@]}" --keyring "$KR" --generation 1
 grep -q '"event":"REGISTRY_PULL_REJECTED"' "$R/audit.log"
 ok $? "refusals are audited"
+"$AGSTORE" --store "$R" status --json >"$T/out" 2>&1
+is "$(jq -r '.last_pull.result' "$T/out")" refused "agstore status shows the last pull was refused"
+jq -r '.last_pull.reason' "$T/out" | grep -q "serial 1 is older than serial 2"
+ok $? "  and why" || cat "$T/out"
 
 # --- uploads through connections that drop (a registry of their own) ---
 registry_stop

@@ -49,7 +49,31 @@ struct status {
 	bool mount_ok;
 	uint64_t mount_shows; /* versions/current of the mount, 0: unreadable */
 	char *mount_why;
+	json_t *last_pull; /* the newest REGISTRY_PULL* record, NULL: never */
 };
+
+/* The newest registry pull in the audit log (agimport --registry): done,
+ * incomplete (verified blobs kept for a rerun) or refused. */
+static int find_pull(uint64_t lineno, json_t *o, void *arg)
+{
+	struct status *st = arg;
+	const char *ev = json_string_value(json_object_get(o, "event"));
+
+	if (ev && (!strcmp(ev, "REGISTRY_PULL") || !strcmp(ev, "REGISTRY_PULL_INCOMPLETE") ||
+		   !strcmp(ev, "REGISTRY_PULL_REJECTED"))) {
+		json_decref(st->last_pull);
+		st->last_pull = json_incref(o);
+	}
+	return 0;
+}
+
+static const char *pull_result(json_t *p)
+{
+	const char *ev = json_string_value(json_object_get(p, "event"));
+	return !strcmp(ev, "REGISTRY_PULL")		 ? "done"
+	       : !strcmp(ev, "REGISTRY_PULL_INCOMPLETE") ? "incomplete"
+							 : "refused";
+}
 
 static int count_blob(const ag_blob_info *bi, void *arg)
 {
@@ -86,6 +110,8 @@ static int gather(ag_store *s, struct status *st)
 	st->chain_ok = r == 0;
 	if (r == -ENOENT)
 		st->chain_why = strdup("audit.log is missing");
+	if (st->chain_ok && (r = ag_audit_foreach(s, find_pull, st)) < 0)
+		return r;
 	if (st->cur) {
 		gen_data_date(s, st->cur, &st->date);
 		st->age_days = (double)(st->now - st->date.when) / 86400.0;
@@ -130,6 +156,17 @@ static json_t *mount_json(const struct status *st)
 			 "why", st->mount_ok ? NULL : st->mount_why);
 }
 
+static json_t *pull_json(const struct status *st)
+{
+	json_t *p = st->last_pull;
+	if (!p)
+		return json_null();
+	return json_pack("{s:O?,s:O?,s:s,s:O?,s:O?}", "time", json_object_get(p, "time"), "url",
+			 json_object_get(p, "url"), "result", pull_result(p), "remote_generation",
+			 json_object_get(p, "remote_generation"), "reason",
+			 json_object_get(p, "reason"));
+}
+
 static json_t *status_json(const struct tool *t, const struct status *st)
 {
 	json_t *cur = json_null();
@@ -141,14 +178,14 @@ static json_t *status_json(const struct tool *t, const struct status *st)
 			"operator", json_str_or_null(st->cur->operator_name), "data_date",
 			json_time(st->date.when), "age_from", data_date_source(st->date.from),
 			"age_days", st->age_days, "models", (json_int_t)st->cur->nmodels);
-	return json_pack("{s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:o,s:O?,s:b,s:o,s:o}", "store",
-			 t->store_path, "current", cur, "stale", st->stale, "max_age_days",
-			 (json_int_t)st->max_age_days, "generations", (json_int_t)st->ngens,
-			 "objects", (json_int_t)st->objects, "bytes", (json_int_t)st->bytes,
-			 "free_bytes",
-			 st->has_free ? json_integer((json_int_t)st->free_bytes) : json_null(),
-			 "last_fsck", st->last_fsck, "fsck_problems", st->fsck_problems,
-			 "audit_chain", chain_json(st), "mount", mount_json(st));
+	return json_pack(
+		"{s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:o,s:O?,s:b,s:o,s:o,s:o}", "store", t->store_path,
+		"current", cur, "stale", st->stale, "max_age_days", (json_int_t)st->max_age_days,
+		"generations", (json_int_t)st->ngens, "objects", (json_int_t)st->objects, "bytes",
+		(json_int_t)st->bytes, "free_bytes",
+		st->has_free ? json_integer((json_int_t)st->free_bytes) : json_null(), "last_fsck",
+		st->last_fsck, "fsck_problems", st->fsck_problems, "audit_chain", chain_json(st),
+		"mount", mount_json(st), "last_pull", pull_json(st));
 }
 
 static void print_fsck(json_t *f)
@@ -215,6 +252,17 @@ static void status_print(const struct tool *t, const struct status *st)
 	else if (st->mount)
 		printf("mount:        %s does NOT serve the current generation: %s\n", st->mount,
 		       st->mount_why ? st->mount_why : "unknown");
+	if (st->last_pull) {
+		json_t *p = st->last_pull;
+		const char *why = json_string_value(json_object_get(p, "reason"));
+		printf("last pull:    %s, %s from %s",
+		       json_string_value(json_object_get(p, "time")), pull_result(p),
+		       json_string_value(json_object_get(p, "url")));
+		if (json_is_integer(json_object_get(p, "remote_generation")))
+			printf(" (its generation %" JSON_INTEGER_FORMAT ")",
+			       json_integer_value(json_object_get(p, "remote_generation")));
+		printf(why ? ": %s\n" : "\n", why);
+	}
 }
 
 /* The exit code and its one sentence: problems (1) before staleness (3). */
@@ -289,6 +337,7 @@ int cmd_status(struct tool *t, int argc, char **argv)
 		r = verdict(t, &st);
 	ag_gen_free(st.cur);
 	json_decref(st.last_fsck);
+	json_decref(st.last_pull);
 	free(st.chain_why);
 	free(st.mount_why);
 	return r;
