@@ -7,6 +7,7 @@
  *   blobs.c    verified reads: one shared ag_blob per digest, per-thread buffers
  *   events.c   syslog and audit records (MODEL_OPEN, VERIFY_FAILURE)
  *   lease.c    the mount's lease: what gc must keep for it
+ *   metrics.c  -o metrics=: the Prometheus textfile (metrics.h)
  *   ops.c      the FUSE low-level operations
  *   options.c  agfs's -o options (a pure parser)
  *   trust.c    -o keyring=: signed catalogs decide what is shown and how blobs are checked
@@ -44,6 +45,8 @@ struct fs_options {
 	char *keyring;	 /* keyring=: show only generations whose catalog it verifies */
 	char *signers[FS_MAX_SIGNERS]; /* signer=: allowed keys (with keyring=) */
 	size_t nsigners;
+	char *metrics;	  /* metrics=PATH: the Prometheus file (NULL: the default) */
+	bool metrics_off; /* metrics=none */
 };
 
 #define FS_DEFAULT_THREADS 8u

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "fs/agfs.h"
+#include "fs/metrics.h"
 
 struct fs_blob {
 	ag_digest digest;
@@ -344,5 +345,12 @@ ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t
 	/* only "checked, and wrong" is remembered, never "could not check" */
 	if (r == -EBADMSG && *bad_chunk != UINT64_MAX)
 		remember_bad(fb, *bad_chunk);
+	if (r > 0) {
+		uint64_t cs = ag_blob_get_info(fb->b)->chunk_size;
+		atomic_fetch_add(&fs_counters.verified_bytes, (uint64_t)r);
+		if (cs)
+			atomic_fetch_add(&fs_counters.verified_blocks,
+					 (off + (uint64_t)r - 1) / cs - off / cs + 1);
+	}
 	return r;
 }

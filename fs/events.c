@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs/agfs.h"
+#include "fs/metrics.h"
 
 #define FAILURE_QUIET_S 60
 #define OPEN_QUIET_S	60
@@ -259,6 +260,7 @@ void event_verify_failure(struct fs_ctx *c, const struct node *n, uint64_t chunk
 {
 	char hex[AG_HEX_LEN + 1];
 	ag_digest_hex(&n->digest, hex);
+	atomic_fetch_add(&fs_counters.verify_failures, 1);
 	if (limited(c, &n->digest, (chunk << 2) | LIM_FAILURE, FAILURE_QUIET_S))
 		return;
 	_cleanup_free_ char *models = models_using(c, &n->digest);
@@ -316,6 +318,7 @@ void event_store_error(struct fs_ctx *c, const struct node *n, int err)
 	const ag_digest *d = n && n->kind == N_BLOB ? &n->digest : &none;
 	bool index = err == -AG_EINDEX;
 	uint64_t key = ((uint64_t)(unsigned)-err << 2) | (index ? LIM_INDEX : LIM_ERROR);
+	atomic_fetch_add(&fs_counters.verify_errors, 1);
 	if (limited(c, index ? &none : d, key, FAILURE_QUIET_S) || !error_budget(c))
 		return;
 	if (d != &none)
@@ -526,6 +529,8 @@ void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, p
 	int r = kill(pid, SIGKILL) < 0 ? errno : 0;
 	if (r == 0)
 		kill_done(pid);
+	if (r == 0)
+		atomic_fetch_add(&fs_counters.readers_killed, 1);
 	if (r == 0)
 		syslog(LOG_CRIT,
 		       "killed pid %d (%s): %u failed reads of chunk %" PRIu64 " of blob sha256:%s "

@@ -24,13 +24,16 @@
 #include <unistd.h>
 
 #include "fs/agfs.h"
+#include "fs/metrics.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 4 };
 
 static const char usage_text[] =
 	"usage: agfs [-f] [-d] [-o OPTIONS] STORE MOUNTPOINT\n"
 	"  -f  stay in the foreground      -d  debug (implies -f)\n"
-	"  -o  generation=N, verify=chunks|full, allow_other, threads=N, cache=SIZE\n";
+	"  -o  generation=N, verify=chunks|full, allow_other, threads=N, cache=SIZE\n"
+	"      metrics=PATH|none (Prometheus file; default " FS_METRICS_DEFAULT "\n"
+	"      when its directory exists)\n";
 
 static bool log_perror; /* syslog also prints to stderr (-f) */
 

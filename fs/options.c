@@ -2,7 +2,7 @@
 /*
  * agfs -o OPTIONS: generation=N, verify=chunks|full, allow_other, threads=N,
  * cache=SIZE, grace=SECONDS, backing=direct|buffered, stuck=kill|ignore, keyring=FILE,
- * signer=FPR (repeatable; with keyring=).  The generic options
+ * signer=FPR (repeatable; with keyring=), metrics=PATH|none.  The generic options
  * mount(8) hands to a helper for an fstab line (rw, defaults, nofail, _netdev, x-systemd.*, ...)
  * are accepted and ignored: the mount is always read-only, nodev and nosuid.
  */
@@ -63,6 +63,7 @@ void fs_options_init(struct fs_options *o)
 void fs_options_clear(struct fs_options *o)
 {
 	free(o->keyring);
+	free(o->metrics);
 	for (size_t i = 0; i < o->nsigners; i++)
 		free(o->signers[i]);
 	fs_options_init(o);
@@ -193,6 +194,14 @@ static int parse_one(struct fs_options *o, const char *opt)
 		o->grace = (unsigned)v;
 	} else if (klen == 7 && !strncmp(opt, "keyring", 7) && val) {
 		return set_str(&o->keyring, val);
+	} else if (klen == 7 && !strncmp(opt, "metrics", 7) && val) {
+		o->metrics_off = !strcmp(val, "none");
+		if (o->metrics_off) {
+			free(o->metrics);
+			o->metrics = NULL;
+			return 0;
+		}
+		return *val == '/' ? set_str(&o->metrics, val) : -EINVAL;
 	} else if (klen == 6 && !strncmp(opt, "signer", 6) && val) {
 		return add_signer(o, val);
 	} else if (!strcmp(opt, "allow_other")) {

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "fs/agfs.h"
+#include "fs/metrics.h"
 
 #define READ_AHEAD_KB 1024
 
@@ -241,8 +242,14 @@ static void *watch_main(void *arg)
 {
 	struct fs_ctx *c = arg;
 	int last_err = 0;
+	int64_t metrics_at = 0;
 	when_ready(c);
 	while (!atomic_load(&c->stopping)) {
+		int64_t now = time(NULL);
+		if (now - metrics_at >= FS_METRICS_EVERY_S) {
+			metrics_write(c);
+			metrics_at = now;
+		}
 		for (unsigned ms = 0; ms < FS_POLL_MS && !atomic_load(&c->stopping); ms += 50)
 			sleep_ms(50);
 		if (atomic_load(&c->stopping))
@@ -257,9 +264,11 @@ static void *watch_main(void *arg)
 		last_err = r;
 		if (r == 0)
 			notify(c, &ch);
-		if (ch.root)
+		if (ch.root) {
 			syslog(LOG_INFO, "now serving generation %" PRIu64,
 			       c->tree.current ? c->tree.current->id : 0);
+			metrics_write(c);
+		}
 	}
 	return NULL;
 }
