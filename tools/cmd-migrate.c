@@ -72,10 +72,12 @@ int cmd_migrate(struct tool *t, int argc, char **argv)
 			"the generations that use it",
 			t->store_path, d, ag_strerror(r));
 	}
-	if (r == 0)
-		r = ag_txn_commit_audit(
-			TAKE_PTR(txn), "STORE_MIGRATED", t->operator_name,
-			json_pack("{s:i,s:i}", "from_format", 1, "to_format", AG_FORMAT_VERSION));
+	if (r == 0) {
+		json_t *fields =
+			json_pack("{s:i,s:i}", "from_format", 1, "to_format", AG_FORMAT_VERSION);
+		r = ag_txn_commit_audit(TAKE_PTR(txn), "STORE_MIGRATED", t->operator_name, fields);
+		json_decref(fields); /* not stolen */
+	}
 	if (r < 0)
 		return tool_fail_err(t, r,
 				     "cannot migrate %s; nothing was changed (the store is still "
