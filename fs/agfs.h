@@ -5,9 +5,10 @@
  *   tree.c     nodes, the inode table and the Ollama layout built from a generation
  *   watch.c    the poll thread: follows the current generation and the generation list
  *   blobs.c    verified reads: one shared ag_blob per digest, per-thread buffers
- *   events.c   syslog and audit records (MODEL_OPEN, VERIFY_FAILURE)
+ *   events.c   log lines and audit records (MODEL_OPEN, VERIFY_FAILURE)
  *   lease.c    the mount's lease: what gc must keep for it
  *   metrics.c  -o metrics=: the Prometheus textfile (metrics.h)
+ *   journal.c  log lines: journald's native protocol under systemd, else syslog
  *   ops.c      the FUSE low-level operations
  *   options.c  agfs's -o options (a pure parser)
  *   trust.c    -o keyring=: signed catalogs decide what is shown and how blobs are checked

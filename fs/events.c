@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs/agfs.h"
+#include "fs/journal.h"
 #include "fs/metrics.h"
 
 #define FAILURE_QUIET_S 60
@@ -245,6 +246,15 @@ static json_t *models_array(const char *list)
 	return a;
 }
 
+/* The generation served at the root (0: none), for AGFS_GENERATION. */
+static uint64_t served_gen(struct fs_ctx *c)
+{
+	pthread_rwlock_rdlock(&c->tree.lock);
+	uint64_t id = c->tree.current ? c->tree.current->id : 0;
+	pthread_rwlock_unlock(&c->tree.lock);
+	return id;
+}
+
 static const char *failure_reason(int err, uint64_t chunk)
 {
 	if (err == -EBADMSG)
@@ -265,11 +275,13 @@ void event_verify_failure(struct fs_ctx *c, const struct node *n, uint64_t chunk
 		return;
 	_cleanup_free_ char *models = models_using(c, &n->digest);
 	const char *why = failure_reason(err, chunk);
+	uint64_t gen = served_gen(c);
 	if (chunk == UINT64_MAX)
-		syslog(LOG_CRIT, "blob sha256:%s failed verification (%s); used by %s", hex, why,
+		fs_log(LOG_CRIT, FS_MSG_VERIFY_FAILURE, gen, hex,
+		       "blob sha256:%s failed verification (%s); used by %s", hex, why,
 		       models && *models ? models : "no model");
 	else
-		syslog(LOG_CRIT,
+		fs_log(LOG_CRIT, FS_MSG_VERIFY_FAILURE, gen, hex,
 		       "blob sha256:%s chunk %" PRIu64 " failed verification (%s); used by %s", hex,
 		       chunk, why, models && *models ? models : "no model");
 	json_t *f = json_pack("{s:s, s:s, s:s, s:o}", "digest", hex, "error", why, "mount",
@@ -323,8 +335,9 @@ void event_store_error(struct fs_ctx *c, const struct node *n, int err)
 		return;
 	if (d != &none)
 		ag_digest_hex(d, hex);
-	syslog(index ? LOG_CRIT : LOG_ERR, "%s%s%scannot be read: %s%s",
-	       hex[0] ? "blob sha256:" : "", hex, hex[0] ? " " : "the store ", ag_strerror(err),
+	fs_log(index ? LOG_CRIT : LOG_ERR, index ? FS_MSG_STORE_ERROR : FS_MSG_VERIFY_ERROR,
+	       served_gen(c), hex, "%s%s%scannot be read: %s%s", hex[0] ? "blob sha256:" : "", hex,
+	       hex[0] ? " " : "the store ", ag_strerror(err),
 	       index ? " (run agstore fsck; reads fail with EIO)"
 		     : " (not a verification failure)");
 	if (!index)
@@ -532,12 +545,12 @@ void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, p
 	if (r == 0)
 		atomic_fetch_add(&fs_counters.readers_killed, 1);
 	if (r == 0)
-		syslog(LOG_CRIT,
+		fs_log(LOG_CRIT, FS_MSG_READER_KILLED, served_gen(c), hex,
 		       "killed pid %d (%s): %u failed reads of chunk %" PRIu64 " of blob sha256:%s "
 		       "in %" PRId64 " s, which failed verification (a page-fault retry loop)",
 		       (int)pid, comm, seen, chunk, hex, secs);
 	else
-		syslog(LOG_CRIT,
+		fs_log(LOG_CRIT, FS_MSG_READER_KILLED, served_gen(c), hex,
 		       "cannot kill pid %d (%s), stuck re-reading chunk %" PRIu64 " of blob "
 		       "sha256:%s (%u failed reads in %" PRId64 " s): %s; leaving it alone for "
 		       "%" PRId64 " s",

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fs/agfs.h"
+#include "fs/journal.h"
 #include "fs/metrics.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 4 };
@@ -297,9 +298,10 @@ static int serve(struct fs_ctx *c, bool debug)
 		fuse_session_unmount(c->se);
 		return die(EXIT_SYSTEM, "cannot start the daemon's threads: %s", strerror(-r));
 	}
-	syslog(LOG_INFO, "mounted %s on %s, generation %" PRIu64 ", verify=%s", c->store_path,
-	       c->mountpoint, c->tree.current ? c->tree.current->id : 0,
-	       c->opt.verify == FS_VERIFY_FULL ? "full" : "chunks");
+	uint64_t gen = c->tree.current ? c->tree.current->id : 0;
+	fs_log(LOG_INFO, FS_MSG_MOUNT_START, gen, NULL,
+	       "mounted %s on %s, generation %" PRIu64 ", verify=%s", c->store_path, c->mountpoint,
+	       gen, c->opt.verify == FS_VERIFY_FULL ? "full" : "chunks");
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	if (cfg) {
 		fuse_loop_cfg_set_max_threads(cfg, c->opt.threads);
@@ -315,7 +317,7 @@ static int serve(struct fs_ctx *c, bool debug)
 	if (r < 0 || !atomic_load(&c->initialized))
 		return die(EXIT_SYSTEM, "%s: the FUSE session failed (%s)", c->mountpoint,
 			   strerror(r < 0 ? -r : EPROTO));
-	syslog(LOG_INFO, "unmounted %s", c->mountpoint);
+	fs_log(LOG_INFO, FS_MSG_MOUNT_STOP, 0, NULL, "unmounted %s", c->mountpoint);
 	return 0;
 }
 
@@ -381,8 +383,10 @@ int main(int argc, char **argv)
 		return r;
 	if (!a.foreground && (r = daemon_fork(&c.ready_fd)) < 0)
 		return die(EXIT_SYSTEM, "cannot become a daemon: %s", strerror(-r));
+	journal_start(a.foreground);
 	if (!(r = open_store(&c)))
 		r = serve(&c, a.debug);
 	cleanup(&c);
+	journal_stop();
 	return r;
 }

@@ -25,6 +25,7 @@
 #include <syslog.h>
 
 #include "fs/agfs.h"
+#include "fs/journal.h"
 #include "fs/metrics.h"
 #include "sig/sig.h"
 #include "store/catalog.h"
@@ -238,8 +239,8 @@ static const char *describes(const struct ag_catalog *cat, const ag_gen *g)
 static void reject(struct fs_ctx *c, const ag_gen *g, const char *why)
 {
 	atomic_fetch_add(&fs_counters.catalog_rejections, 1);
-	syslog(LOG_CRIT, "generation %" PRIu64 " is not shown: %s (keyring=%s)", g->id, why,
-	       c->opt.keyring);
+	fs_log(LOG_CRIT, FS_MSG_CATALOG_REJECTED, g->id, NULL,
+	       "generation %" PRIu64 " is not shown: %s (keyring=%s)", g->id, why, c->opt.keyring);
 	json_t *f = json_pack("{s:I,s:s,s:s}", "generation", (json_int_t)g->id, "reason", why,
 			      "keyring", c->opt.keyring);
 	if (f && ag_audit(c->store, "CATALOG_REJECTED", c->operator_name, f) < 0)

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "fs/agfs.h"
+#include "fs/journal.h"
 #include "fs/metrics.h"
 
 #define READ_AHEAD_KB 1024
@@ -265,8 +266,9 @@ static void *watch_main(void *arg)
 		if (r == 0)
 			notify(c, &ch);
 		if (ch.root) {
-			syslog(LOG_INFO, "now serving generation %" PRIu64,
-			       c->tree.current ? c->tree.current->id : 0);
+			uint64_t id = c->tree.current ? c->tree.current->id : 0;
+			fs_log(LOG_INFO, FS_MSG_GENERATION_SWITCH, id, NULL,
+			       "now serving generation %" PRIu64, id);
 			metrics_write(c);
 		}
 	}
