@@ -17,6 +17,7 @@
 
 #include "fs/agfs.h"
 #include "store/catalog.h"
+#include "store/provenance.h"
 
 #define MAX_NAME    255
 #define MODEL_MEDIA "application/vnd.ollama.image.model"
@@ -527,7 +528,14 @@ static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
 	const ag_gen *g = gt->gen;
 	struct node *v = dir_new(t, t->versions, g->created, ino_key('v', g->id, NULL, 0)), *man,
 		    *blobs;
-	char *info = tree_info_text(g), *target = NULL;
+	/* the generations known so far and g: which bundle brought each model */
+	const ag_gen **known = calloc(t->ngens + 1, sizeof(*known));
+	for (size_t i = 0; known && i < t->ngens; i++)
+		known[i] = t->gens[i]->gen;
+	if (known)
+		known[t->ngens] = g;
+	char *info = known ? tree_info_text_from(g, known, t->ngens + 1) : NULL, *target = NULL;
+	free(known);
 	struct node *inode =
 		info ? text_new(t, info, g->created, ino_key('i', g->id, NULL, 0)) : NULL;
 	if (!v || !inode || asprintf(&target, "%" PRIu64, g->id) < 0)
@@ -820,7 +828,28 @@ static void info_line(FILE *f, const char *key, const char *val)
 	fputc('\n', f);
 }
 
+/* " from bundle LABEL sha256:HEX": the bundle of the generation that first
+ * brought the manifest (store/provenance.h); "-" for what it lacks. */
+static void info_from(FILE *f, const ag_gen *from)
+{
+	char hex[AG_HEX_LEN + 1] = "-";
+	if (!from)
+		return;
+	if (from->has_source_sha256)
+		ag_digest_hex(&from->source_sha256, hex);
+	fputs(" from bundle ", f);
+	const char *l = from->label && *from->label ? from->label : "-";
+	for (; *l; l++)
+		fputc(*l == '\n' || *l == '\r' || *l == ' ' ? '_' : *l, f);
+	fprintf(f, " sha256:%s", hex);
+}
+
 char *tree_info_text(const ag_gen *g)
+{
+	return tree_info_text_from(g, &g, 1);
+}
+
+char *tree_info_text_from(const ag_gen *g, const ag_gen *const *gens, size_t ngens)
 {
 	char *buf = NULL, when[32], hex[AG_HEX_LEN + 1], num[32];
 	size_t len = 0;
@@ -845,7 +874,9 @@ char *tree_info_text(const ag_gen *g)
 		_cleanup_free_ char *disp = ag_name_display(m->name);
 		ag_digest_hex(&m->manifest, hex);
 		iso_time(m->added, when);
-		fprintf(f, "model: %s sha256:%s %s\n", disp ? disp : m->name, hex, when);
+		fprintf(f, "model: %s sha256:%s %s", disp ? disp : m->name, hex, when);
+		info_from(f, ag_provenance_find(gens, ngens, g->id, &m->manifest));
+		fputc('\n', f);
 	}
 	if (fclose(f) != 0) {
 		free(buf);

@@ -46,8 +46,8 @@ is "$g1 $g2" "1 2" "two generations written"
 
 "$AGSTORE" --store "$S" ls >"$T/ls"
 ok $? "ls lists the current generation"
-head -1 "$T/ls" | grep -q '^NAME  *ID  *SIZE  *ADDED$'
-ok $? "ls has a header NAME ID SIZE ADDED"
+head -1 "$T/ls" | grep -q '^NAME  *ID  *SIZE  *ADDED  *BUNDLE$'
+ok $? "ls has a header NAME ID SIZE ADDED BUNDLE"
 grep -q "^llama3:8b  *${M_LL:0:12} " "$T/ls"
 ok $? "ls shows llama3:8b with its manifest's short digest (Ollama's ID)"
 grep -q "^example.org/team/mistral:7b  *${M_MIS:0:12} " "$T/ls"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/provenance.h"
 #include "tools/tool.h"
 
 /* ---------- init ---------- */
@@ -44,8 +45,35 @@ int cmd_init(struct tool *t, int argc, char **argv)
 static const char ls_usage[] =
 	"Usage: agstore [--store DIR] [--json] ls [GEN]\n"
 	"List the models of the current generation, or of generation GEN:\n"
-	"name, ID (the manifest's SHA-256, as `ollama list` shows it), size, and\n"
-	"when the manifest entered the store.\n";
+	"name, ID (the manifest's SHA-256, as `ollama list` shows it), size,\n"
+	"when the manifest entered the store, and the bundle that brought it (the\n"
+	"label of the first generation holding that manifest).\n";
+
+/* The generations up to g (which bundle brought each model). */
+struct prov {
+	ag_gen **gens;
+	size_t n;
+	uint64_t upto;
+};
+
+static const ag_gen *prov_of(const struct prov *p, const ag_model *m)
+{
+	return p ? ag_provenance_find((const ag_gen *const *)p->gens, p->n, p->upto, &m->manifest)
+		 : NULL;
+}
+
+/* bundle_label, bundle_sha256, from_generation (null when unknown). */
+static void prov_json(json_t *o, const ag_gen *from)
+{
+	if (!o)
+		return;
+	json_object_set_new(o, "bundle_label", json_str_or_null(from ? from->label : NULL));
+	json_object_set_new(o, "bundle_sha256",
+			    from && from->has_source_sha256 ? json_digest(&from->source_sha256)
+							    : json_null());
+	json_object_set_new(o, "from_generation",
+			    from ? json_integer((json_int_t)from->id) : json_null());
+}
 
 static json_t *model_json(const ag_model *m)
 {
@@ -56,33 +84,41 @@ static json_t *model_json(const ag_model *m)
 			 "added", json_time(m->added));
 }
 
-static int ls_print(struct tool *t, const ag_gen *g)
+static int ls_print(struct tool *t, const ag_gen *g, const struct prov *p)
 {
-	static const char *const hdr[] = {"NAME", "ID", ">SIZE", "ADDED"};
-	_cleanup_table_ struct table *tb = table_new(4, hdr);
+	static const char *const hdr[] = {"NAME", "ID", ">SIZE", "ADDED", "BUNDLE"};
+	_cleanup_table_ struct table *tb = table_new(5, hdr);
 
 	if (!tb)
 		return tool_fail(t, EX_AG_IO, "out of memory");
 	for (size_t i = 0; i < g->nmodels; i++) {
 		const ag_model *m = &g->models[i];
 		_cleanup_free_ char *disp = ag_name_display(m->name);
-		char id[13], size[TOOL_SIZE_LEN], added[TOOL_TIME_LEN];
+		char id[13], size[TOOL_SIZE_LEN], added[TOOL_TIME_LEN], bundle[160] = "-";
+		const ag_gen *from = prov_of(p, m);
 		fmt_digest_short(&m->manifest, id);
 		fmt_size(model_size(m), size);
 		fmt_time(m->added, added);
-		if (table_add(tb, (const char *[]){disp ? disp : m->name, id, size, added}) < 0)
+		if (from)
+			snprintf(bundle, sizeof(bundle), "%s (gen %" PRIu64 ")",
+				 from->label && *from->label ? from->label : "-", from->id);
+		if (table_add(tb,
+			      (const char *[]){disp ? disp : m->name, id, size, added, bundle}) < 0)
 			return tool_fail(t, EX_AG_IO, "out of memory");
 	}
 	table_print(tb, stdout);
 	return EX_AG_OK;
 }
 
-static int ls_json(struct tool *t, const ag_gen *g)
+static int ls_json(struct tool *t, const ag_gen *g, const struct prov *p)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; g && i < g->nmodels; i++)
-		json_array_append_new(arr, model_json(&g->models[i]));
+	for (size_t i = 0; g && i < g->nmodels; i++) {
+		json_t *o = model_json(&g->models[i]);
+		prov_json(o, prov_of(p, &g->models[i]));
+		json_array_append_new(arr, o);
+	}
 	if (out_json(arr) < 0)
 		return tool_fail(t, EX_AG_IO, "cannot write JSON to standard output");
 	return EX_AG_OK;
@@ -108,14 +144,21 @@ int cmd_ls(struct tool *t, int argc, char **argv)
 		return r;
 	r = ag_gen_get(s, id, &g);
 	if (r == -ENOENT && id == 0)
-		return t->json ? ls_json(t, NULL) : EX_AG_OK; /* an empty store lists nothing */
+		return t->json ? ls_json(t, NULL, NULL)
+			       : EX_AG_OK; /* an empty store lists nothing */
 	if (r == -ENOENT)
 		return tool_fail(t, EX_AG_PROBLEM, "the store %s has no generation %" PRIu64,
 				 t->store_path, id);
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot read generation %" PRIu64 " of %s", id,
 				     t->store_path);
-	return t->json ? ls_json(t, g) : ls_print(t, g);
+	struct prov p = {.upto = g->id};
+	r = ag_gens_load(s, g->id, &p.gens, &p.n);
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot list the generations of %s", t->store_path);
+	r = t->json ? ls_json(t, g, &p) : ls_print(t, g, &p);
+	ag_gens_free(p.gens, p.n);
+	return r;
 }
 
 /* ---------- versions ---------- */
@@ -233,7 +276,8 @@ int cmd_versions(struct tool *t, int argc, char **argv)
 static const char show_usage[] =
 	"Usage: agstore [--store DIR] [--json] show [--gen N] NAME[:TAG]\n"
 	"Show one model of the current generation (or of generation N): its\n"
-	"manifest digest and size, config and layers, and the generations holding it.\n";
+	"manifest digest and size, config and layers, the generations holding it,\n"
+	"and the bundle that brought it.\n";
 
 struct show_ctx {
 	const char *name;
@@ -264,7 +308,7 @@ static void show_layer(const char *what, const ag_layer *l)
 	printf("  %-7s %s  %10s  %s\n", what, dg, size, l->media_type ? l->media_type : "-");
 }
 
-static void show_print(const ag_model *m, json_t *gens)
+static void show_print(const ag_model *m, json_t *gens, const ag_gen *from)
 {
 	_cleanup_free_ char *disp = ag_name_display(m->name);
 	char dg[80], size[TOOL_SIZE_LEN], added[TOOL_TIME_LEN];
@@ -279,6 +323,13 @@ static void show_print(const ag_model *m, json_t *gens)
 	printf("manifest:    %s (%" PRIu64 " bytes)\n", dg, m->manifest_size);
 	printf("size:        %s (%" PRIu64 " bytes)\n", size, model_size(m));
 	printf("added:       %s\n", added);
+	if (from) {
+		char src[AG_HEX_LEN + 1] = "-";
+		if (from->has_source_sha256)
+			ag_digest_hex(&from->source_sha256, src);
+		printf("bundle:      %s sha256:%s (generation %" PRIu64 ")\n",
+		       from->label && *from->label ? from->label : "-", src, from->id);
+	}
 	printf("generations:");
 	json_array_foreach(gens, i, v) printf(" %" JSON_INTEGER_FORMAT, json_integer_value(v));
 	printf("\nblobs:\n");
@@ -287,10 +338,11 @@ static void show_print(const ag_model *m, json_t *gens)
 		show_layer("layer", &m->layers[i]);
 }
 
-static json_t *show_json(const ag_model *m, json_t *gens)
+static json_t *show_json(const ag_model *m, json_t *gens, const ag_gen *from)
 {
 	json_t *o = model_json(m), *layers = json_array();
 
+	prov_json(o, from);
 	for (size_t i = 0; i < m->nlayers; i++)
 		json_array_append_new(layers, layer_json(&m->layers[i]));
 	json_object_set_new(o, "manifest_size", json_integer((json_int_t)m->manifest_size));
@@ -346,8 +398,17 @@ int cmd_show(struct tool *t, int argc, char **argv)
 	r = each_gen(s, show_gens, &(struct show_ctx){name, gens});
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot list the generations of %s", t->store_path);
+	struct prov p = {.upto = g->id};
+	r = ag_gens_load(s, g->id, &p.gens, &p.n);
+	if (r < 0)
+		return tool_fail_err(t, r, "cannot list the generations of %s", t->store_path);
+	const ag_gen *from = prov_of(&p, m);
 	if (t->json)
-		return out_json(show_json(m, gens)) < 0 ? EX_AG_IO : EX_AG_OK;
-	show_print(m, gens);
-	return EX_AG_OK;
+		r = out_json(show_json(m, gens, from)) < 0 ? EX_AG_IO : EX_AG_OK;
+	else {
+		show_print(m, gens, from);
+		r = EX_AG_OK;
+	}
+	ag_gens_free(p.gens, p.n);
+	return r;
 }
