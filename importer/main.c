@@ -122,7 +122,7 @@ static int read_sha256_file(const char *file, const char *source, ag_digest *out
 	}
 	free(line);
 	fclose(f);
-	return named || ndig == 1 ? 0 : ndig ? -EEXIST : -ENOENT;
+	return named || ndig == 1 ? 0 : ndig ? -EEXIST : -ENODATA;
 }
 
 static char *login_name(void)
@@ -275,8 +275,12 @@ static int check_args(struct run *rn, const char *sha_file)
 	if (sha_file && (r = read_sha256_file(sha_file, rn->source, &o->sha256)) == -EEXIST)
 		return die_usage("--sha256-file %s holds several SHA-256 lines, none for %s",
 				 sha_file, base_name(rn->source));
-	if (sha_file && r < 0)
+	if (sha_file && r == -ENOENT)
+		return die_usage("--sha256-file %s does not exist", sha_file);
+	if (sha_file && r == -ENODATA)
 		return die_usage("--sha256-file %s holds no SHA-256 line", sha_file);
+	if (sha_file && r < 0)
+		return die_usage("--sha256-file %s cannot be read: %s", sha_file, strerror(-r));
 	if (o->copy_unverified && !o->artifacts_dir)
 		return die_usage("--copy-unverified needs --artifacts-dir%s", "");
 	if (o->sign_homedir && !o->sign_key)
@@ -324,6 +328,11 @@ static int open_store(struct run *rn)
 			sig_keyring_remove_stale(tmp);
 		r = ag_store_open(path, AG_WRITE | AG_CREATE, &rn->store);
 	}
+	if (r == -EACCES || r == -EPERM)
+		return imp_fail(&rn->err, IMP_IO, r, path,
+				"the store cannot be opened (%s): run as root, or as the store's "
+				"owner",
+				ag_strerror(r));
 	if (r < 0)
 		return imp_fail(&rn->err, IMP_IO, r, path, "the store cannot be opened (%s)",
 				ag_strerror(r));

@@ -85,6 +85,14 @@ imp --store "$T/s15" --dry-run --sha256-file "$T/sums" "$T/air\\gap.tgz" >/dev/n
 ok $? "an escaped sha256sum line is read right (the one naming the source)" || cat "$T/err"
 run_fail imp --store "$T/s15" --dry-run --sha256-file "$T/sums" "$T/plain.tgz"
 is "$rc" 2 "several lines, none naming the source: usage error"
+run_fail imp --store "$T/s15" --dry-run --sha256-file "$T/no-such.sha256" "$T/plain.tgz"
+is "$rc" 2 "a --sha256-file that does not exist: usage error"
+grep -q "sha256-file $T/no-such.sha256 does not exist" "$T/err"
+ok $? "  saying that it does not exist" || cat "$T/err"
+: >"$T/empty.sha256"
+run_fail imp --store "$T/s15" --dry-run --sha256-file "$T/empty.sha256" "$T/plain.tgz"
+grep -q "sha256-file $T/empty.sha256 holds no SHA-256 line" "$T/err"
+ok $? "an empty one holds no SHA-256 line" || cat "$T/err"
 
 # --- 16. output places are checked before verifying ---
 S=$T/s16
