@@ -42,15 +42,19 @@ static const struct family families[] = {
 	{"agfs_open_blobs", "gauge", "Blobs open through the mount now."},
 	{"agfs_catalog_rejections_total", "counter",
 	 "Generations not shown because their signed catalog was rejected (keyring=)."},
+	{"agfs_last_pull_timestamp_seconds", "gauge",
+	 "When agimport --registry last published a generation into the store."},
 };
 
 size_t fs_metrics_format(const struct fs_metrics *m, char *buf, size_t len)
 {
-	const uint64_t vals[] = {m->generation,	       0,
-				 m->verified_bytes,    m->verified_blocks,
-				 m->verify_failures,   m->verify_errors,
-				 m->readers_killed,    m->open_blobs,
-				 m->catalog_rejections};
+	const uint64_t vals[] = {m->generation,		0,
+				 m->verified_bytes,	m->verified_blocks,
+				 m->verify_failures,	m->verify_errors,
+				 m->readers_killed,	m->open_blobs,
+				 m->catalog_rejections, 0};
+	_Static_assert(sizeof(vals) / sizeof(vals[0]) == sizeof(families) / sizeof(families[0]),
+		       "one value for each family");
 	size_t off = 0;
 	if (len)
 		buf[0] = '\0';
@@ -61,6 +65,10 @@ size_t fs_metrics_format(const struct fs_metrics *m, char *buf, size_t len)
 			if (!m->has_age)
 				continue;
 			snprintf(val, sizeof(val), "%" PRId64, m->generation_age_s);
+		} else if (i == 9) {
+			if (!m->has_last_pull)
+				continue; /* a store that never pulled */
+			snprintf(val, sizeof(val), "%" PRId64, m->last_pull);
 		} else {
 			snprintf(val, sizeof(val), "%" PRIu64, vals[i]);
 		}
@@ -147,6 +155,13 @@ static void collect(struct fs_ctx *c, struct fs_metrics *m)
 	m->verify_errors = atomic_load(&fs_counters.verify_errors);
 	m->readers_killed = atomic_load(&fs_counters.readers_killed);
 	m->catalog_rejections = atomic_load(&fs_counters.catalog_rejections);
+	_cleanup_free_ char *pulled = NULL;
+	if (ag_meta_get(c->store, "last_pull", &pulled) == 0 && pulled) {
+		char *end;
+		long long v = strtoll(pulled, &end, 10);
+		if (*end == '\0' && v > 0)
+			m->has_last_pull = true, m->last_pull = v;
+	}
 }
 
 void metrics_write(struct fs_ctx *c)

@@ -29,6 +29,8 @@ struct fs_metrics {
 	uint64_t readers_killed;
 	uint64_t open_blobs;
 	uint64_t catalog_rejections;
+	bool has_last_pull;
+	int64_t last_pull; /* unix seconds of the last registry pull that published */
 };
 
 /* The counters, process-wide (one mount per process). */

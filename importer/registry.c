@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "importer/import.h"
@@ -766,8 +767,11 @@ static int commit(struct pull *p)
 				r == -ESTALE ? "an older serial" : ag_strerror(r));
 	if (r == 0 && p->cat && p->asc)
 		r = ag_txn_gen_sign(t, p->g->id, p->asc, p->asclen);
+	char now[24];
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	if (r < 0 || (r = ag_txn_set_current(t, p->g->id)) < 0 ||
-	    (r = ag_txn_meta_put(t, "registry_generation", gen)) < 0)
+	    (r = ag_txn_meta_put(t, "registry_generation", gen)) < 0 ||
+	    (r = ag_txn_meta_put(t, "last_pull", now)) < 0) /* agfs' metrics read it */
 		return imp_fail(&p->err, IMP_IO, r, "", "the generation cannot be added (%s)",
 				ag_strerror(r));
 	if (!(f = pull_fields(p)))

@@ -126,8 +126,9 @@ is "$("$AGSTORE" --store "$T/node1" versions | grep -c '^[ *]*[0-9]')" 1 "no sec
 
 # --- served bytes through real mounts ---
 if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] && [ -x "$AGFS" ]; then
-	mount_agfs "$IN" "$T/m-in" >"$T/mlog" 2>&1
-	for n in 1 2 3; do mount_agfs "$T/node$n" "$T/m$n" >>"$T/mlog" 2>&1; done
+	mount_agfs "$IN" "$T/m-in" -o metrics="$T/in.prom" >"$T/mlog" 2>&1
+	mount_agfs "$T/node1" "$T/m1" -o metrics="$T/node1.prom" >>"$T/mlog" 2>&1
+	for n in 2 3; do mount_agfs "$T/node$n" "$T/m$n" >>"$T/mlog" 2>&1; done
 	for n in 1 2 3; do
 		fs_ok=1
 		for i in $(seq 1 40); do [ -d "$T/m$n/manifests" ] && [ -d "$T/m-in/manifests" ] && fs_ok=0 && break; sleep 0.25; done
@@ -137,6 +138,11 @@ if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] && [ -x "$AGFS" ]; then
 	done
 	diff -r "$TREE/blobs" "$T/m1/blobs" >/dev/null
 	ok $? "and those are the bundle's own bytes"
+	pulled=$(awk '$1 == "agfs_last_pull_timestamp_seconds" {print $2}' "$T/node1.prom" 2>/dev/null)
+	[ -n "$pulled" ] && [ "$pulled" -gt $(($(date +%s) - 3600)) ] && [ "$pulled" -le "$(date +%s)" ]
+	ok $? "node 1's metrics file has the time of its last pull" || cat "$T/node1.prom"
+	! grep -q '^agfs_last_pull_timestamp_seconds' "$T/in.prom"
+	ok $? "  and the ingest host's, which never pulled, has none"
 	for n in 1 2 3; do umount_agfs "$T/m$n"; done
 	umount_agfs "$T/m-in"
 else
