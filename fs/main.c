@@ -31,10 +31,25 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 4 };
 
 static const char usage_text[] =
 	"usage: agfs [-f] [-d] [-o OPTIONS] STORE MOUNTPOINT\n"
+	"       agfs --help | --version\n"
+	"Mounts the agfs store STORE read-only at MOUNTPOINT as Ollama's models tree;\n"
+	"every byte served is verified first (man agfs).\n"
 	"  -f  stay in the foreground      -d  debug (implies -f)\n"
-	"  -o  generation=N, verify=chunks|full, allow_other, threads=N, cache=SIZE\n"
-	"      metrics=PATH|none (Prometheus file; default " FS_METRICS_DEFAULT "\n"
-	"      when its directory exists)\n";
+	"  -o OPTIONS, a comma list of:\n"
+	"     generation=N         serve generation N instead of following the current one\n"
+	"     verify=chunks|full   full: also hash each whole blob at its first open\n"
+	"     keyring=FILE         serve only generations whose catalog a key in FILE signed\n"
+	"     signer=FPR           ... and only that key (repeatable; with keyring=)\n"
+	"     grace=SECONDS        keep the previous generation's blobs reachable after a\n"
+	"                          switch (default 600; 0 = off)\n"
+	"     stuck=kill|ignore    kill a reader stuck re-reading a bad block (default kill)\n"
+	"     backing=direct|buffered  O_DIRECT object reads (default) or page-cache reads\n"
+	"     threads=N            FUSE worker threads (default 8)\n"
+	"     cache=SIZE           read buffers of all threads together (default 32M)\n"
+	"     metrics=PATH|none    Prometheus text file (default " FS_METRICS_DEFAULT "\n"
+	"                          when its directory exists)\n"
+	"     allow_other          let other users read the mount (default when root)\n"
+	"     ro, rw, defaults, nofail, _netdev, x-*  accepted from fstab and ignored\n";
 
 static bool log_perror; /* syslog also prints to stderr (-f) */
 

@@ -109,4 +109,14 @@ PY
 else
 	skip "python3 is needed to listen on a NOTIFY_SOCKET"
 fi
+# agfs --help lists every -o option the parser takes (fs/options.c).
+"$AGFS" --help >"$T/help"
+ok $? "agfs --help exits 0"
+missing=
+for o in $(grep -o 'strncmp(opt, "[a-z_]*"' "$SRC_DIR/fs/options.c" | cut -d'"' -f2) allow_other; do
+	grep -q "^ *$o[=| ]" "$T/help" || missing="$missing $o"
+done
+[ -z "$missing" ]
+ok $? "agfs --help lists every -o option${missing:+ (missing:$missing)}"
+
 done_testing
