@@ -38,7 +38,19 @@ int ag_lmdb_err(int rc)
 	case MDB_BAD_TXN:
 	case MDB_BAD_VALSIZE:
 		return -AG_EINDEX;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_TXN_FULL:
+		return -E2BIG;
+	case MDB_MAP_RESIZED:
+	case MDB_TLS_FULL:
+	case MDB_BAD_RSLOT:
+		return -EAGAIN; /* could not check: retry */
 	default:
+		/* LMDB's other codes (a page or cursor that makes no sense) come
+		 * from the index's structure, not from the disk. */
+		if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
+			return -AG_EINDEX;
 		return rc > 0 && rc < 4096 ? -rc : -EIO;
 	}
 }
