@@ -27,6 +27,14 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
+# promtool (Debian's prometheus, without its recommends) checks the mount's
+# metrics file in t1180; without it that test parses the format itself, so a
+# failed install is not fatal.
+if [ "${1:-}" = --tests ] && ! command -v promtool >/dev/null && [ "$(id -u)" -eq 0 ]; then
+	echo "agfs: installing promtool (Debian package prometheus)" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+		>/dev/null 2>&1 || echo "agfs: prometheus could not be installed; t1180 parses the metrics format itself" >&2
+fi
 if [ "${1:-}" = --tests ] && [ -f tests/llama/package.json ] && [ ! -d tests/llama/node_modules/node-llama-cpp ]; then
 	echo "agfs: installing the pinned node-llama-cpp client into tests/llama" >&2
 	(cd tests/llama && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund >/dev/null)
