@@ -99,7 +99,6 @@ void ag_time_iso(int64_t t, char out[32]);
 bool ag_chunk_size_ok(uint32_t cs);
 uint64_t ag_nchunks(uint64_t size, uint32_t cs);
 void ag_sha256_fast(const void *buf, size_t len, uint8_t out[32]);
-int ag_write_all(int fd, const void *buf, size_t len);
 ssize_t ag_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
 /* guard.c: LMDB reads under a fault guard (a damaged data.mdb gives

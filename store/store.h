@@ -471,6 +471,9 @@ int ag_audit_verify(ag_store *s, uint64_t *bad_line, char **why);
 /* Calls cb with every line parsed (line numbers 1-based). */
 int ag_audit_foreach(ag_store *s, int (*cb)(uint64_t lineno, json_t *obj, void *arg), void *arg);
 
+/* Writes all of buf (retrying short writes and EINTR): 0 or -errno. */
+int ag_write_all(int fd, const void *buf, size_t len);
+
 /* ---------- cleanup helpers (systemd style) ---------- */
 
 static inline void ag_freep(void *p)

@@ -17,20 +17,6 @@ static const char cat_usage[] =
 
 #define CAT_STEP (1024u * 1024u)
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void aligned_freep(void *p)
 {
 	free(*(void **)p);
@@ -70,7 +56,7 @@ static int cat_stream(ag_blob *b, uint64_t *bad_chunk, bool *write_err)
 			return (int)n;
 		if (n == 0 && !mismatch)
 			return 0;
-		int r = write_all(STDOUT_FILENO, p, (size_t)n);
+		int r = ag_write_all(STDOUT_FILENO, p, (size_t)n);
 		if (r < 0) {
 			*write_err = true;
 			return r;

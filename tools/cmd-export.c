@@ -43,20 +43,6 @@ struct export
 	uint64_t bad_chunk;
 };
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* mkdir -p of rel (relative to dirfd), components separated by '/'. */
 static int mkdirs(int dirfd, const char *rel)
 {
@@ -103,7 +89,7 @@ static int copy_blob(struct export *x, const ag_digest *d, const char *rel)
 			return (int)n;
 		if (n == 0)
 			break;
-		if ((r = write_all(fd, p, (size_t)n)) < 0)
+		if ((r = ag_write_all(fd, p, (size_t)n)) < 0)
 			return r;
 		off += (uint64_t)n;
 	}
