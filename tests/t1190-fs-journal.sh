@@ -27,7 +27,7 @@ with open(sys.argv[2], "ab", buffering=0) as f:
         f.write(d + b"--\n")
 ' "$sock" "$log" &
 listener=$!
-trap 'kill $listener 2>/dev/null' EXIT
+trap 'kill $listener 2>/dev/null; _cleanup' EXIT # lib.sh's cleanup too
 fs_wait_for 10 test -S "$sock" || bail "the stand-in journal socket did not appear"
 : >"$log"
 
@@ -72,6 +72,10 @@ fs_wait_for 5 grep -q "mounted $store on" "$T/stderr"
 ok $? "in the foreground, stderr still gets the line"
 fusermount3 -u "$mnt"
 wait $fpid
+# the stand-in journal may read that daemon's last datagram (its unmount)
+# a little later: wait for it before starting afresh
+fs_wait_for 10 sh -c '[ "$(grep -c "^MESSAGE_ID=c4bbf3bb1e294e179dc4cd91b96ea8cd$" "$1")" -ge 2 ]' _ "$log" ||
+	diag "the foreground daemon's unmount entry did not arrive"
 
 # not under systemd: nothing goes to a journal socket
 : >"$log"
