@@ -14,7 +14,6 @@
  *              signatures/ lists, bundle.json, its signature, the rename
  *   sign.c     gpgme: an armored detached signature with one secret key
  *   verify.c   the verify command: agimport's verification without a store
- *   progress.c bytes, rate and ETA on a terminal
  *
  * Functions return 0 or a negative errno / -AG_E*; what refused the input is
  * recorded in a struct imp_error (the importer's), so main.c reports one
@@ -112,13 +111,6 @@ int bnd_remove_stale(int dirfd);
 int bnd_write_file_atomic(int dirfd, const char *final, const void *buf, size_t len, bool replace);
 
 /* Signing bundle.json: sig/sig.h (sig_signer_open, sig_sign). */
-
-/* ---------- progress.c ---------- */
-
-struct bnd_progress;
-struct bnd_progress *bnd_progress_new(const char *prog, uint64_t total); /* NULL off a tty */
-void bnd_progress_add(struct bnd_progress *p, uint64_t bytes);
-void bnd_progress_done(struct bnd_progress *p);
 
 /* ---------- create.c, verify.c ---------- */
 

@@ -33,7 +33,7 @@ struct ctx {
 	struct bnd_delta *delta;
 	struct sig_signer *signer;
 	struct bnd_out *out;
-	struct bnd_progress *prog;
+	struct imp_progress *prog;
 	ag_hash *hash;
 	char *buf;
 	struct imp_error *e;
@@ -109,7 +109,7 @@ static int stream_fd(struct ctx *c, struct bnd_member *m, int fd)
 		if ((r = bnd_out_data(c->out, c->buf, (size_t)n)) < 0)
 			return imp_fail(c->e, IMP_IO, r, c->tarname, "writing it failed (%s)",
 					ag_strerror(r));
-		bnd_progress_add(c->prog, (uint64_t)n);
+		imp_progress_add(c->prog, (uint64_t)n);
 		left -= (uint64_t)n;
 	}
 	if (read(fd, c->buf, 1) != 0)
@@ -504,7 +504,7 @@ int bnd_create(const struct bnd_create_opts *o, json_t **sum, struct imp_error *
 			 ag_strerror(r));
 		goto out;
 	}
-	c.prog = bnd_progress_new("agbundle", total_bytes(&c));
+	c.prog = imp_progress_new("agbundle", total_bytes(&c));
 	if ((r = write_from(&c, 0)) < 0)
 		goto out;
 	from = c.set.n;
@@ -515,7 +515,7 @@ int bnd_create(const struct bnd_create_opts *o, json_t **sum, struct imp_error *
 		goto out;
 	r = finish(&c, sum);
 out:
-	bnd_progress_done(c.prog);
+	imp_progress_done(c.prog);
 	bnd_out_free(c.out); /* removes the temporary file unless it was renamed */
 	sig_signer_free(c.signer);
 	bnd_delta_free(c.delta);

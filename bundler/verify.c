@@ -60,7 +60,7 @@ struct feeder {
 static void *feed(void *arg)
 {
 	struct feeder *f = arg;
-	struct bnd_progress *p = bnd_progress_new("agbundle", f->size);
+	struct imp_progress *p = imp_progress_new("agbundle", f->size);
 	static char buf[1 << 20];
 	ssize_t n;
 
@@ -73,12 +73,12 @@ static void *feed(void *arg)
 					goto out;
 			}
 		if (n > 0)
-			bnd_progress_add(p, (uint64_t)n);
+			imp_progress_add(p, (uint64_t)n);
 	}
 	if (n < 0)
 		f->err = -errno;
 out:
-	bnd_progress_done(p);
+	imp_progress_done(p);
 	close(f->out); /* EOF, or EPIPE for a reader that stopped early */
 	return NULL;
 }

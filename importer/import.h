@@ -231,7 +231,7 @@ int imp_staging_setup(struct imp_source *src, ag_store *store, struct imp_error 
 
 /* ---------- progress line (progress.c) ---------- */
 
-struct imp_progress *imp_progress_new(uint64_t total);
+struct imp_progress *imp_progress_new(const char *prog, uint64_t total);
 void imp_progress_add(struct imp_progress *p, uint64_t bytes);
 void imp_progress_done(struct imp_progress *p);
 

@@ -389,7 +389,8 @@ static int read_source(struct run *rn)
 		return r;
 	if (rn->store && !rn->o.dry_run && (r = imp_pipe_new(&rd.pipe)) < 0)
 		return imp_fail(&rn->err, IMP_IO, r, "", "the staging thread cannot start");
-	rd.progress = imp_progress_new(S_ISREG(rn->st.st_mode) ? (uint64_t)rn->st.st_size : 0);
+	rd.progress = imp_progress_new("agimport",
+				       S_ISREG(rn->st.st_mode) ? (uint64_t)rn->st.st_size : 0);
 	if (rn->o.ollama_dir)
 		r = imp_read_ollama_dir(fd, &rd, &rn->src, &rn->err);
 	else if (S_ISDIR(rn->st.st_mode))

@@ -13,6 +13,7 @@
 #include "importer/import.h"
 
 struct imp_progress {
+	const char *prog; /* the line's prefix: agimport, agbundle */
 	uint64_t total, done;
 	double start, last;
 	bool drawn;
@@ -26,7 +27,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-struct imp_progress *imp_progress_new(uint64_t total)
+struct imp_progress *imp_progress_new(const char *prog, uint64_t total)
 {
 	struct imp_progress *p;
 
@@ -35,6 +36,7 @@ struct imp_progress *imp_progress_new(uint64_t total)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
+	p->prog = prog;
 	p->total = total;
 	p->start = p->last = now();
 	return p;
@@ -62,10 +64,10 @@ static void draw(struct imp_progress *p, double t)
 	if (p->total && r > 0 && p->done <= p->total) {
 		unsigned long eta = (unsigned long)((double)(p->total - p->done) / r);
 		human((double)p->total, total, sizeof(total));
-		fprintf(stderr, "\ragimport: %s of %s, %s/s, ETA %lu:%02lu:%02lu\033[K", done,
+		fprintf(stderr, "\r%s: %s of %s, %s/s, ETA %lu:%02lu:%02lu\033[K", p->prog, done,
 			total, rate, eta / 3600, eta / 60 % 60, eta % 60);
 	} else {
-		fprintf(stderr, "\ragimport: %s, %s/s\033[K", done, rate);
+		fprintf(stderr, "\r%s: %s, %s/s\033[K", p->prog, done, rate);
 	}
 	p->drawn = true;
 }
