@@ -407,7 +407,14 @@ int ag_txn_commit_audit(ag_txn *t, const char *event, const char *operator_name,
 	_cleanup_close_ int fd = -1;
 	struct audit_line al = {0};
 	int dummy = 0;
-	int r = open_locked(s->path, &fd);
+	/* The objects first: no record (and no generation) before they are
+	 * durable. */
+	int r = ag_txn_sync(t);
+	if (r < 0) {
+		ag_txn_abort(t);
+		return r;
+	}
+	r = open_locked(s->path, &fd);
 	if (r == 0)
 		r = repair_locked(s, fd, &dummy);
 	json_t *extra = NULL;

@@ -621,9 +621,24 @@ static int commit_guarded(ag_txn *t)
 	return ag_lmdb_err(mdb_txn_commit(t->txn));
 }
 
+int ag_txn_sync(ag_txn *t)
+{
+	if (!t->unsynced)
+		return 0;
+	if (syncfs(t->s->dirfd) < 0)
+		return ag_errno();
+	t->unsynced = false;
+	return 0;
+}
+
 int ag_txn_commit(ag_txn *t)
 {
-	int r = commit_guarded(t);
+	int r = ag_txn_sync(t);
+	if (r < 0) {
+		ag_txn_abort(t);
+		return r;
+	}
+	r = commit_guarded(t);
 	if (!t->broken)
 		t->txn = NULL; /* freed by LMDB, whatever the result */
 	if (r < 0) {

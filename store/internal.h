@@ -73,7 +73,11 @@ struct ag_txn {
 	size_t ncreated, capcreated;
 	uint64_t gen_added; /* the generation ag_txn_gen_add stored in this txn, or 0 */
 	bool broken;	    /* an index read faulted inside it: it can only be aborted */
+	bool unsynced;	    /* objects or directories it placed wait for ag_txn_sync */
 };
+/* Makes everything the transaction placed under objects/ durable with one
+ * syncfs() of the store's file system; before any commit (index.c, audit.c). */
+int ag_txn_sync(ag_txn *t);
 
 struct ag_blob {
 	ag_store *s;

@@ -1,10 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Writing objects, the way git writes loose objects: stage into tmp/ while
- * hashing (SHA-256 of the whole and its fs-verity tree, one pass), fsync, link
- * into objects/sha256/ab/<hex>, fsync the directory.  An existing object is
- * deduplication.  Every object is durable before the transaction that
- * references it commits.
+ * hashing (SHA-256 of the whole and its fs-verity tree, one pass), link into
+ * objects/sha256/ab/<hex>.  An existing object is deduplication.  Every
+ * object is durable before the transaction that references it commits.
+ *
+ * The fsync order: a large staged object (AG_SYNC_EACH_MIN and more) is
+ * fsynced when its staging ends (its writeback started every few MiB while
+ * it was written); a smaller one, the new directory entries and fan-out
+ * directories are not synced one by one: the transaction that publishes
+ * them marks itself unsynced, and ag_txn_sync() makes them all durable with
+ * one syncfs() of the store's file system before the audit record is
+ * written and before LMDB commits.  A power loss before that leaves objects
+ * no record names, possibly torn: strays for gc, and re-hashed (and
+ * replaced) by the next import that meets one.  A damaged object is only
+ * ever replaced by fsynced bytes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,7 +36,12 @@ struct ag_stage {
 	uint64_t flushed; /* bytes handed to writeback so far */
 	ag_blob_info info;
 	bool ended, published;
+	bool unsynced; /* small: made durable by the publishing txn's syncfs */
 };
+
+/* Objects below this size are made durable by their transaction's one
+ * syncfs() instead of an fsync each. */
+#define AG_SYNC_EACH_MIN (4u << 20)
 
 void ag_object_relpath(const ag_digest *d, char *out, size_t outlen)
 {
@@ -176,7 +191,8 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info)
 	int r;
 	if (st->ended)
 		return -EINVAL;
-	if (fsync(st->fd) < 0)
+	st->unsynced = st->info.size < AG_SYNC_EACH_MIN;
+	if (!st->unsynced && fsync(st->fd) < 0)
 		return ag_errno();
 	if ((r = ag_treebuf_final(&st->tb, &st->info, &st->tree, &st->tree_blocks)) < 0)
 		return r;
@@ -195,12 +211,14 @@ int ag_stage_open_read(ag_stage *st)
 	return fd < 0 ? ag_errno() : fd;
 }
 
-/* objects/sha256/ab/ exists and is durable. */
-static int ensure_fanout(ag_store *s, const char *hex, char dir[32])
+/* objects/sha256/ab/ exists (durable once t is synced). */
+static int ensure_fanout(ag_txn *t, const char *hex, char dir[32])
 {
 	snprintf(dir, 32, "objects/sha256/%.2s", hex);
-	if (mkdirat(s->dirfd, dir, 0755) == 0)
-		return ag_fsync_dir(s->dirfd, "objects/sha256");
+	if (mkdirat(t->s->dirfd, dir, 0755) == 0) {
+		t->unsynced = true;
+		return 0;
+	}
 	return errno == EEXIST ? 0 : ag_errno();
 }
 
@@ -225,8 +243,11 @@ static int link_object(ag_stage *st, const char *rel)
 	if (r == -ENOMEM)
 		return r;
 	/* Damaged, truncated, unreadable, or not a regular file: the staged bytes
-	 * are verified, so they replace it atomically (the directory is fsynced
-	 * by the caller). */
+	 * are verified, so they replace it atomically, durable before they do
+	 * (the directory is synced with the transaction). */
+	if (st->unsynced && fsync(st->fd) < 0)
+		return ag_errno();
+	st->unsynced = false;
 	if (renameat(s->dirfd, st->name, s->dirfd, rel) < 0)
 		return ag_errno();
 	return AG_PUBLISH_REPAIRED;
@@ -274,7 +295,7 @@ int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum
 		return -AG_EDIGEST;
 	char hex[AG_HEX_LEN + 1], dir[32], rel[96];
 	ag_digest_hex(&st->info.digest, hex);
-	int r = ensure_fanout(st->s, hex, dir);
+	int r = ensure_fanout(t, hex, dir);
 	if (r < 0)
 		return r;
 	if (fchmod(st->fd, 0444) < 0)
@@ -285,8 +306,7 @@ int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum
 		return placed;
 	unlinkat(st->s->dirfd, st->name, 0); /* gone already after a rename */
 	st->published = true;
-	if ((r = ag_fsync_dir(st->s->dirfd, dir)) < 0)
-		return r;
+	t->unsynced = true; /* the new entry (and a small object's bytes) */
 	if (placed == AG_PUBLISH_NEW && (r = ag_txn_note_created(t, &st->info.digest)) < 0)
 		return r;
 	if ((r = record_blob(st, t)) < 0)
