@@ -134,55 +134,50 @@ static int push(char ***v, size_t *n, char *s)
 	return 0;
 }
 
+/* The options that keep their argument as it is: where it goes, or NULL. */
+static const char **str_slot(struct args *a, int c)
+{
+	const struct {
+		int id;
+		const char **to;
+	} slots[] = {
+		{OPT_MODELS, &a->c.in.models},	{OPT_SINCE, &a->c.in.since},
+		{OPT_SIGN_KEY, &a->c.sign_key}, {OPT_HOMEDIR, &a->c.homedir},
+		{OPT_LABEL, &a->c.label},	{OPT_CREATOR, &a->c.creator},
+		{OPT_HOST, &a->c.host},		{'o', &a->c.outdir},
+		{OPT_KEYRING, &a->v.keyring},	{OPT_SHA256_FILE, &a->sha_file},
+	};
+
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
+		if (slots[i].id == c)
+			return slots[i].to;
+	return NULL;
+}
+
 static int set_opt(struct args *a, int c, char *arg)
 {
 	struct bnd_inputs *in = &a->c.in;
+	const char **slot = str_slot(a, c);
 	char *end;
 
-	switch (c) {
-	case OPT_MODELS:
-		in->models = arg;
+	if (slot) {
+		*slot = arg;
 		return 0;
+	}
+	switch (c) {
 	case OPT_BINARY:
 		return push(&in->binaries, &in->nbinaries, arg);
 	case OPT_IMAGE:
 		return push(&in->images, &in->nimages, arg);
 	case OPT_PACKAGE:
 		return push(&in->packages, &in->npackages, arg);
-	case OPT_SIGN_KEY:
-		a->c.sign_key = arg;
-		return 0;
-	case OPT_HOMEDIR:
-		a->c.homedir = arg;
-		return 0;
-	case OPT_LABEL:
-		a->c.label = arg;
-		return 0;
-	case OPT_CREATOR:
-		a->c.creator = arg;
-		return 0;
-	case OPT_HOST:
-		a->c.host = arg;
-		return 0;
-	case OPT_SINCE:
-		in->since = arg;
-		return 0;
+	case OPT_SIGNER:
+		return push(&a->v.signers, &a->v.nsigners, arg);
 	case OPT_ZSTD:
 		a->c.comp = BND_ZSTD;
 		return 0;
 	case OPT_FORCE:
 		a->c.force = true;
-		return 0;
-	case 'o':
-		a->c.outdir = arg;
-		return 0;
-	case OPT_KEYRING:
-		a->v.keyring = arg;
-		return 0;
-	case OPT_SIGNER:
-		return push(&a->v.signers, &a->v.nsigners, arg);
-	case OPT_SHA256_FILE:
-		a->sha_file = arg;
 		return 0;
 	case OPT_JSON:
 		a->c.json = true;
@@ -286,13 +281,24 @@ static int check_verify(struct args *a)
 	return 0;
 }
 
-static int parse_args(struct args *a, int argc, char **argv)
+/* getopt_long over argv into a: IMP_USAGE for a bad option, IMP_IO when
+ * memory ran out. */
+static int read_opts(struct args *a, int argc, char **argv, const char *shortopts)
 {
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+ho:", long_opts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, shortopts, long_opts, NULL)) != -1)
 		if ((r = set_opt(a, c, optarg)) != 0)
 			return r < 0 ? IMP_IO : IMP_USAGE;
+	return 0;
+}
+
+static int parse_args(struct args *a, int argc, char **argv)
+{
+	int r;
+
+	if ((r = read_opts(a, argc, argv, "+ho:")) != 0)
+		return r;
 	if (optind >= argc)
 		return die_usage("needs a command, create or verify%s", "");
 	a->cmd = argv[optind];
@@ -302,9 +308,8 @@ static int parse_args(struct args *a, int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "ho:", long_opts, NULL)) != -1)
-		if ((r = set_opt(a, c, optarg)) != 0)
-			return r < 0 ? IMP_IO : IMP_USAGE;
+	if ((r = read_opts(a, argc, argv, "ho:")) != 0)
+		return r;
 	if (strcmp(a->cmd, "verify") == 0 && optind < argc)
 		a->v.bundle = argv[optind++];
 	if (optind < argc)
