@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The OCI distribution client over libcurl (see oci.h).  Every request goes
- * through request(): common options (TLS, auth, timeouts), the response's
- * status and headers, a bounded body or a sink; with_retries() repeats what
- * may be repeated with back-off.
+ * through request(), which configure() sets up (TLS, auth, timeouts, the
+ * method, URL, header lines and body): the response's status and headers, a
+ * bounded body or a sink; call() repeats what may be repeated with back-off
+ * and checks the status.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,6 +47,16 @@ struct resp {
 	uint64_t delivered;  /* bytes the sink took */
 	int sink_err;
 	bool overflow; /* the body was larger than max */
+};
+
+/* One request: method, absolute URL, extra header lines (up to three), the
+ * body to send (not for GET or HEAD). */
+struct req {
+	const char *method;
+	const char *url;
+	const char *hdr[4]; /* NULL after the last */
+	const void *send;
+	size_t send_len;
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -297,6 +308,8 @@ static int map_curl(oci *c, CURLcode cc, const char *what)
 	}
 }
 
+/* The options every request has: TLS (protocols, CA, client certificate),
+ * auth, timeouts, and the callbacks that fill rs. */
 static void common_opts(oci *c, struct resp *rs)
 {
 	CURL *h = c->h;
@@ -329,6 +342,37 @@ static void common_opts(oci *c, struct resp *rs)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, rs);
 }
 
+/* c's handle set up for q: the common options, then q's method, URL, header
+ * lines and body.  *hl: the header list to free after the transfer (also on
+ * failure). */
+static int configure(oci *c, const struct req *q, struct resp *rs, struct curl_slist **hl)
+{
+	CURL *h = c->h;
+
+	*hl = NULL;
+	for (size_t i = 0; i < sizeof(q->hdr) / sizeof(q->hdr[0]) && q->hdr[i]; i++) {
+		struct curl_slist *n = curl_slist_append(*hl, q->hdr[i]);
+		if (!n)
+			return -ENOMEM;
+		*hl = n;
+	}
+	common_opts(c, rs);
+	curl_easy_setopt(h, CURLOPT_URL, q->url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hl);
+	if (strcmp(q->method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(q->method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->send ? q->send : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->send_len);
+	}
+	if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	}
+	return 0;
+}
+
 /* The registry's own error code ("BLOB_UNKNOWN", ...) from a JSON body. */
 static const char *reg_code(const struct resp *rs, char *buf, size_t n)
 {
@@ -341,35 +385,27 @@ static const char *reg_code(const struct resp *rs, char *buf, size_t n)
 	return buf;
 }
 
-/* One request: method, absolute URL, headers, body to send. */
-static int request(oci *c, const char *method, const char *url, struct curl_slist *hdrs,
-		   const void *send, size_t send_len, struct resp *rs)
+/* One request, its answer in rs. */
+static int request(oci *c, const struct req *q, struct resp *rs)
 {
+	struct curl_slist *hl;
 	CURLcode cc;
 	char what[1200];
+	int r;
 
 	resp_clear(rs);
 	if (!rs->max)
 		rs->max = ERR_BODY_MAX;
-	common_opts(c, rs);
-	curl_easy_setopt(c->h, CURLOPT_URL, url);
-	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
-	if (strcmp(method, "HEAD") == 0) {
-		curl_easy_setopt(c->h, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(method, "GET") != 0) {
-		curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, send ? send : "");
-		curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send_len);
-	}
-	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
-		curl_easy_setopt(c->h, CURLOPT_FOLLOWLOCATION, 1L);
-		curl_easy_setopt(c->h, CURLOPT_MAXREDIRS, 5L);
+	if ((r = configure(c, q, rs, &hl)) < 0) {
+		curl_slist_free_all(hl);
+		return r;
 	}
 	cur_handle = c->h;
 	c->st.requests++;
 	cc = curl_easy_perform(c->h);
+	curl_slist_free_all(hl);
 	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &rs->status);
-	snprintf(what, sizeof(what), "%s %s", method, url);
+	snprintf(what, sizeof(what), "%s %s", q->method, q->url);
 	if (cc == CURLE_WRITE_ERROR && rs->sink_err)
 		return rs->sink_err;
 	if (cc != CURLE_OK)
@@ -378,11 +414,11 @@ static int request(oci *c, const char *method, const char *url, struct curl_slis
 }
 
 /* An HTTP status that is not the one wanted, as -errno and a sentence. */
-static int status_err(oci *c, const char *method, const char *url, const struct resp *rs)
+static int status_err(oci *c, const struct req *q, const struct resp *rs)
 {
 	char code[128];
 
-	seterr(c, "%s %s answered HTTP %ld%s", method, url, rs->status,
+	seterr(c, "%s %s answered HTTP %ld%s", q->method, q->url, rs->status,
 	       reg_code(rs, code, sizeof(code)));
 	if (rs->status == 404)
 		return -ENOENT;
@@ -416,18 +452,21 @@ static unsigned max_retries(const oci *c)
 	return c->o.retries ? c->o.retries : 4;
 }
 
-/* A request without a body to stream, repeated on what may be repeated. */
-static int with_retries(oci *c, const char *method, const char *url, struct curl_slist *hdrs,
-			const void *send, size_t send_len, struct resp *rs)
+/* A request without a body to stream, repeated on what may be repeated;
+ * an HTTP status other than ok1 or ok2 (0: none) is an error. */
+static int call(oci *c, const struct req *q, struct resp *rs, long ok1, long ok2)
 {
 	int r;
 
 	for (unsigned a = 0;; a++) {
-		r = request(c, method, url, hdrs, send, send_len, rs);
+		r = request(c, q, rs);
 		if (!retryable(r, rs) || a >= max_retries(c))
-			return r;
+			break;
 		backoff(c, a);
 	}
+	if (r == 0 && rs->status != ok1 && rs->status != ok2)
+		r = status_err(c, q, rs);
+	return r;
 }
 
 static char *mkurl(const oci *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -456,9 +495,7 @@ int oci_ping(oci *c)
 
 	if (!url)
 		return -ENOMEM;
-	r = with_retries(c, "GET", url, NULL, NULL, 0, &rs);
-	if (r == 0 && rs.status != 200)
-		r = status_err(c, "GET", url, &rs);
+	r = call(c, &(struct req){"GET", url}, &rs, 200, 0);
 	resp_clear(&rs);
 	return r;
 }
@@ -471,12 +508,10 @@ int oci_blob_head(oci *c, const char *repo, const char *digest, bool *exists, ui
 
 	if (!url)
 		return -ENOMEM;
-	r = with_retries(c, "HEAD", url, NULL, NULL, 0, &rs);
+	r = call(c, &(struct req){"HEAD", url}, &rs, 200, 404);
 	*exists = r == 0 && rs.status == 200;
 	if (size)
 		*size = rs.has_clen ? rs.clen : 0;
-	if (r == 0 && rs.status != 200 && rs.status != 404)
-		r = status_err(c, "HEAD", url, &rs);
 	resp_clear(&rs);
 	return r;
 }
@@ -504,21 +539,16 @@ int oci_blob_get(oci *c, const char *repo, const char *digest, uint64_t offset, 
 	if (!url)
 		return -ENOMEM;
 	for (;;) {
-		struct curl_slist *hdrs = NULL;
 		char range[64];
-		if (pos) {
-			snprintf(range, sizeof(range), "Range: bytes=%llu-",
-				 (unsigned long long)pos);
-			hdrs = curl_slist_append(NULL, range);
-		}
+		struct req q = {"GET", url, {pos ? range : NULL}};
+		snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)pos);
 		start = rs.range_from = pos;
-		r = request(c, "GET", url, hdrs, NULL, 0, &rs);
-		curl_slist_free_all(hdrs);
+		r = request(c, &q, &rs);
 		pos += rs.delivered;
 		*got += rs.delivered;
 		c->st.received += rs.delivered;
 		if (r == 0 && rs.status != 200 && rs.status != 206) {
-			r = status_err(c, "GET", url, &rs);
+			r = status_err(c, &q, &rs);
 			if (rs.status == 416)
 				r = -EPROTO;
 		} else if (r == 0 && rs.status == 206 && !range_starts_at(&rs, start)) {
@@ -555,10 +585,8 @@ static int take_location(oci *c, struct resp *rs, char **loc, const char *what)
 static int upload_status(oci *c, char **loc, uint64_t *next)
 {
 	struct resp rs = {0};
-	int r = with_retries(c, "GET", *loc, NULL, NULL, 0, &rs);
+	int r = call(c, &(struct req){"GET", *loc}, &rs, 204, 0);
 
-	if (r == 0 && rs.status != 204)
-		r = status_err(c, "GET", *loc, &rs);
 	if (r == 0 && (r = take_location(c, &rs, loc, "the upload status")) == 0) {
 		const char *dash = rs.range ? strchr(rs.range, '-') : NULL;
 		*next = dash ? strtoull(dash + 1, NULL, 10) + 1 : 0;
@@ -577,9 +605,7 @@ static int upload_start(oci *c, const char *repo, char **loc)
 
 	if (!url)
 		return -ENOMEM;
-	r = with_retries(c, "POST", url, NULL, NULL, 0, &rs);
-	if (r == 0 && rs.status != 202)
-		r = status_err(c, "POST", url, &rs);
+	r = call(c, &(struct req){"POST", url}, &rs, 202, 0);
 	if (r == 0)
 		r = take_location(c, &rs, loc, "POST of an upload");
 	resp_clear(&rs);
@@ -590,19 +616,16 @@ static int upload_start(oci *c, const char *repo, char **loc)
 static int upload_chunk(oci *c, char **loc, const void *buf, size_t len, uint64_t off)
 {
 	struct resp rs = {0};
-	struct curl_slist *hdrs = NULL;
 	char cr[96];
+	struct req q = {
+		"PATCH", *loc, {"Content-Type: application/octet-stream", cr, "Expect:"}, buf, len};
 	int r;
 
 	snprintf(cr, sizeof(cr), "Content-Range: %llu-%llu", (unsigned long long)off,
 		 (unsigned long long)(off + len - 1));
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
-	hdrs = curl_slist_append(hdrs, cr);
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	r = request(c, "PATCH", *loc, hdrs, buf, len, &rs);
-	curl_slist_free_all(hdrs);
+	r = request(c, &q, &rs);
 	if (r == 0 && rs.status != 202)
-		r = status_err(c, "PATCH", *loc, &rs);
+		r = status_err(c, &q, &rs);
 	if (r == 0)
 		r = take_location(c, &rs, loc, "PATCH of an upload");
 	if (r == 0)
@@ -619,9 +642,7 @@ static int upload_finish(oci *c, const char *loc, const char *digest)
 
 	if (asprintf(&url, "%s%sdigest=%s", loc, strchr(loc, '?') ? "&" : "?", digest) < 0)
 		return -ENOMEM;
-	r = with_retries(c, "PUT", url, NULL, NULL, 0, &rs);
-	if (r == 0 && rs.status != 201)
-		r = status_err(c, "PUT", url, &rs);
+	r = call(c, &(struct req){"PUT", url}, &rs, 201, 0);
 	resp_clear(&rs);
 	return r;
 }
@@ -652,9 +673,7 @@ static int upload_mount(oci *c, const char *repo, const char *digest, const char
 
 	if (!url)
 		return -ENOMEM;
-	r = with_retries(c, "POST", url, NULL, NULL, 0, &rs);
-	if (r == 0 && rs.status != 201 && rs.status != 202)
-		r = status_err(c, "POST", url, &rs);
+	r = call(c, &(struct req){"POST", url}, &rs, 201, 202);
 	if (r == 0 && rs.status == 202)
 		r = take_location(c, &rs, loc, "POST of an upload");
 	else if (r == 0)
@@ -734,22 +753,17 @@ int oci_manifest_get(oci *c, const char *repo, const char *ref, const char *acce
 		     size_t *len, char **media_type)
 {
 	struct resp rs = {.max = OCI_MANIFEST_MAX};
-	struct curl_slist *hdrs = NULL;
 	_cleanup_free_ char *url = mkurl(c, "/v2/%s/manifests/%s", repo, ref);
 	_cleanup_free_ char *acc = NULL;
 	int r;
 
 	if (!url || asprintf(&acc, "Accept: %s", accept) < 0)
 		return -ENOMEM;
-	hdrs = curl_slist_append(hdrs, acc);
-	r = with_retries(c, "GET", url, hdrs, NULL, 0, &rs);
-	curl_slist_free_all(hdrs);
-	if (rs.overflow) {
+	r = call(c, &(struct req){"GET", url, {acc}}, &rs, 200, 0);
+	if (rs.overflow) { /* the transfer was cut: r is not 0 */
 		seterr(c, "GET %s: the manifest is larger than %u bytes", url, OCI_MANIFEST_MAX);
 		r = -EFBIG;
 	}
-	if (r == 0 && rs.status != 200)
-		r = status_err(c, "GET", url, &rs);
 	if (r == 0) {
 		*body = rs.body ? rs.body : strdup("");
 		*len = rs.len;
@@ -767,19 +781,13 @@ int oci_manifest_put(oci *c, const char *repo, const char *ref, const char *body
 		     const char *media_type)
 {
 	struct resp rs = {0};
-	struct curl_slist *hdrs = NULL;
 	_cleanup_free_ char *url = mkurl(c, "/v2/%s/manifests/%s", repo, ref);
 	_cleanup_free_ char *ct = NULL;
 	int r;
 
 	if (!url || asprintf(&ct, "Content-Type: %s", media_type) < 0)
 		return -ENOMEM;
-	hdrs = curl_slist_append(hdrs, ct);
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	r = with_retries(c, "PUT", url, hdrs, body, len, &rs);
-	curl_slist_free_all(hdrs);
-	if (r == 0 && rs.status != 201)
-		r = status_err(c, "PUT", url, &rs);
+	r = call(c, &(struct req){"PUT", url, {ct, "Expect:"}, body, len}, &rs, 201, 0);
 	resp_clear(&rs);
 	return r;
 }
