@@ -193,10 +193,14 @@ struct ag_treebuf {
 	uint64_t count[8], cap[8];
 	struct ag_verity *v;
 	ag_hash *whole;
-	uint64_t size;
+	uint64_t size;	     /* bytes given to the tree */
+	uint64_t whole_size; /* bytes given to the whole digest */
 };
 int ag_treebuf_init(struct ag_treebuf *tb);
 int ag_treebuf_update(struct ag_treebuf *tb, const void *buf, size_t len);
+/* The two halves of ag_treebuf_update(), safe to run at the same time. */
+void ag_treebuf_update_whole(struct ag_treebuf *tb, const void *buf, size_t len);
+int ag_treebuf_update_tree(struct ag_treebuf *tb, const void *buf, size_t len);
 /* Finishes: info gets digest, size, root, fsverity; *tree (caller frees)
  * the blocks in kernel layout, *nblocks their number. */
 int ag_treebuf_final(struct ag_treebuf *tb, ag_blob_info *info, uint8_t **tree, uint64_t *nblocks);

@@ -37,6 +37,8 @@ struct ag_stage {
 	ag_blob_info info;
 	bool ended, published;
 	bool unsynced; /* small: made durable by the publishing txn's syncfs */
+	bool direct;   /* fd is in O_DIRECT mode now */
+	bool buffered; /* O_DIRECT refused here: buffered writes only */
 };
 
 /* Objects below this size are made durable by their transaction's one
@@ -172,18 +174,68 @@ static void start_writeback(ag_stage *st)
 	st->flushed = written;
 }
 
-int ag_stage_write(ag_stage *st, const void *buf, size_t len)
+/* Large aligned pieces go to the disk with O_DIRECT: no copy into the page
+ * cache (and no pages to allocate and write back), the object's pages are
+ * not needed again by the import.  Anything else, or a file system that
+ * refuses O_DIRECT, is written through the page cache. */
+#define DIRECT_MIN (256u << 10)
+static bool set_direct(ag_stage *st, bool on)
 {
+	int fl = fcntl(st->fd, F_GETFL);
+	if (fl < 0 || fcntl(st->fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) < 0)
+		return false;
+	st->direct = on;
+	return true;
+}
+
+static int stage_data(ag_stage *st, const uint8_t *buf, size_t len)
+{
+	bool aligned = len >= DIRECT_MIN && len % AG_ALIGN == 0 && (uintptr_t)buf % AG_ALIGN == 0 &&
+		       st->info.size % AG_ALIGN == 0;
+	if (aligned && !st->direct && !st->buffered && !set_direct(st, true))
+		st->buffered = true;
+	if (!aligned && st->direct && !set_direct(st, false))
+		return ag_errno();
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(st->fd, buf + done, len - done, (off_t)(st->info.size + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && st->direct) { /* refused after all */
+			if (!set_direct(st, false))
+				return ag_errno();
+			st->buffered = true;
+			continue;
+		}
+		if (n < 0)
+			return ag_errno();
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	st->info.size += len;
+	if (!st->direct)
+		start_writeback(st);
+	return 0;
+}
+
+int ag_stage_write_parts(ag_stage *st, const void *buf, size_t len, unsigned parts)
+{
+	int r = 0;
 	if (st->ended)
 		return -EINVAL;
-	int r = ag_write_all(st->fd, buf, len);
-	if (r < 0)
+	if ((parts & AG_STAGE_DATA) && (r = stage_data(st, buf, len)) < 0)
 		return r;
-	if ((r = ag_treebuf_update(&st->tb, buf, len)) < 0)
-		return r;
-	st->info.size += len;
-	start_writeback(st);
-	return 0;
+	if (parts & AG_STAGE_DIGEST)
+		ag_treebuf_update_whole(&st->tb, buf, len);
+	if (parts & AG_STAGE_TREE)
+		r = ag_treebuf_update_tree(&st->tb, buf, len);
+	return r;
+}
+
+int ag_stage_write(ag_stage *st, const void *buf, size_t len)
+{
+	return ag_stage_write_parts(st, buf, len, AG_STAGE_ALL);
 }
 
 int ag_stage_end(ag_stage *st, ag_blob_info *info)
@@ -191,6 +243,8 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info)
 	int r;
 	if (st->ended)
 		return -EINVAL;
+	if (st->info.size != st->tb.size)
+		return -EIO; /* a part missed a piece */
 	st->unsynced = st->info.size < AG_SYNC_EACH_MIN;
 	if (!st->unsynced && fsync(st->fd) < 0)
 		return ag_errno();

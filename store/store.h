@@ -159,7 +159,15 @@ typedef struct ag_stage ag_stage;
 /* chunk_size: a power of two in [AG_MIN_CHUNK, AG_MAX_CHUNK]; 0 = AG_DEFAULT_CHUNK. */
 int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out);
 int ag_stage_write(ag_stage *st, const void *buf, size_t len);
-/* Finishes hashing and fsyncs the staged file; info->created is now. */
+/* The three parts of ag_stage_write(), for a caller that runs them on
+ * different threads (agimport's staging pipe): the bytes into the staged
+ * file (large AG_ALIGN-aligned pieces are written with O_DIRECT), the whole
+ * blob's SHA-256, its fs-verity tree.  Each part must be given every piece,
+ * in order; different parts may run at the same time. */
+enum { AG_STAGE_DATA = 1, AG_STAGE_DIGEST = 2, AG_STAGE_TREE = 4, AG_STAGE_ALL = 7 };
+int ag_stage_write_parts(ag_stage *st, const void *buf, size_t len, unsigned parts);
+/* Finishes hashing and makes the staged file durable (a small one with the
+ * publishing transaction's syncfs, see ag_txn_commit); info->created is now. */
 int ag_stage_end(ag_stage *st, ag_blob_info *info);
 /* After ag_stage_end: if expected is given and differs, -AG_EDIGEST and nothing
  * is published.  Otherwise the object is linked into objects/ (an existing

@@ -39,15 +39,28 @@ int ag_treebuf_init(struct ag_treebuf *tb)
 	return ag_verity_new(keep_block, tb, &tb->v);
 }
 
-int ag_treebuf_update(struct ag_treebuf *tb, const void *buf, size_t len)
+void ag_treebuf_update_whole(struct ag_treebuf *tb, const void *buf, size_t len)
 {
 	ag_hash_update(tb->whole, buf, len);
+	tb->whole_size += len;
+}
+
+int ag_treebuf_update_tree(struct ag_treebuf *tb, const void *buf, size_t len)
+{
 	tb->size += len;
 	return ag_verity_update(tb->v, buf, len);
 }
 
+int ag_treebuf_update(struct ag_treebuf *tb, const void *buf, size_t len)
+{
+	ag_treebuf_update_whole(tb, buf, len);
+	return ag_treebuf_update_tree(tb, buf, len);
+}
+
 int ag_treebuf_final(struct ag_treebuf *tb, ag_blob_info *info, uint8_t **tree, uint64_t *nblocks)
 {
+	if (tb->whole_size != tb->size)
+		return -EIO; /* a part missed a piece */
 	int r = ag_verity_final(tb->v, &info->root, &info->fsverity);
 	if (r < 0)
 		return r;
