@@ -1,142 +1,147 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# bench/b-fs.sh: the mount (agfs) against the same bytes read natively, in one
-# run, as ratios.  Run by bench/run.sh with AGFS_BUILD set; needs root and
-# /dev/fuse (cold figures need to drop the page cache).  Prints a Markdown
-# table.  BENCH_FS_MAX_GIB (default 4) caps the largest blob for open latency.
+# bench/b-fs.sh: reads through the mount (store format 2) against the same
+# bytes read natively (the object file), through unverified FUSE peers
+# (bindfs, libfuse's passthrough_ll, both over the object's directory) and
+# through the format-1 mount (commit 16c74ac, its store made by its own
+# fs-mkstore from the same tree): issue 13's read rows and issue 12's
+# format rows, in one run of interleaved rounds (bench/lib.sh).
 #
-#   sequential 1 GiB, cold:  native cat of the object / agfs cat    (goal >= 0.8)
-#   sequential 1 GiB, warm:  the same from the page cache             (goal >= 0.9)
-#   open to first byte:      agfs open+read(1) vs openssl dgst -sha256 of the blob (goal <= 5 ms)
-#   random 4 KiB preads:     native / agfs, cold
-#   daemon peak RSS          (goal <= 64 MiB)
+#   cold sequential read of BENCH_SEQ_GIB: vs native, bindfs, passthrough_ll, format 1
+#   daemon CPU per GiB of that read (format 1's as the reference)
+#   2000 random 4 KiB preads, cold: vs native, format 1
+#   2 and 4 concurrent readers, cold (each its share of the blob): vs native
+#   warm sequential read; warm mmap + MAP_POPULATE: vs native (and format 1)
+#   open to first byte, cold, 64 MiB and BENCH_FS_MAX_GIB blobs (goal <= 5 ms)
+#   the daemon's peak RSS (goal <= 64 MiB)
 set -u
-AGFS_BUILD=${AGFS_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
-HELPERS=$AGFS_BUILD/tests/helpers
-AGFS=$AGFS_BUILD/agfs
-. "$(dirname "$0")/../tests/lib-fs.sh"
-RUNS=${BENCH_FS_RUNS:-3}
-MAX_GIB=${BENCH_FS_MAX_GIB:-4}
+. "$(dirname "$0")/lib.sh"
+. "$BENCH_SRC/tests/lib-fs.sh"
+bench_needs_root
+[ -x "$AGFS" ] && [ -x "$MKSTORE" ] && [ -x "$HELPERS/fs-timing" ] || skip "build agfs and tests/helpers first (make all)"
+V1=
+if v1_build; then V1=$V1_BUILD; else V1_SKIP="format 1 not built: $V1_WHY"; fi
 
-skip() {
-	echo "skip: $*"
-	exit 0
-}
-[ "$(id -u)" -eq 0 ] || skip "needs root (FUSE mount, drop_caches)"
-[ -c /dev/fuse ] || skip "no /dev/fuse"
-[ -x "$AGFS" ] && [ -x "$MKSTORE" ] && [ -x "$HELPERS/fs-timing" ] || skip "build agfs and tests/helpers first"
-command -v openssl >/dev/null || skip "needs openssl"
-echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || skip "cannot drop caches"
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/agfs-bench.XXXXXX")
-mnt=$W/mnt
-cleanup() {
-	mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u "$mnt"
-	rm -rf "$W"
-}
-trap cleanup EXIT
-
-# the blobs: 1 GiB for sequential and random reads, 64 MiB .. MAX_GIB for open latency
-sizes="64 256 1024"
-[ "$MAX_GIB" -ge 4 ] && sizes="$sizes 4096"
-declare -A hex
-for mib in $sizes; do
-	fs_model "$W/tree" "bench/fs/m$mib/latest" $((mib * 1024 * 1024))
-	hex[$mib]=$FS_MODEL_HEX
-done
-fs_store "$W/store" "$W/tree" >/dev/null || { echo "fs-mkstore failed"; exit 1; }
+# --- the stores: the same tree in format 2 and format 1 ---
+progress "b-fs: making a $SEQ_MIB MiB, a 64 MiB and a $FS_MAX_MIB MiB blob"
+fs_model "$W/tree" bench/fs/seq/latest $((SEQ_MIB << 20))
+seq=$FS_MODEL_HEX
+fs_model "$W/tree" bench/fs/m64/latest $((64 << 20))
+h64=$FS_MODEL_HEX
+fs_model "$W/tree" bench/fs/max/latest $((FS_MAX_MIB << 20))
+hmax=$FS_MODEL_HEX
+"$MKSTORE" "$W/s2" "$W/tree" >/dev/null || { echo "error: fs-mkstore (format 2) failed"; exit 1; }
+if [ -n "$V1" ]; then
+	"$V1/tests/helpers/fs-mkstore" "$W/s1" "$W/tree" >/dev/null 2>"$W/v1-mkstore.err" ||
+		{ V1= V1_SKIP="format 1 fs-mkstore failed: $(head -1 "$W/v1-mkstore.err")"; }
+fi
 rm -rf "$W/tree"
-mkdir -p "$mnt"
-"$AGFS" "$W/store" "$mnt" || { echo "agfs did not mount"; exit 1; }
-pid=$(pgrep -f -x "$AGFS $W/store $mnt")
+obj=$(fs_object "$W/s2" "$seq")
 
-now() { date +%s%N; }
-ms_of() { # ms_of CMD...: wall-clock milliseconds of CMD
-	local s e
-	s=$(now)
-	"$@" >/dev/null 2>&1
-	e=$(now)
-	echo $(((e - s) / 1000000))
-}
-median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf (b > 0 ? "%.2f" : "-"), a / b}'; }
+agfs_mount "$AGFS" "$W/s2" "$W/m2" -o metrics=none || { echo "error: agfs did not mount"; exit 1; }
+pid2=$MOUNT_PID
+f2=$W/m2/blobs/sha256-$seq
+if [ -n "$V1" ]; then
+	agfs_mount "$V1/agfs" "$W/s1" "$W/m1" || { V1= V1_SKIP="the format-1 agfs did not mount"; }
+	pid1=$MOUNT_PID
+	f1=$W/m1/blobs/sha256-$seq
+fi
+BINDFS= PLL=
+if peer_bindfs "$(dirname "$obj")" "$W/mb"; then BINDFS=$W/mb/$seq; else BINDFS_SKIP=$PEER_WHY; fi
+if peer_passthrough "$(dirname "$obj")" "$W/mp"; then PLL=$W/mp/$seq; else PLL_SKIP=$PEER_WHY; fi
 
-big=${hex[1024]}
-obj=$(fs_object "$W/store" "$big")
-blob=$mnt/blobs/sha256-$big
+bench_begin "Blobs of random bytes: $SEQ_MIB MiB for the sequential and random reads, 64 MiB and" \
+	"$FS_MAX_MIB MiB for open to first byte. Native = the object file in the format-2 store; format 1 =" \
+	"commit $V1_COMMIT's agfs over a store its fs-mkstore made from the same tree."
 
-# cold_seq DAEMON_PID: sequential cold reads of the object and of the blob
-# through the mount, interleaved so both see the same machine load; sets
-# NATIVE_MS and AGFS_MS (medians) and CPU_MS (the daemon's CPU, last run).
+# --- cold sequential ---
 cold_seq() {
-	local n="" a="" c0 c1
-	for _ in $(seq "$RUNS"); do
-		drop_caches
-		n="$n $(ms_of cat "$obj")"
-		drop_caches
-		c0=$(awk '{print $14 + $15}' "/proc/$1/stat")
-		a="$a $(ms_of cat "$blob")"
-		c1=$(awk '{print $14 + $15}' "/proc/$1/stat")
-		CPU_MS=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
-	done
-	NATIVE_MS=$(echo $n | median) AGFS_MS=$(echo $a | median)
+	cold timed seq.native cat "$obj"
+	cold timed_cpu seq.agfs "$pid2" cat "$f2"
+	[ -n "$V1" ] && cold timed_cpu seq.v1 "$pid1" cat "$f1"
+	[ -n "$BINDFS" ] && cold timed seq.bindfs cat "$BINDFS"
+	[ -n "$PLL" ] && cold timed seq.pll cat "$PLL"
 }
-cold_seq "$pid"
-nc=$NATIVE_MS ac=$AGFS_MS cpu_ms=$CPU_MS
+rounds cold_seq
+m="cold sequential read, $SEQ_MIB MiB"
+row "$m, vs native" seq.agfs seq.native "cat of the object" "≥ 0.8"
+if [ -n "$BINDFS" ]; then row "$m, vs bindfs" seq.agfs seq.bindfs "cat through bindfs" "≥ 1.0"; else skiprow "$m, vs bindfs" "$BINDFS_SKIP"; fi
+if [ -n "$PLL" ]; then row "$m, vs passthrough_ll" seq.agfs seq.pll "cat through passthrough_ll" "≥ 1.0"; else skiprow "$m, vs passthrough_ll" "$PLL_SKIP"; fi
+if [ -n "$V1" ]; then row "$m, format 2 vs format 1" seq.agfs seq.v1 "format 1" "≥ 1.0"; else skiprow "$m, format 2 vs format 1" "$V1_SKIP"; fi
+gib=$(awk -v m="$SEQ_MIB" 'BEGIN {print m / 1024}')
+per_gib() { awk -v g="$gib" '{ print ($1 == "-") ? "-" : $1 / g }' "$W/series/$1" >"$W/series/$2"; }
+per_gib seq.agfs.cpu cpu.agfs
+if [ -n "$V1" ]; then
+	per_gib seq.v1.cpu cpu.v1
+	row "daemon CPU per GiB, cold sequential" cpu.agfs cpu.v1 "format 1" "agfs ≤ 0.6 s" abs
+else
+	vrow "daemon CPU per GiB, cold sequential" "$(spread cpu.agfs 1000000 " s")" "" "≤ 0.6 s"
+fi
 
-# sequential, warm
-cat "$obj" "$blob" >/dev/null
-nw="" aw=""
-for _ in $(seq "$RUNS"); do
-	nw="$nw $(ms_of cat "$obj")"
-	aw="$aw $(ms_of cat "$blob")"
+# --- random 4 KiB preads, cold ---
+cold_rand() {
+	cold measured rand.native "$HELPERS/fs-timing" pread "$obj" 2000 "$1"
+	cold measured rand.agfs "$HELPERS/fs-timing" pread "$f2" 2000 "$1"
+	[ -n "$V1" ] && cold measured rand.v1 "$HELPERS/fs-timing" pread "$f1" 2000 "$1"
+}
+rounds cold_rand
+row "2000 random 4 KiB preads, cold, vs native" rand.agfs rand.native "pread of the object" "≥ 0.7"
+if [ -n "$V1" ]; then row "2000 random 4 KiB preads, cold, format 2 vs format 1" rand.agfs rand.v1 "format 1" "≥ 1.0"; fi
+
+# --- concurrent readers, cold: reader i of N reads the i-th Nth of the blob ---
+readers() { # readers FILE N
+	local i per=$((SEQ_MIB / $2)) pids=() rc=0
+	for ((i = 0; i < $2; i++)); do
+		dd if="$1" of=/dev/null bs=1M skip=$((i * per)) count=$per status=none &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done # not the mounts' daemons
+	return $rc
+}
+cold_par() {
+	local n
+	for n in 2 4; do
+		cold timed par$n.native readers "$obj" $n
+		cold timed par$n.agfs readers "$f2" $n
+	done
+}
+rounds cold_par
+row "2 concurrent readers, cold, vs native" par2.agfs par2.native "dd of the object" "≥ 0.8"
+row "4 concurrent readers, cold, vs native" par4.agfs par4.native "dd of the object" "≥ 0.8"
+
+# --- warm: the page cache filled by the round before ---
+cat "$obj" "$f2" ${V1:+"$f1"} >/dev/null
+warm() {
+	timed warm.native cat "$obj"
+	timed warm.agfs cat "$f2"
+	[ -n "$V1" ] && timed warm.v1 cat "$f1"
+	measured mmap.native "$HELPERS/fs-timing" mmap "$obj"
+	measured mmap.agfs "$HELPERS/fs-timing" mmap "$f2"
+}
+rounds warm
+row "warm sequential read, vs native" warm.agfs warm.native "cat of the object" "≥ 0.9"
+if [ -n "$V1" ]; then row "warm sequential read, format 2 vs format 1" warm.agfs warm.v1 "format 1" "≥ 1.0"; fi
+row "warm mmap + MAP_POPULATE, vs native" mmap.agfs mmap.native "the object mapped" "measured, explained in README"
+
+# --- open to first byte, cold (the blob's first open in the mount: its
+# record and tree root read from the store) ---
+first() {
+	local h
+	for h in "$h64" "$hmax"; do
+		cold measured "first$h.agfs" "$HELPERS/fs-timing" first "$W/m2/blobs/sha256-$h"
+		[ -n "$V1" ] && cold measured "first$h.v1" "$HELPERS/fs-timing" first "$W/m1/blobs/sha256-$h"
+	done
+}
+rounds first
+for h in "$h64" "$hmax"; do
+	[ "$h" = "$h64" ] && m="open to first byte, cold, 64 MiB blob" || m="open to first byte, cold, $FS_MAX_MIB MiB blob"
+	if [ -n "$V1" ]; then
+		row "$m" "first$h.agfs" "first$h.v1" "format 1" "agfs ≤ 5 ms" abs
+	else
+		vrow "$m" "$(spread "first$h.agfs" 1000 " ms")" "" "≤ 5 ms"
+	fi
 done
-nw=$(echo $nw | median) aw=$(echo $aw | median)
+vrow "daemon peak RSS" "$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid2/status")" "" "≤ 64 MiB"
 
-# random 4 KiB preads, cold
-drop_caches
-nr=$("$HELPERS/fs-timing" pread "$obj" 2000 7)
-drop_caches
-ar=$("$HELPERS/fs-timing" pread "$blob" 2000 7)
-
-# open to first byte (first open of the blob in this mount: its chunk table is
-# loaded), with the page cache dropped (cold) and again with the store's index
-# cached (warm), against hashing the blob whole
-first_rows=""
-worst=0
-for mib in $sizes; do
-	o=$(fs_object "$W/store" "${hex[$mib]}")
-	drop_caches
-	us=$("$HELPERS/fs-timing" first "$mnt/blobs/sha256-${hex[$mib]}")
-	sleep 0.2 # the file is closed: its table is dropped, the next open loads it again
-	wus=$("$HELPERS/fs-timing" first "$mnt/blobs/sha256-${hex[$mib]}")
-	drop_caches
-	h=$(ms_of openssl dgst -sha256 "$o")
-	[ "$us" -gt "$worst" ] && worst=$us
-	first_rows="$first_rows| open to first byte, $mib MiB blob | $(awk -v u="$us" -v w="$wus" 'BEGIN {printf "%.2f ms cold, %.2f ms warm", u / 1000, w / 1000}') | $h ms (openssl dgst -sha256, cold) | $(ratio "$us" $((h * 1000))) | <= 5 ms |
-"
-done
-rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-
-# sequential, cold, with -o backing=buffered (kernel read-ahead on the object,
-# drop-behind) instead of O_DIRECT, against the same native reads
-fusermount3 -u "$mnt"
-"$AGFS" -o backing=buffered "$W/store" "$mnt" || { echo "agfs did not mount"; exit 1; }
-bpid=$(pgrep -f -x "$AGFS -o backing=buffered $W/store $mnt")
-cold_seq "$bpid"
-nb=$NATIVE_MS ab=$AGFS_MS bcpu_ms=$CPU_MS
-
-echo "| measure | agfs | reference | ratio | goal |"
-echo "|---|---|---|---|---|"
-echo "| sequential read 1 GiB, cold (median of $RUNS) | $ac ms | $nc ms (cat of the object) | $(ratio "$nc" "$ac") | >= 0.8 |"
-echo "| sequential read 1 GiB, cold, -o backing=buffered (median of $RUNS) | $ab ms | $nb ms (cat of the object) | $(ratio "$nb" "$ab") | >= 0.8 |"
-echo "| sequential read 1 GiB, warm (median of $RUNS) | $aw ms | $nw ms (cat of the object) | $(ratio "$nw" "$aw") | >= 0.9 |"
-echo "| 2000 random 4 KiB preads, cold | $((ar / 1000)) ms | $((nr / 1000)) ms (pread of the object) | $(ratio "$nr" "$ar") | - |"
-printf '%s' "$first_rows"
-echo "| daemon peak RSS | $rss MiB | - | - | <= 64 MiB |"
-echo
-echo "Ratios are reference time / agfs time (higher is better) except open to first byte"
-echo "(agfs time / hashing time).  Worst open to first byte: $(awk -v u="$worst" 'BEGIN {printf "%.2f", u / 1000}') ms."
-echo "agfs: 64 KiB chunks, O_DIRECT backing reads, 1 MiB requests, read_ahead_kb 1024, 8 threads;"
-echo "daemon CPU for the last cold 1 GiB read: ${cpu_ms} ms (O_DIRECT), ${bcpu_ms} ms (backing=buffered);"
-echo " $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+bench_end "agfs: format 2 (4 KiB blocks in an fs-verity tree), default options; bindfs -r and" \
+	"passthrough_ll with their defaults. Times are medians; ratios are per round.${V1_SKIP:+ Format 1: $V1_SKIP.}"
