@@ -1,78 +1,101 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# agimport against the manual high-side procedure of bundle-format.md
-# (sha256sum -c of the tarball, tar x, gpg --verify, sha256sum -c of the
-# lists, cp -r into a repository) and against decompression alone, for a
-# bundle holding one model of BENCH_IMPORT_MIB (default 1024) MiB of random
-# bytes.  The bundles are compressed with gzip -1 / zstd -1 so that building
-# them does not dominate the run; random bytes do not compress, so this
-# measures the verify/stage path, not the compressor.  Warm page cache, one
-# run each, same machine, same file system.
+# bench/b-import.sh: agimport and agstore fsck against the plain commands
+# that move or check the same bytes, in one run of interleaved rounds
+# (bench/lib.sh): issue 13's import and fsck rows, issue 12's import row.
+#
+#   import .tar.zst        vs  zstd -dc | tar x, then sync          (goal agfs/ref <= 1.0)
+#   import .tar.gz         vs  gzip -dc >/dev/null alone            (goal agfs/ref <= 1.0)
+#   import .tar.zst, format 2 vs format 1 (commit 16c74ac's agimport) (goal <= 1.05)
+#   import of BENCH_SMALL_MODELS small models (--ollama-dir)
+#                          vs  cp -r of the same tree, then sync    (goal agfs/ref <= 1.5)
+#   agstore fsck, cold     vs  openssl dgst -sha256 of every object, 2 in parallel, cold
+#                                                                   (goal ref/agfs >= 0.95)
+#
+# The bundles hold one model of BENCH_IMPORT_GIB random bytes, compressed
+# with gzip -1 / zstd -1 (random bytes do not compress: this measures the
+# verify/stage path, not the compressor), read from the page cache.  Every
+# run writes into a new directory or store; the old one is removed and
+# synced away before the clock starts.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(dirname "$here")
-AGFS_BUILD=${AGFS_BUILD:-$src/build}
-. "$src/tests/lib.sh" >/dev/null
-. "$src/tests/lib-bundle.sh"
-MIB=${BENCH_IMPORT_MIB:-1024}
+. "$here/../tests/lib.sh" >/dev/null
+. "$here/../tests/lib-bundle.sh"
+. "$here/lib.sh"
+. "$BENCH_SRC/tests/lib-fs.sh"
+[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] && [ -x "$MKSTORE" ] || skip "build agimport, agstore and tests/helpers first (make all)"
+command -v zstd >/dev/null || skip "zstd not installed"
+command -v openssl >/dev/null || skip "openssl not installed"
+V1=
+if v1_build; then V1=$V1_BUILD; else V1_SKIP="format 1 not built: $V1_WHY"; fi
 
-[ -x "$AGIMPORT" ] || { echo "agimport not built"; exit 1; }
+progress "b-import: making the bundles ($IMPORT_MIB MiB), $SMALL_MODELS small models, the fsck store ($FSCK_MIB MiB)"
 make_gpg_key
-TREE=$T/tree
-mkdir -p "$TREE"
-make_model "$TREE" registry.ollama.ai/library/big/latest $((MIB * 1048576)) big
-make_bundle_dir "$TREE" "$T/b" 20260423
-rm -rf "$TREE"
+make_model "$W/tree" registry.ollama.ai/library/big/latest $((IMPORT_MIB << 20)) big
+make_bundle_dir "$W/tree" "$W/b" 20261201
+rm -rf "$W/tree"
+for z in gz zst; do
+	[ $z = gz ] && c='gzip -1' || c='zstd -1 -q'
+	(cd "$W/b" && tar -I "$c" -cf "$W/bundle.tar.$z" binaries/ images/ models/ packages/ signatures/ manifest/)
+	(cd "$W" && sha256sum "bundle.tar.$z" >"bundle.tar.$z.sha256")
+done
+rm -rf "$W/b"
+for ((i = 0; i < SMALL_MODELS; i++)); do
+	make_model "$W/small" "registry.ollama.ai/library/small$i/latest" 65536 "small$i"
+done
+for i in 1 2 3 4; do
+	fs_model "$W/ftree" "bench/fsck/m$i/latest" $((FSCK_MIB << 18))
+done
+"$MKSTORE" "$W/fsck" "$W/ftree" >/dev/null || { echo "error: fs-mkstore failed"; exit 1; }
+rm -rf "$W/ftree"
 
-secs() { # secs CMD...: wall seconds of CMD (its output discarded)
-	local t0 t1
-	t0=$(date +%s.%N)
-	"$@" >/dev/null 2>&1 || echo "# failed: $*" >&2
-	t1=$(date +%s.%N)
-	echo "$t1 - $t0" | bc -l
+fresh() { # fresh DIR...: removes DIRs and syncs the deletion away
+	rm -rf "$@"
+	sync
 }
-
-manual() { # manual TARBALL UNPACK-FLAG: the site's procedure, step by step
-	local tb=$1 z=$2 w=$T/manual
-	rm -rf "$w" "$T/repo" && mkdir -p "$w" "$T/repo"
-	(cd "$(dirname "$tb")" && sha256sum -c "$(basename "$tb").sha256") &&
-		tar -x $z -f "$tb" -C "$w" &&
-		(cd "$w" && gpg --batch --verify manifest/bundle.json.asc manifest/bundle.json &&
-			sha256sum -c signatures/*.sha256) &&
-		cp -r "$w/models/models/." "$T/repo/"
+importer() { # importer AGIMPORT TARBALL
+	"$1" --store "$W/store" --keyring "$T/pubkey.asc" --sha256-file "$2.sha256" "$2"
 }
-
-importer() { # importer TARBALL: a fresh store each run
-	rm -rf "$T/store"
-	"$AGIMPORT" --store "$T/store" --keyring "$T/pubkey.asc" --sha256-file "$1.sha256" "$1"
+untar() { # untar DECOMPRESSOR TARBALL
+	mkdir -p "$W/x" && $1 <"$2" | tar -x -C "$W/x" && sync
 }
+copy() { cp -r "$W/small" "$W/copy" && sync; }
+digests() { find "$W/fsck/objects" -type f -print0 | xargs -0 -P2 -n1 openssl dgst -sha256; }
 
-row() { # row NAME TARBALL UNPACK-FLAG DECOMPRESS-CMD
-	local name=$1 tb=$2 z=$3 dc=$4 tdc tdw tman timp
-	(cd "$(dirname "$tb")" && sha256sum "$(basename "$tb")" >"$(basename "$tb").sha256")
-	cat "$tb" >/dev/null
-	tdc=$(secs sh -c "$dc <'$tb' >/dev/null")
-	tdw=$(secs sh -c "$dc <'$tb' | dd of='$T/plain' bs=1M conv=fsync status=none")
-	rm -f "$T/plain"
-	tman=$(secs manual "$tb" "$z")
-	rm -rf "$T/manual" "$T/repo"
-	timp=$(secs importer "$tb")
-	rm -rf "$T/store"
-	printf '| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n' "$name" "$tdc" "$tdw" \
-		"$tman" "$timp" "$(echo "$timp / $tman" | bc -l)" "$(echo "$timp / $tdc" | bc -l)" \
-		"$(echo "$timp / $tdw" | bc -l)"
+bench_begin "Bundles: one $IMPORT_MIB MiB model of random bytes (gzip -1, zstd -1), in the page cache;" \
+	"$SMALL_MODELS small models of 64 KiB weights (4 blobs each); fsck store: 4 models, $FSCK_MIB MiB."
+
+r_tar() {
+	fresh "$W/x" && timed zst.ref untar "zstd -dc" "$W/bundle.tar.zst"
+	fresh "$W/store" && timed zst.agfs importer "$AGIMPORT" "$W/bundle.tar.zst"
+	[ -n "$V1" ] && fresh "$W/store" && timed zst.v1 importer "$V1/agimport" "$W/bundle.tar.zst"
+	timed gz.ref sh -c "gzip -dc <'$W/bundle.tar.gz' >/dev/null"
+	fresh "$W/store" && timed gz.agfs importer "$AGIMPORT" "$W/bundle.tar.gz"
 }
-
-echo "Bundle with one ${MIB} MiB model (random bytes), warm cache; seconds, one run each."
-echo
-echo "| bundle | decompress only | decompress to a file + fsync | manual procedure | agimport | agimport / manual (goal ≤ 0.5) | agimport / decompress (goal ≤ 1.2) | agimport / decompress+write |"
-echo "|---|---|---|---|---|---|---|---|"
-(cd "$T/b" && tar -I 'gzip -1' -cf "$T/bundle.tar.gz" binaries/ images/ models/ packages/ signatures/ manifest/)
-row ".tar.gz (gzip -1)" "$T/bundle.tar.gz" -z "gzip -dc"
-rm -f "$T/bundle.tar.gz"
-if command -v zstd >/dev/null; then
-	(cd "$T/b" && tar -I 'zstd -1 -q' -cf "$T/bundle.tar.zst" binaries/ images/ models/ packages/ signatures/ manifest/)
-	row ".tar.zst (zstd -1)" "$T/bundle.tar.zst" --zstd "zstd -dc"
+cat "$W"/bundle.tar.* >/dev/null
+rounds r_tar
+fresh "$W/x" "$W/store"
+row "import .tar.zst vs zstd -dc \| tar x + sync" zst.agfs zst.ref "zstd -dc \| tar x + sync" "≤ 1.0" agfs/ref
+row "import .tar.gz vs gzip -dc alone" gz.agfs gz.ref "gzip -dc >/dev/null" "≤ 1.0" agfs/ref
+if [ -n "$V1" ]; then
+	row "import .tar.zst, format 2 vs format 1" zst.agfs zst.v1 "format 1 agimport" "≤ 1.05" agfs/ref
 else
-	echo "| .tar.zst | zstd not installed | | | | | | |"
+	skiprow "import .tar.zst, format 2 vs format 1" "$V1_SKIP"
 fi
+
+r_small() {
+	fresh "$W/copy" && timed small.ref copy
+	fresh "$W/store" && timed small.agfs "$AGIMPORT" --store "$W/store" --ollama-dir "$W/small" --no-signature
+}
+rounds r_small
+fresh "$W/copy" "$W/store"
+row "import of $SMALL_MODELS small models vs cp -r + sync" small.agfs small.ref "cp -r + sync" "≤ 1.5" agfs/ref
+
+r_fsck() {
+	cold timed fsck.ref digests
+	cold timed fsck.agfs "$AGSTORE" --store "$W/fsck" fsck
+}
+rounds r_fsck
+row "agstore fsck, cold, vs openssl dgst 2 in parallel" fsck.agfs fsck.ref "openssl dgst -sha256, xargs -P2" "≥ 0.95"
+
+bench_end "Times are medians; ratios are per round.${V1_SKIP:+ Format 1: $V1_SKIP.}"
