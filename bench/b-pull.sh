@@ -18,8 +18,8 @@ AGFS_BUILD=${AGFS_BUILD:-$src/build}
 . "$src/tests/lib-registry.sh"
 MIB=${BENCH_PULL_MIB:-1024}
 
-[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] || { echo "agimport/agstore not built"; exit 1; }
-[ -x "$REGISTRY_BIN" ] || { echo "docker-registry not installed: skipped"; exit 0; }
+[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] || { echo "skip: agimport/agstore not built (make all)"; exit 0; }
+[ -x "$REGISTRY_BIN" ] || { echo "skip: docker-registry not installed (contrib/install-deps.sh)"; exit 0; }
 
 secs() { # secs CMD...: wall seconds of CMD (its output discarded)
 	local t0 t1
