@@ -62,6 +62,7 @@ OCI_SRC      := $(wildcard oci/*.c)
 SIG_SRC      := $(wildcard sig/*.c)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 HELPER_SRC   := $(wildcard tests/helpers/*.c)
+HELPER_LIB   := $(wildcard tests/helpers/lib/*.c)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz-*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -129,8 +130,9 @@ $(eval $(call area_rules,tools,$(LIBTOOLS) $(LIBIMPORT) $(LIBSIG) $(LIBSTORE)))
 $(eval $(call area_rules,oci,$(LIBOCI) $(LIBSTORE)))
 $(eval $(call area_rules,sig,$(LIBSIG) $(LIBSTORE)))
 
-# Test helper programs (fixture generators, mmap reader, ...): store library only.
-$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBSTORE)
+# Test helper programs (fixture generators, mmap reader, ...): store library only,
+# and the code they share (tests/helpers/lib/).
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(call obj,$(HELPER_LIB)) $(LIBSTORE)
 	@mkdir -p $(dir $@)
 	$(call quiet,LD)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -22,13 +22,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
-
-static int die(const char *what, int rc)
-{
-	fprintf(stderr, "store-faults: %s: %s\n", what,
-		rc > 0 ? mdb_strerror(rc) : ag_strerror(rc));
-	return 1;
-}
+#include "tests/helpers/lib/store-raw.h"
 
 static int readers(const char *store, int max, int hold)
 {
@@ -43,11 +37,11 @@ static int readers(const char *store, int max, int hold)
 	if (!rc)
 		rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644);
 	if (rc)
-		return die(dir, rc);
+		return th_die(dir, rc);
 	MDB_txn **held = calloc((size_t)hold + 1, sizeof(*held));
 	for (int i = 0; i < hold; i++)
 		if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &held[i])))
-			return die("holding a reader slot", rc);
+			return th_die("holding a reader slot", rc);
 	printf("ready\n");
 	fflush(stdout);
 	char buf[64];
@@ -62,39 +56,13 @@ static int readers(const char *store, int max, int hold)
 
 static int damage_record(const char *store, const char *hex)
 {
-	char dir[4096];
 	ag_digest d;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
+	int rc;
 	if (ag_digest_parse(hex, strlen(hex), &d) < 0)
-		return die(hex, -AG_EBADNAME);
-	snprintf(dir, sizeof(dir), "%s/index", store);
-	int rc = mdb_env_create(&env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(env, 8);
-	if (!rc)
-		rc = mdb_env_set_mapsize(env, 64ull << 30);
-	if (!rc)
-		rc = mdb_env_open(env, dir, 0, 0644);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (!rc)
-		rc = mdb_dbi_open(txn, "blobs", 0, &dbi);
-	MDB_val k = {32, d.b}, v;
-	if (!rc)
-		rc = mdb_get(txn, dbi, &k, &v);
-	if (rc)
-		return die("reading the record", rc);
+		return th_die(hex, -AG_EBADNAME);
 	/* Same length, one byte of the record's own check flipped. */
-	unsigned char *copy = malloc(v.mv_size);
-	memcpy(copy, v.mv_data, v.mv_size);
-	copy[v.mv_size - 1] ^= 0x55;
-	v.mv_data = copy;
-	if ((rc = mdb_put(txn, dbi, &k, &v, 0)) || (rc = mdb_txn_commit(txn)))
-		return die("writing the record", rc);
-	mdb_env_close(env);
-	free(copy);
+	if ((rc = th_index_flip(store, "blobs", d.b, 32, -1)))
+		return th_die("damaging the record", rc);
 	return 0;
 }
 
@@ -107,14 +75,14 @@ static int audited_gen(const char *store)
 	if (r == 0)
 		r = ag_txn_begin(s, &t);
 	if (r < 0)
-		return die(store, r);
+		return th_die(store, r);
 	/* An empty generation: its catalog needs no blob record (some may be
 	 * damaged on purpose by then). */
 	g = ag_gen_new();
 	if ((r = ag_txn_gen_add(t, g)) < 0 || (r = ag_txn_set_current(t, g->id)) < 0)
-		return die("adding the generation", r);
+		return th_die("adding the generation", r);
 	if ((r = ag_txn_commit_audit(t, "TEST_COMMIT", "store-faults", NULL)) < 0)
-		return die("audited commit", r);
+		return th_die("audited commit", r);
 	printf("%llu\n", (unsigned long long)g->id);
 	ag_gen_free(g);
 	ag_store_close(s);
@@ -131,7 +99,7 @@ static int audited_put(const char *store, const char *file)
 	ssize_t n;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return die(file, -errno);
+		return th_die(file, -errno);
 	int r = ag_store_open(store, AG_WRITE | AG_CREATE, &s);
 	if (r == 0)
 		r = ag_txn_begin(s, &t);
@@ -144,7 +112,7 @@ static int audited_put(const char *store, const char *file)
 	if (r == 0)
 		r = ag_stage_publish_ex(st, t, NULL, NULL);
 	if (r < 0)
-		return die("staging", r);
+		return th_die("staging", r);
 	ag_gen *g = ag_gen_new();
 	ag_model m = {.name = "registry.ollama.ai/library/put/latest",
 		      .manifest = bi.digest,
@@ -153,7 +121,7 @@ static int audited_put(const char *store, const char *file)
 	if ((r = ag_gen_add_model(g, &m)) < 0 || (r = ag_txn_gen_add(t, g)) < 0 ||
 	    (r = ag_txn_set_current(t, g->id)) < 0 ||
 	    (r = ag_txn_commit_audit(t, "TEST_PUT", "store-faults", NULL)) < 0)
-		return die("commit", r);
+		return th_die("commit", r);
 	ag_stage_free(st);
 	ag_gen_free(g);
 	ag_store_close(s);

@@ -26,11 +26,14 @@
 #include <unistd.h>
 
 #include "store/internal.h"
+#include "tests/helpers/lib/store-raw.h"
 
-static int die(const char *what, int err)
+static void print_hex(const ag_digest *d)
 {
-	fprintf(stderr, "store-forge: %s: %s\n", what, ag_strerror(err));
-	return 1;
+	char hex[AG_HEX_LEN + 1];
+
+	ag_digest_hex(d, hex);
+	printf("%s\n", hex);
 }
 
 static int flip_file_byte(ag_store *s, const ag_digest *d, uint64_t off)
@@ -63,64 +66,35 @@ static int forge(const char *store, const ag_digest *d, uint64_t off)
 	uint64_t nblocks = 0;
 	int r = ag_store_open(store, AG_WRITE, &s);
 	if (r < 0)
-		return die("open", r);
+		return th_die("open", r);
 	if ((r = ag_blob_lookup(s, d, &old)) < 0)
-		return die("record", r);
+		return th_die("record", r);
 	if ((r = flip_file_byte(s, d, off)) < 0)
-		return die("object", r);
+		return th_die("object", r);
 	int fd = ag_object_open(s, d, O_RDONLY);
 	if (fd < 0)
-		return die("object", fd);
+		return th_die("object", fd);
 	r = ag_treebuf_fd(fd, old.size, &bi, &tree, &nblocks);
 	close(fd);
 	if (r < 0)
-		return die("hashing", r);
+		return th_die("hashing", r);
 	bi.digest = *d; /* the name stays: only the record and tree change */
 	bi.created = old.created;
 	if ((r = ag_txn_begin(s, &t)) < 0 || (r = ag_blob_rec_put(t, &bi, tree, nblocks)) < 0 ||
 	    (r = ag_txn_commit(t)) < 0)
-		return die("rewriting the record and tree", r);
-	char hex[AG_HEX_LEN + 1];
-	ag_digest_hex(&bi.fsverity, hex);
-	printf("%s\n", hex);
+		return th_die("rewriting the record and tree", r);
+	print_hex(&bi.fsverity);
 	free(tree);
 	ag_store_close(s);
 	return 0;
 }
 
 /* Raw LMDB for the damage the library would never write. */
-static int raw_flip(const char *store, const char *db, const uint8_t *key, size_t klen, size_t at)
+static int raw_flip(const char *store, const char *db, const uint8_t *key, size_t klen, long at)
 {
-	char dir[4096];
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	snprintf(dir, sizeof(dir), "%s/index", store);
-	int rc = mdb_env_create(&env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(env, 8);
-	if (!rc)
-		rc = mdb_env_set_mapsize(env, AG_MAP_SIZE);
-	if (!rc)
-		rc = mdb_env_open(env, dir, 0, 0644);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (!rc)
-		rc = mdb_dbi_open(txn, db, 0, &dbi);
-	MDB_val k = {klen, (void *)key}, v;
-	if (!rc)
-		rc = mdb_get(txn, dbi, &k, &v);
-	if (rc)
-		return die(db, ag_lmdb_err(rc));
-	uint8_t *copy = malloc(v.mv_size);
-	memcpy(copy, v.mv_data, v.mv_size);
-	copy[at % v.mv_size] ^= 0x55;
-	v.mv_data = copy;
-	if ((rc = mdb_put(txn, dbi, &k, &v, 0)) || (rc = mdb_txn_commit(txn)))
-		return die(db, ag_lmdb_err(rc));
-	mdb_env_close(env);
-	free(copy);
-	return 0;
+	int rc = th_index_flip(store, db, key, klen, at);
+
+	return rc ? th_die(db, ag_lmdb_err(rc)) : 0;
 }
 
 int main(int argc, char **argv)
@@ -128,7 +102,7 @@ int main(int argc, char **argv)
 	ag_digest d;
 	if (argc >= 4 && strcmp(argv[1], "catalog") &&
 	    ag_digest_parse(argv[3], strlen(argv[3]), &d) < 0)
-		return die(argv[3], -AG_EBADNAME);
+		return th_die(argv[3], -AG_EBADNAME);
 	if (argc == 5 && !strcmp(argv[1], "forge"))
 		return forge(argv[2], &d, strtoull(argv[4], NULL, 10));
 	if (argc == 5 && !strcmp(argv[1], "tree")) {
@@ -145,10 +119,8 @@ int main(int argc, char **argv)
 		if (r == 0)
 			r = ag_blob_lookup(s, &d, &bi);
 		if (r < 0)
-			return die("record", r);
-		char hex[AG_HEX_LEN + 1];
-		ag_digest_hex(&bi.fsverity, hex);
-		printf("%s\n", hex);
+			return th_die("record", r);
+		print_hex(&bi.fsverity);
 		ag_store_close(s);
 		return 0;
 	}
@@ -160,7 +132,7 @@ int main(int argc, char **argv)
 		if (r == 0)
 			r = ag_gen_catalog(s, strtoull(argv[3], NULL, 10), NULL, &bytes, &len);
 		if (r < 0)
-			return die("catalog", r);
+			return th_die("catalog", r);
 		fwrite(bytes, 1, len, stdout);
 		free(bytes);
 		ag_store_close(s);

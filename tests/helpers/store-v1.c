@@ -17,13 +17,17 @@
 #include <jansson.h>
 
 #include "store/internal.h"
+#include "tests/helpers/lib/store-raw.h"
 
 #define CS (64u << 10)
 
-static int die(const char *what, int rc)
+/* STORE/objects/sha256/ab/<hex>: object d's file. */
+static void object_path(const char *store, const ag_digest *d, char *path, size_t len)
 {
-	fprintf(stderr, "store-v1: %s: %s\n", what, rc > 0 ? mdb_strerror(rc) : ag_strerror(rc));
-	return 1;
+	char rel[96];
+
+	ag_object_relpath(d, rel, sizeof(rel));
+	snprintf(path, len, "%s/%s", store, rel);
 }
 
 static void page_key(const ag_digest *d, uint64_t p, uint8_t key[40])
@@ -37,9 +41,8 @@ static void page_key(const ag_digest *d, uint64_t p, uint8_t key[40])
 static int v1_blob(const char *store, MDB_txn *txn, MDB_dbi blobs, MDB_dbi tables,
 		   const ag_digest *d, uint64_t size, int64_t created)
 {
-	char hex[AG_HEX_LEN + 1], path[4200];
-	ag_digest_hex(d, hex);
-	snprintf(path, sizeof(path), "%s/objects/sha256/%.2s/%s", store, hex, hex);
+	char path[4200];
+	object_path(store, d, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -85,20 +88,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *store = argv[1];
-	char dir[4096];
-	snprintf(dir, sizeof(dir), "%s/index", store);
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi meta, blobs, gens, trees, tables;
-	int rc = mdb_env_create(&env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(env, 8);
-	if (!rc)
-		rc = mdb_env_set_mapsize(env, AG_MAP_SIZE);
-	if (!rc)
-		rc = mdb_env_open(env, dir, 0, 0644);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	int rc = th_index_begin(store, &env, &txn);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "meta", 0, &meta);
 	if (!rc)
@@ -110,7 +103,7 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = mdb_dbi_open(txn, "tables", MDB_CREATE, &tables);
 	if (rc)
-		return die("opening the index", rc);
+		return th_die("opening the index", rc);
 
 	/* Generations: drop the format-2 names, remember the blobs to drop. */
 	ag_digest drop[4096];
@@ -122,7 +115,7 @@ int main(int argc, char **argv)
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 		if (!o)
-			return die("a generation record", -AG_ECORRUPT);
+			return th_die("a generation record", -AG_ECORRUPT);
 		const char *keys[] = {"catalog", "signature"};
 		for (int i = 0; i < 2; i++) {
 			const char *hx = json_string_value(json_object_get(o, keys[i]));
@@ -135,7 +128,7 @@ int main(int argc, char **argv)
 		char *s = json_dumps(o, JSON_COMPACT);
 		MDB_val nv = {strlen(s), s};
 		if ((rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT)))
-			return die("rewriting a generation", rc);
+			return th_die("rewriting a generation", rc);
 		free(s);
 		json_decref(o);
 	}
@@ -143,9 +136,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ndrop; i++) {
 		MDB_val dk = {32, drop[i].b};
 		mdb_del(txn, blobs, &dk, NULL);
-		char hex[AG_HEX_LEN + 1], path[4200];
-		ag_digest_hex(&drop[i], hex);
-		snprintf(path, sizeof(path), "%s/objects/sha256/%.2s/%s", store, hex, hex);
+		char path[4200];
+		object_path(store, &drop[i], path, sizeof(path));
 		unlink(path);
 	}
 
@@ -156,12 +148,12 @@ int main(int argc, char **argv)
 		struct ag_blob_rec r2;
 		ag_digest d;
 		if (k.mv_size != 32 || v.mv_size != sizeof(r2) + 32)
-			return die("a blob record", -AG_ECORRUPT);
+			return th_die("a blob record", -AG_ECORRUPT);
 		memcpy(d.b, k.mv_data, 32);
 		memcpy(&r2, v.mv_data, sizeof(r2));
 		int r = v1_blob(store, txn, blobs, tables, &d, r2.size, r2.created);
 		if (r)
-			return die("writing a format-1 record", r);
+			return th_die("writing a format-1 record", r);
 	}
 	mdb_cursor_close(cur);
 	MDB_val fk = {6, "format"}, fv = {1, "1"};
@@ -170,7 +162,7 @@ int main(int argc, char **argv)
 	mdb_del(txn, meta, &k2, NULL);
 	if ((rc = mdb_put(txn, meta, &fk, &fv, 0)) || (rc = mdb_drop(txn, trees, 1)) ||
 	    (rc = mdb_txn_commit(txn)))
-		return die("committing", rc);
+		return th_die("committing", rc);
 	mdb_env_close(env);
 	return 0;
 }
