@@ -256,6 +256,14 @@ int ag_blob_verify_full(ag_blob *b, uint64_t *bad_chunk);
  * file), -EBADMSG (a chunk, *bad_chunk set; or a table page), -AG_EDIGEST,
  * -ENOENT (object missing), or a could-not-check error (see above). */
 int ag_object_check(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk);
+/* The same verdicts with each byte hashed once (fsck's default; objcheck.c):
+ * the whole object against its digest, every tree block against its parent
+ * up to the record's root; only when the digest differs, every block against
+ * the tree (ag_object_check) to name the bad one.  What it does not see: a
+ * record and tree rewritten together (their own check recomputed) for the
+ * right bytes, which makes verified reads fail (never pass wrong bytes);
+ * ag_object_check sees that too. */
+int ag_object_check_once(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk);
 
 /* ---------- generations ---------- */
 

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * agstore fsck: re-hash every object (SHA-256 and chunk table) on all cores,
- * then check the structure: stray files under objects/ and generations that
- * name blobs without a record.  The hashing runs without the store lock (an
- * import or gc may run meanwhile); what it found is re-checked against the
- * records afterwards, so a blob a concurrent gc deleted is not reported.  The
- * structural checks need the lock (a writer in progress looks like strays or
- * dangling references) and are skipped, with a note, when it is busy.  The result goes into the
- * store's "last_fsck" metadata and the audit log.
+ * agstore fsck: re-hash every object on all cores, each byte once (the
+ * whole SHA-256, then the stored fs-verity tree against its root; every
+ * block against the tree only for an object whose digest differs, or for
+ * all with --full), largest objects first, then check the structure: stray files under objects/ and
+ * generations that name blobs without a record.  The hashing runs without the store lock (an import
+ * or gc may run meanwhile); what it found is re-checked against the records afterwards, so a blob a
+ * concurrent gc deleted is not reported.  The structural checks need the lock (a writer in progress
+ * looks like strays or dangling references) and are skipped, with a note, when it is busy.  The
+ * result goes into the store's "last_fsck" metadata and the audit log.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,8 @@ struct fsck {
 	ag_store *s;
 	struct fsck_rec *recs;
 	size_t nrecs, cap;
+	size_t *order; /* indices into recs, largest first (the hashing's order) */
+	bool full;     /* --full: every block against the tree too */
 	uint64_t total_bytes;
 	atomic_size_t next, done;
 	atomic_uint_fast64_t done_bytes;
@@ -69,11 +72,12 @@ static void *worker(void *arg)
 	size_t i;
 
 	while ((i = atomic_fetch_add(&f->next, 1)) < f->nrecs) {
-		struct fsck_rec *rec = &f->recs[i];
+		struct fsck_rec *rec = &f->recs[f->order ? f->order[i] : i];
 		/* Could not check (a full reader table, no memory): try again a
 		 * few times before reporting it as unchecked, never as corrupt. */
 		for (int tries = 0; tries < 5; tries++) {
-			rec->result = ag_object_check(f->s, &rec->bi, &rec->chunk);
+			rec->result = f->full ? ag_object_check(f->s, &rec->bi, &rec->chunk)
+					      : ag_object_check_once(f->s, &rec->bi, &rec->chunk);
 			if (rec->result != -EAGAIN && rec->result != -ENOMEM)
 				break;
 			nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
@@ -94,12 +98,28 @@ static void progress(struct fsck *f, bool final)
 		b, final ? "\n" : "   ");
 }
 
-/* Hashes every recorded object with f->jobs threads. */
+static const struct fsck_rec *sort_recs; /* qsort has no argument */
+static int bigger_first(const void *a, const void *b)
+{
+	uint64_t x = sort_recs[*(const size_t *)a].bi.size,
+		 y = sort_recs[*(const size_t *)b].bi.size;
+	return x > y ? -1 : x < y;
+}
+
+/* Hashes every recorded object with f->jobs threads, the largest first, so
+ * the last one to finish is a small one. */
 static int hash_all(struct fsck *f)
 {
 	pthread_t th[256];
 	unsigned n = 0;
 	bool tty = tool_interactive();
+
+	if (f->nrecs && (f->order = malloc(f->nrecs * sizeof(*f->order)))) {
+		for (size_t i = 0; i < f->nrecs; i++)
+			f->order[i] = i;
+		sort_recs = f->recs;
+		qsort(f->order, f->nrecs, sizeof(*f->order), bigger_first);
+	}
 
 	for (; n < f->jobs && n < f->nrecs; n++)
 		if (pthread_create(&th[n], NULL, worker, f) != 0)
@@ -541,29 +561,36 @@ static int phase_check(struct fsck *f, json_t **sum)
 	return EX_AG_OK;
 }
 
-static int fsck_opt(struct tool *t, int c, const char *arg, void *jobs)
+static int fsck_opt(struct tool *t, int c, const char *arg, void *arg_f)
 {
+	struct fsck *f = arg_f;
 	uint64_t v;
 
+	if (c == OPT_FIRST_CMD + 1) {
+		f->full = true;
+		return -1;
+	}
 	if (parse_u64(arg, 1, 256, &v) < 0)
 		return tool_fail(t, EX_AG_USAGE, "--jobs '%s' is not a number from 1 to 256", arg);
-	*(unsigned *)jobs = (unsigned)v;
+	f->jobs = (unsigned)v;
 	return -1;
 }
 
 static const char fsck_usage[] =
-	"Usage: agstore [--store DIR] [--operator NAME] [--json] fsck [--jobs N]\n"
-	"Re-hash every object (SHA-256 and chunk table) with N threads (default:\n"
-	"all cores); report corrupt, missing and stray objects and generations that\n"
-	"name blobs without a record.  An object that could not be checked (no\n"
-	"memory, a damaged index) is reported as such, never as corrupt.  Exit\n"
-	"status 1 on any problem.  The result is\n"
-	"recorded (agstore status shows it) and written to the audit log.\n";
+	"Usage: agstore [--store DIR] [--operator NAME] [--json] fsck [--jobs N] [--full]\n"
+	"Re-hash every object with N threads (default: all cores), each byte once:\n"
+	"its SHA-256, and its fs-verity tree against the record's root (--full: also\n"
+	"every 4 KiB block against the tree, hashing each byte twice).  Report\n"
+	"corrupt, missing and stray objects and generations that name blobs without\n"
+	"a record.  An object that could not be checked (no memory, a damaged index)\n"
+	"is reported as such, never as corrupt.  Exit status 1 on any problem.  The\n"
+	"result is recorded (agstore status shows it) and written to the audit log.\n";
 
 int cmd_fsck(struct tool *t, int argc, char **argv)
 {
 	static const struct option opts[] = {TOOL_COMMON_OPTIONS,
 					     {"jobs", required_argument, NULL, OPT_FIRST_CMD},
+					     {"full", no_argument, NULL, OPT_FIRST_CMD + 1},
 					     {NULL, 0, NULL, 0}};
 	struct fsck f = {.t = t};
 	_cleanup_json_ json_t *sum = NULL;
@@ -571,7 +598,7 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 	int r;
 
 	f.jobs = ncpu > 0 ? (ncpu > 256 ? 256 : (unsigned)ncpu) : 1;
-	r = tool_getopt(t, argc, argv, opts, fsck_usage, fsck_opt, &f.jobs);
+	r = tool_getopt(t, argc, argv, opts, fsck_usage, fsck_opt, &f);
 	if (r >= 0)
 		return r;
 	if (argc != optind)
@@ -593,5 +620,6 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 	json_decref(f.problems);
 	json_decref(f.badrecs);
 	free(f.recs);
+	free(f.order);
 	return r;
 }
