@@ -55,13 +55,12 @@ bench_begin "Blobs of random bytes: $SEQ_MIB MiB for the sequential and random r
 	"commit $V1_COMMIT's agfs over a store its fs-mkstore made from the same tree."
 
 # --- cold sequential ---
-cold_seq() {
-	cold timed seq.native cat "$obj"
-	cold timed_cpu seq.agfs "$pid2" cat "$f2"
-	[ -n "$V1" ] && cold timed_cpu seq.v1 "$pid1" cat "$f1"
-	[ -n "$BINDFS" ] && cold timed seq.bindfs cat "$BINDFS"
-	[ -n "$PLL" ] && cold timed seq.pll cat "$PLL"
-}
+seq_native() { cold timed seq.native cat "$obj"; }
+seq_agfs() { cold timed_cpu seq.agfs "$pid2" cat "$f2"; }
+seq_v1() { cold timed_cpu seq.v1 "$pid1" cat "$f1"; }
+seq_bindfs() { cold timed seq.bindfs cat "$BINDFS"; }
+seq_pll() { cold timed seq.pll cat "$PLL"; }
+cold_seq() { rotated "$1" seq_native seq_agfs ${V1:+seq_v1} ${BINDFS:+seq_bindfs} ${PLL:+seq_pll}; }
 rounds cold_seq
 m="cold sequential read, $SEQ_MIB MiB"
 row "$m, vs native" seq.agfs seq.native "cat of the object" "≥ 0.8"
@@ -79,11 +78,10 @@ else
 fi
 
 # --- random 4 KiB preads, cold ---
-cold_rand() {
-	cold measured rand.native "$HELPERS/fs-timing" pread "$obj" 2000 "$1"
-	cold measured rand.agfs "$HELPERS/fs-timing" pread "$f2" 2000 "$1"
-	[ -n "$V1" ] && cold measured rand.v1 "$HELPERS/fs-timing" pread "$f1" 2000 "$1"
-}
+rand_native() { cold measured rand.native "$HELPERS/fs-timing" pread "$obj" 2000 "$1"; }
+rand_agfs() { cold measured rand.agfs "$HELPERS/fs-timing" pread "$f2" 2000 "$1"; }
+rand_v1() { cold measured rand.v1 "$HELPERS/fs-timing" pread "$f1" 2000 "$1"; }
+cold_rand() { rotated "$1" rand_native rand_agfs ${V1:+rand_v1}; }
 rounds cold_rand
 row "2000 random 4 KiB preads, cold, vs native" rand.agfs rand.native "pread of the object" "≥ 0.7"
 if [ -n "$V1" ]; then row "2000 random 4 KiB preads, cold, format 2 vs format 1" rand.agfs rand.v1 "format 1" "≥ 1.0"; fi
@@ -98,26 +96,21 @@ readers() { # readers FILE N
 	for i in "${pids[@]}"; do wait "$i" || rc=1; done # not the mounts' daemons
 	return $rc
 }
-cold_par() {
-	local n
-	for n in 2 4; do
-		cold timed par$n.native readers "$obj" $n
-		cold timed par$n.agfs readers "$f2" $n
-	done
-}
+par_native() { cold timed "par$N.native" readers "$obj" "$N"; }
+par_agfs() { cold timed "par$N.agfs" readers "$f2" "$N"; }
+cold_par() { for N in 2 4; do rotated "$1" par_native par_agfs; done; }
 rounds cold_par
 row "2 concurrent readers, cold, vs native" par2.agfs par2.native "dd of the object" "≥ 0.8"
 row "4 concurrent readers, cold, vs native" par4.agfs par4.native "dd of the object" "≥ 0.8"
 
 # --- warm: the page cache filled by the round before ---
 cat "$obj" "$f2" ${V1:+"$f1"} >/dev/null
-warm() {
-	timed warm.native cat "$obj"
-	timed warm.agfs cat "$f2"
-	[ -n "$V1" ] && timed warm.v1 cat "$f1"
-	measured mmap.native "$HELPERS/fs-timing" mmap "$obj"
-	measured mmap.agfs "$HELPERS/fs-timing" mmap "$f2"
-}
+warm_native() { timed warm.native cat "$obj"; }
+warm_agfs() { timed warm.agfs cat "$f2"; }
+warm_v1() { timed warm.v1 cat "$f1"; }
+mmap_native() { measured mmap.native "$HELPERS/fs-timing" mmap "$obj"; }
+mmap_agfs() { measured mmap.agfs "$HELPERS/fs-timing" mmap "$f2"; }
+warm() { rotated "$1" warm_native warm_agfs ${V1:+warm_v1} mmap_native mmap_agfs; }
 rounds warm
 row "warm sequential read, vs native" warm.agfs warm.native "cat of the object" "≥ 0.9"
 if [ -n "$V1" ]; then row "warm sequential read, format 2 vs format 1" warm.agfs warm.v1 "format 1" "≥ 1.0"; fi
@@ -125,13 +118,9 @@ row "warm mmap + MAP_POPULATE, vs native" mmap.agfs mmap.native "the object mapp
 
 # --- open to first byte, cold (the blob's first open in the mount: its
 # record and tree root read from the store) ---
-first() {
-	local h
-	for h in "$h64" "$hmax"; do
-		cold measured "first$h.agfs" "$HELPERS/fs-timing" first "$W/m2/blobs/sha256-$h"
-		[ -n "$V1" ] && cold measured "first$h.v1" "$HELPERS/fs-timing" first "$W/m1/blobs/sha256-$h"
-	done
-}
+first_agfs() { cold measured "first$H.agfs" "$HELPERS/fs-timing" first "$W/m2/blobs/sha256-$H"; }
+first_v1() { cold measured "first$H.v1" "$HELPERS/fs-timing" first "$W/m1/blobs/sha256-$H"; }
+first() { for H in "$h64" "$hmax"; do rotated "$1" first_agfs ${V1:+first_v1}; done; }
 rounds first
 for h in "$h64" "$hmax"; do
 	[ "$h" = "$h64" ] && m="open to first byte, cold, 64 MiB blob" || m="open to first byte, cold, $FS_MAX_MIB MiB blob"

@@ -7,7 +7,8 @@
 # of the largest one's tree (native), cold (dentries and inodes dropped,
 # so every name is looked up in the daemon again), in interleaved rounds.
 #
-#   ls -R per generation, most vs fewest generations   (goal: flat, ratio >= 0.8)
+#   ls -R of the mount, for each count
+#   ls -R of versions/ per generation, most vs fewest   (goal: flat, ratio >= 0.8)
 #   ls -R of the mount vs of a plain copy of its tree  (for scale)
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -30,16 +31,17 @@ entries=$(find "$W/plain" | wc -l)
 
 bench_begin "Stores of one 64 KiB model in $(echo "$GENERATIONS" | sed 's/ /, /g') generations; the plain copy of the" \
 	"$many-generation tree has $entries entries."
-r_ls() {
-	local n
-	for n in $GENERATIONS; do cold timed "ls.$n" ls -R "$W/m$n"; done
-	cold timed ls.plain ls -R "$W/plain"
-}
+ls_plain() { cold timed ls.plain ls -R "$W/plain"; }
+for n in $GENERATIONS; do
+	eval "ls_$n() { cold timed ls.$n ls -R '$W/m$n'; }"
+	eval "lsv_$n() { cold timed lsv.$n ls -R '$W/m$n/versions'; }"
+done
+r_ls() { rotated "$1" ls_plain $(for n in $GENERATIONS; do echo "ls_$n lsv_$n"; done); }
 rounds r_ls
 for n in $GENERATIONS; do
-	awk -v n="$n" '{ print ($1 == "-") ? "-" : $1 / n }' "$W/series/ls.$n" >"$W/series/per.$n"
+	awk -v n="$n" '{ print ($1 == "-") ? "-" : $1 / n }' "$W/series/lsv.$n" >"$W/series/per.$n"
 	vrow "ls -R of the mount, $n generations, cold" "$(spread "ls.$n" 1000 " ms")"
 done
-row "ls -R per generation, $many vs $few generations" "per.$many" "per.$few" "per generation with $few" "≥ 0.8 (flat)"
+row "ls -R of versions/, per generation, $many vs $few generations" "per.$many" "per.$few" "per generation with $few" "≥ 0.8 (flat)"
 row "ls -R of the mount, $many generations, vs a plain copy" "ls.$many" ls.plain "ls -R of the copy" "- (for scale)" abs
 bench_end "Times are medians (min–max); ratios are per round."

@@ -65,13 +65,12 @@ digests() { find "$W/fsck/objects" -type f -print0 | xargs -0 -P2 -n1 openssl dg
 bench_begin "Bundles: one $IMPORT_MIB MiB model of random bytes (gzip -1, zstd -1), in the page cache;" \
 	"$SMALL_MODELS small models of 64 KiB weights (4 blobs each); fsck store: 4 models, $FSCK_MIB MiB."
 
-r_tar() {
-	fresh "$W/x" && timed zst.ref untar "zstd -dc" "$W/bundle.tar.zst"
-	fresh "$W/store" && timed zst.agfs importer "$AGIMPORT" "$W/bundle.tar.zst"
-	[ -n "$V1" ] && fresh "$W/store" && timed zst.v1 importer "$V1/agimport" "$W/bundle.tar.zst"
-	timed gz.ref sh -c "gzip -dc <'$W/bundle.tar.gz' >/dev/null"
-	fresh "$W/store" && timed gz.agfs importer "$AGIMPORT" "$W/bundle.tar.gz"
-}
+zst_ref() { fresh "$W/x" && timed zst.ref untar "zstd -dc" "$W/bundle.tar.zst"; }
+zst_agfs() { fresh "$W/store" && timed zst.agfs importer "$AGIMPORT" "$W/bundle.tar.zst"; }
+zst_v1() { fresh "$W/store" && timed zst.v1 importer "$V1/agimport" "$W/bundle.tar.zst"; }
+gz_ref() { timed gz.ref sh -c "gzip -dc <'$W/bundle.tar.gz' >/dev/null"; }
+gz_agfs() { fresh "$W/store" && timed gz.agfs importer "$AGIMPORT" "$W/bundle.tar.gz"; }
+r_tar() { rotated "$1" zst_ref zst_agfs ${V1:+zst_v1} gz_ref gz_agfs; }
 cat "$W"/bundle.tar.* >/dev/null
 rounds r_tar
 fresh "$W/x" "$W/store"
@@ -83,18 +82,16 @@ else
 	skiprow "import .tar.zst, format 2 vs format 1" "$V1_SKIP"
 fi
 
-r_small() {
-	fresh "$W/copy" && timed small.ref copy
-	fresh "$W/store" && timed small.agfs "$AGIMPORT" --store "$W/store" --ollama-dir "$W/small" --no-signature
-}
+small_ref() { fresh "$W/copy" && timed small.ref copy; }
+small_agfs() { fresh "$W/store" && timed small.agfs "$AGIMPORT" --store "$W/store" --ollama-dir "$W/small" --no-signature; }
+r_small() { rotated "$1" small_ref small_agfs; }
 rounds r_small
 fresh "$W/copy" "$W/store"
 row "import of $SMALL_MODELS small models vs cp -r + sync" small.agfs small.ref "cp -r + sync" "≤ 1.5" agfs/ref
 
-r_fsck() {
-	cold timed fsck.ref digests
-	cold timed fsck.agfs "$AGSTORE" --store "$W/fsck" fsck
-}
+fsck_ref() { cold timed fsck.ref digests; }
+fsck_agfs() { cold timed fsck.agfs "$AGSTORE" --store "$W/fsck" fsck; }
+r_fsck() { rotated "$1" fsck_ref fsck_agfs; }
 rounds r_fsck
 row "agstore fsck, cold, vs openssl dgst 2 in parallel" fsck.agfs fsck.ref "openssl dgst -sha256, xargs -P2" "≥ 0.95"
 

@@ -167,6 +167,16 @@ rounds() {
 	done
 }
 
+# rotated ROUND FUNC...: calls every FUNC ROUND, starting with a different
+# one each round, so that no contender always runs first (or right after
+# another that warmed the host's cache of the same disk blocks)
+rotated() {
+	local r=$1 i
+	shift
+	local f=("$@")
+	for ((i = 0; i < ${#f[@]}; i++)); do "${f[(i + r) % ${#f[@]}]}" "$r"; done
+}
+
 # --- statistics and table rows ---
 # stats: "min median max" of the numbers on stdin ("-" lines ignored)
 stats() {
@@ -185,7 +195,8 @@ fmt_us() { # fmt_us MICROSECONDS: "12.3 s", "1234 ms" or "4.56 ms"
 }
 # ratios A B: per round, B / A (paste's "-" lines give "-")
 ratios() {
-	paste -d' ' "$W/series/$1" "$W/series/$2" 2>/dev/null |
+	[ -s "$W/series/$1" ] && [ -s "$W/series/$2" ] || return 0
+	paste -d' ' "$W/series/$1" "$W/series/$2" |
 		awk '{ print ($1 == "-" || $2 == "-" || $1 == 0) ? "-" : $2 / $1 }'
 }
 fmt_ratios() { stats | awk '$1 == "-" { print "-"; next } { printf "%.2f / %.2f / %.2f\n", $1, $2, $3 }'; }
