@@ -217,7 +217,9 @@ demo:
 demo-clean:
 	AGFS_BUILD=$(CURDIR)/$(BUILD) ./contrib/demo.sh clean
 
+# make bench [BENCH_QUICK=1] [BENCH_ROUNDS=N] [BENCH_ONLY="fs import"] ...: bench/lib.sh
 bench: all $(HELPERS)
+	@[ -n "$(AGFS_NO_DEPS)" ] || ./contrib/install-deps.sh --bench
 	AGFS_BUILD=$(CURDIR)/$(BUILD) ./bench/run.sh
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
