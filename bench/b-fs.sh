@@ -33,7 +33,7 @@ hmax=$FS_MODEL_HEX
 "$MKSTORE" "$W/s2" "$W/tree" >/dev/null || { echo "error: fs-mkstore (format 2) failed"; exit 1; }
 if [ -n "$V1" ]; then
 	"$V1/tests/helpers/fs-mkstore" "$W/s1" "$W/tree" >/dev/null 2>"$W/v1-mkstore.err" ||
-		{ V1= V1_SKIP="format 1 fs-mkstore failed: $(head -1 "$W/v1-mkstore.err")"; }
+		{ V1='' V1_SKIP="format 1 fs-mkstore failed: $(head -1 "$W/v1-mkstore.err")"; }
 fi
 rm -rf "$W/tree"
 obj=$(fs_object "$W/s2" "$seq")
@@ -42,11 +42,11 @@ agfs_mount "$AGFS" "$W/s2" "$W/m2" -o metrics=none || { echo "error: agfs did no
 pid2=$MOUNT_PID
 f2=$W/m2/blobs/sha256-$seq
 if [ -n "$V1" ]; then
-	agfs_mount "$V1/agfs" "$W/s1" "$W/m1" || { V1= V1_SKIP="the format-1 agfs did not mount"; }
+	agfs_mount "$V1/agfs" "$W/s1" "$W/m1" || { V1='' V1_SKIP="the format-1 agfs did not mount"; }
 	pid1=$MOUNT_PID
 	f1=$W/m1/blobs/sha256-$seq
 fi
-BINDFS= PLL=
+BINDFS='' PLL=''
 if peer_bindfs "$(dirname "$obj")" "$W/mb"; then BINDFS=$W/mb/$seq; else BINDFS_SKIP=$PEER_WHY; fi
 if peer_passthrough "$(dirname "$obj")" "$W/mp"; then PLL=$W/mp/$seq; else PLL_SKIP=$PEER_WHY; fi
 
@@ -133,4 +133,4 @@ done
 vrow "daemon peak RSS" "$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid2/status")" "" "≤ 64 MiB"
 
 bench_end "agfs: format 2 (4 KiB blocks in an fs-verity tree), default options; bindfs -r and" \
-	"passthrough_ll with their defaults. Times are medians; ratios are per round.${V1_SKIP:+ Format 1: $V1_SKIP.}"
+	"passthrough_ll with their defaults. Times are medians; ratios are per round.${V1_SKIP:+ $V1_SKIP.}"

@@ -95,4 +95,4 @@ r_fsck() { rotated "$1" fsck_ref fsck_agfs; }
 rounds r_fsck
 row "agstore fsck, cold, vs openssl dgst 2 in parallel" fsck.agfs fsck.ref "openssl dgst -sha256, xargs -P2" "≥ 0.95"
 
-bench_end "Times are medians; ratios are per round.${V1_SKIP:+ Format 1: $V1_SKIP.}"
+bench_end "Times are medians; ratios are per round.${V1_SKIP:+ $V1_SKIP.}"
