@@ -332,61 +332,65 @@ static void print_json(json_t *j)
 	fputc('\n', stdout);
 }
 
-static int run_create(struct args *a, struct imp_error *e)
+static void print_created(const struct args *a, json_t *sum)
 {
-	json_t *sum = NULL;
-	int r = bnd_create(&a->c, &sum, e);
-
-	if (r < 0) {
-		if (e->cls == IMP_OK)
-			imp_fail(e, IMP_IO, r, "", "%s", ag_strerror(r));
-		report_error("no bundle was written", e, r);
-		return e->cls;
-	}
-	if (a->c.json)
-		print_json(sum);
-	else
-		printf("agbundle: wrote %s (%s, %lld files%s), sha256 %s, and %s.\n",
-		       json_string_value(json_object_get(sum, "bundle")), a->c.label,
-		       (long long)json_integer_value(json_object_get(sum, "files")),
-		       a->c.in.since ? ", a delta" : "",
-		       json_string_value(json_object_get(sum, "sha256")),
-		       json_string_value(json_object_get(sum, "sha256_file")));
-	json_decref(sum);
-	return IMP_OK;
+	printf("agbundle: wrote %s (%s, %lld files%s), sha256 %s, and %s.\n",
+	       json_string_value(json_object_get(sum, "bundle")), a->c.label,
+	       (long long)json_integer_value(json_object_get(sum, "files")),
+	       a->c.in.since ? ", a delta" : "", json_string_value(json_object_get(sum, "sha256")),
+	       json_string_value(json_object_get(sum, "sha256_file")));
 }
 
-static int run_verify(struct args *a, struct imp_error *e)
+static void print_verified(const struct args *a, json_t *rep)
 {
-	json_t *rep = NULL;
-	int r = bnd_verify(&a->v, &rep, e);
+	printf("agbundle: %s verified (%zu members, label %s, signed by %s)%s.\n", a->v.bundle,
+	       json_array_size(json_object_get(rep, "members")),
+	       json_string_value(json_object_get(rep, "label")),
+	       json_string_value(json_object_get(rep, "signer")),
+	       json_object_get(rep, "delta")
+		       ? "; a delta: its omitted blobs must be in the high side's store"
+		       : "");
+}
+
+/* verify's refusal: the report (--json) on stdout, the sentence on stderr. */
+static void report_refused(const struct args *a, const struct imp_error *e, int r)
+{
+	char what[4200];
+
+	if (a->c.json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "source", a->v.bundle, "result",
+				      "refused", "member", e->member, "reason", e->reason);
+		print_json(j);
+		json_decref(j);
+	}
+	snprintf(what, sizeof(what), "refused %s", a->v.bundle);
+	report_error(what, e, r);
+}
+
+/* The command; its summary or report on stdout (--json: the document), a
+ * failure in one sentence on stderr.  The exit code. */
+static int run(struct args *a, struct imp_error *e)
+{
+	bool create = strcmp(a->cmd, "create") == 0;
+	json_t *j = NULL;
+	int r = create ? bnd_create(&a->c, &j, e) : bnd_verify(&a->v, &j, e);
 
 	if (r < 0) {
 		if (e->cls == IMP_OK)
 			imp_fail(e, IMP_IO, r, "", "%s", ag_strerror(r));
-		if (a->c.json) {
-			json_t *j =
-				json_pack("{s:s, s:s, s:s, s:s}", "source", a->v.bundle, "result",
-					  "refused", "member", e->member, "reason", e->reason);
-			print_json(j);
-			json_decref(j);
-		}
-		char what[4200];
-		snprintf(what, sizeof(what), "refused %s", a->v.bundle);
-		report_error(what, e, r);
+		if (create)
+			report_error("no bundle was written", e, r);
+		else
+			report_refused(a, e, r);
 		return e->cls;
 	}
 	if (a->c.json)
-		print_json(rep);
+		print_json(j);
+	else if (create)
+		print_created(a, j);
 	else
-		printf("agbundle: %s verified (%zu members, label %s, signed by %s)%s.\n",
-		       a->v.bundle, json_array_size(json_object_get(rep, "members")),
-		       json_string_value(json_object_get(rep, "label")),
-		       json_string_value(json_object_get(rep, "signer")),
-		       json_object_get(rep, "delta")
-			       ? "; a delta: its omitted blobs must be in the high side's store"
-			       : "");
-	json_decref(rep);
+		print_verified(a, j);
+	json_decref(j);
 	return IMP_OK;
 }
 
@@ -399,7 +403,7 @@ int main(int argc, char **argv)
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	r = parse_args(&a, argc, argv);
 	if (r == 0)
-		r = strcmp(a.cmd, "create") == 0 ? run_create(&a, &e) : run_verify(&a, &e);
+		r = run(&a, &e);
 	free(a.c.in.binaries);
 	free(a.c.in.images);
 	free(a.c.in.packages);
