@@ -71,7 +71,8 @@ static int populate(const char *path)
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
-		fprintf(stderr, "fs-timing: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "fs-timing: %s: %s\n", path,
+			fd < 0 ? strerror(errno) : "empty or unreadable");
 		return 1;
 	}
 	uint64_t t0 = now_us();
