@@ -90,13 +90,21 @@ const struct oci_stats *oci_stats(const oci *c)
 	return &c->st;
 }
 
-static void resp_clear(struct resp *r)
+/* Forgets the headers of the response so far (a redirect starts anew). */
+static void resp_clear_headers(struct resp *r)
 {
 	free(r->location);
 	free(r->ctype);
 	free(r->range);
 	free(r->docker_digest);
 	free(r->crange);
+	r->location = r->ctype = r->range = r->docker_digest = r->crange = NULL;
+	r->has_clen = false;
+}
+
+static void resp_clear(struct resp *r)
+{
+	resp_clear_headers(r);
 	free(r->body);
 	*r = (struct resp){
 		.max = r->max, .sink = r->sink, .arg = r->arg, .range_from = r->range_from};
@@ -202,10 +210,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	char **slot = NULL;
 
 	if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) { /* a new response (redirect) */
-		free(r->location), free(r->ctype), free(r->range), free(r->docker_digest);
-		free(r->crange);
-		r->location = r->ctype = r->range = r->docker_digest = r->crange = NULL;
-		r->has_clen = false;
+		resp_clear_headers(r);
 		return n;
 	}
 	if (n > 9 && strncasecmp(buf, "location:", 9) == 0)
