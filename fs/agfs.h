@@ -46,8 +46,9 @@ struct fs_options {
 	char *keyring;	 /* keyring=: show only generations whose catalog it verifies */
 	char *signers[FS_MAX_SIGNERS]; /* signer=: allowed keys (with keyring=) */
 	size_t nsigners;
-	char *metrics;	  /* metrics=PATH: the Prometheus file (NULL: the default) */
-	bool metrics_off; /* metrics=none */
+	char *metrics;	    /* metrics=PATH: the Prometheus file (NULL: the default) */
+	bool metrics_off;   /* metrics=none */
+	uint64_t readahead; /* readahead=: bytes verified ahead of a sequential reader */
 };
 
 #define FS_DEFAULT_THREADS 8u
@@ -59,6 +60,10 @@ struct fs_options {
 #define FS_BAD_MEMORY_S	   5	      /* a chunk that failed fails again at once for this long */
 #define FS_DEFAULT_GRACE   600u	      /* -o grace=: 10 minutes */
 #define FS_MAX_GRACE	   86400u
+
+#define FS_DEFAULT_READAHEAD (4ull << 20) /* -o readahead=: per sequential reader */
+#define FS_MAX_READAHEAD     (16ull << 20)
+#define FS_RA_STREAMS	     4u /* sequential readers served from a window at once */
 
 void fs_options_init(struct fs_options *o);
 void fs_options_clear(struct fs_options *o);
@@ -177,6 +182,7 @@ struct fs_blobs {
 	size_t nverified, verified_cap;
 	pthread_key_t bufkey;
 	unsigned open_flags; /* AG_BLOB_DIRECT, or AG_BLOB_STREAM with backing=buffered */
+	struct fs_ra *ra;    /* readahead.c: its workers and windows */
 };
 
 int blobs_init(struct fs_blobs *bs);
@@ -196,6 +202,27 @@ bool blobs_release(struct fs_blobs *bs, struct fs_blob *b);
 ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *b, uint64_t off, size_t len,
 		   const uint8_t **out, uint64_t *bad_chunk);
 uint32_t blobs_chunk_size(const struct fs_blob *b);
+uint64_t blobs_size(const struct fs_blob *b);
+/* Verified read of [off, off+len) (off AG_ALIGN-aligned) into buf, for the
+ * read-ahead: nothing reported or remembered; a failure is left to the
+ * reader's own blobs_read().  Returns len (less at EOF) or an error. */
+ssize_t blobs_fill(struct fs_blob *b, uint64_t off, size_t len, void *buf, size_t bufsize);
+/* Counts len verified bytes at off served to a reader (metrics). */
+void blobs_count_served(const struct fs_blob *b, uint64_t off, size_t len);
+
+/* ---------- read-ahead for sequential readers (readahead.c) ---------- */
+
+struct fs_ra;	  /* the workers and the memory budget, one per mount */
+struct fs_stream; /* one open handle: its access pattern and verified window */
+int ra_init(struct fs_blobs *bs);
+void ra_destroy(struct fs_blobs *bs); /* every stream closed first */
+/* The stream of a new handle on b (NULL: read-ahead is off, or no memory). */
+struct fs_stream *ra_open(struct fs_ctx *c, struct fs_blob *b);
+/* Answers req with [off, off+size) from the stream's verified window and
+ * returns true, or returns false: the caller reads directly (and reports). */
+bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t off, size_t size);
+/* Drops the stream: its queued reads are cancelled, running ones awaited. */
+void ra_close(struct fs_ctx *c, struct fs_stream *st); /* accepts NULL */
 
 /* ---------- verify=full off the FUSE threads (hash.c) ---------- */
 

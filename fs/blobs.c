@@ -61,11 +61,14 @@ int blobs_init(struct fs_blobs *bs)
 	int r = pthread_mutex_init(&bs->lock, NULL);
 	if (r == 0)
 		r = pthread_key_create(&bs->bufkey, tbuf_free);
+	if (r == 0)
+		return ra_init(bs);
 	return -r;
 }
 
 void blobs_destroy(struct fs_blobs *bs)
 {
+	ra_destroy(bs); /* its workers read the blobs */
 	for (size_t i = 0; i < bs->n; i++) {
 		ag_blob_close(bs->tab[i]->b);
 		free(bs->tab[i]);
@@ -345,12 +348,32 @@ ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t
 	/* only "checked, and wrong" is remembered, never "could not check" */
 	if (r == -EBADMSG && *bad_chunk != UINT64_MAX)
 		remember_bad(fb, *bad_chunk);
-	if (r > 0) {
-		uint64_t cs = ag_blob_get_info(fb->b)->chunk_size;
-		atomic_fetch_add(&fs_counters.verified_bytes, (uint64_t)r);
-		if (cs)
-			atomic_fetch_add(&fs_counters.verified_blocks,
-					 (off + (uint64_t)r - 1) / cs - off / cs + 1);
-	}
+	if (r > 0)
+		blobs_count_served(fb, off, (size_t)r);
 	return r;
+}
+
+void blobs_count_served(const struct fs_blob *fb, uint64_t off, size_t len)
+{
+	uint64_t cs = ag_blob_get_info(fb->b)->chunk_size;
+	atomic_fetch_add(&fs_counters.verified_bytes, (uint64_t)len);
+	if (cs && len)
+		atomic_fetch_add(&fs_counters.verified_blocks, (off + len - 1) / cs - off / cs + 1);
+}
+
+uint64_t blobs_size(const struct fs_blob *fb)
+{
+	return ag_blob_get_info(fb->b)->size;
+}
+
+ssize_t blobs_fill(struct fs_blob *fb, uint64_t off, size_t len, void *buf, size_t bufsize)
+{
+	const uint8_t *out;
+	uint64_t bad;
+	if (off % AG_ALIGN)
+		return -EINVAL;
+	/* a block that failed lately is left to the reader's own read */
+	if (known_bad(fb, off, len, &bad))
+		return -EBADMSG;
+	return ag_blob_read(fb->b, off, len, buf, bufsize, &out, &bad);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agfs -o OPTIONS: generation=N, verify=chunks|full, allow_other, threads=N,
- * cache=SIZE, grace=SECONDS, backing=direct|buffered, stuck=kill|ignore, keyring=FILE,
- * signer=FPR (repeatable; with keyring=), metrics=PATH|none.  The generic options
+ * cache=SIZE, readahead=SIZE, grace=SECONDS, backing=direct|buffered, stuck=kill|ignore,
+ * keyring=FILE, signer=FPR (repeatable; with keyring=), metrics=PATH|none.  The generic options
  * mount(8) hands to a helper for an fstab line (rw, defaults, nofail, _netdev, x-systemd.*, ...)
  * are accepted and ignored: the mount is always read-only, nodev and nosuid.
  */
@@ -58,6 +58,7 @@ void fs_options_init(struct fs_options *o)
 	o->cache = FS_DEFAULT_CACHE;
 	o->kill_stuck = true;
 	o->grace = FS_DEFAULT_GRACE;
+	o->readahead = FS_DEFAULT_READAHEAD;
 }
 
 void fs_options_clear(struct fs_options *o)
@@ -210,6 +211,11 @@ static int parse_one(struct fs_options *o, const char *opt)
 		if (parse_uint(val, 1, FS_MAX_THREADS, &v) < 0)
 			return -EINVAL;
 		o->threads = (unsigned)v;
+	} else if (klen == 9 && !strncmp(opt, "readahead", 9) && val) {
+		/* whole MiB (a window is made of 1 MiB reads); 0 = off */
+		if (fs_parse_size(val, &v) < 0 || v > FS_MAX_READAHEAD || v % (1u << 20))
+			return -EINVAL;
+		o->readahead = v;
 	} else if (klen == 5 && !strncmp(opt, "cache", 5) && val) {
 		if (fs_parse_size(val, &v) < 0 || v < FS_MIN_CACHE || v > FS_MAX_CACHE)
 			return -EINVAL;

@@ -284,7 +284,8 @@ ssize_t ag_blob_read(ag_blob *b, uint64_t off, size_t len, void *buf, size_t buf
 	if (end > size)
 		end = size;
 	size_t span = (size_t)(end - start);
-	if (bufsize < ag_blob_bufsize(b, len) || ((uintptr_t)buf % AG_ALIGN))
+	/* the blocks the range touches, whole (ag_blob_bufsize() bounds it) */
+	if (bufsize < (last - first + 1) * BLK || ((uintptr_t)buf % AG_ALIGN))
 		return -EINVAL;
 	ssize_t n = read_span(b, buf, span, start);
 	if (n < 0)
