@@ -7,7 +7,8 @@
 # fs-mkstore from the same tree): issue 13's read rows and issue 12's
 # format rows, in one run of interleaved rounds (bench/lib.sh).
 #
-#   cold sequential read of BENCH_SEQ_GIB: vs native, bindfs, passthrough_ll, format 1
+#   cold sequential read of BENCH_SEQ_GIB: vs native, bindfs, passthrough_ll, format 1;
+#     again with BENCH_BUSY (default 2) CPU-bound processes running ("machine busy")
 #   daemon CPU per GiB of that read (format 1's as the reference)
 #   2000 random 4 KiB preads, cold: vs native, format 1
 #   2 and 4 concurrent readers, cold (each its share of the blob): vs native
@@ -55,18 +56,31 @@ bench_begin "Blobs of random bytes: $SEQ_MIB MiB for the sequential and random r
 	"commit $V1_COMMIT's agfs over a store its fs-mkstore made from the same tree."
 
 # --- cold sequential ---
-seq_native() { cold timed seq.native cat "$obj"; }
-seq_agfs() { cold timed_cpu seq.agfs "$pid2" cat "$f2"; }
-seq_v1() { cold timed_cpu seq.v1 "$pid1" cat "$f1"; }
-seq_bindfs() { cold timed seq.bindfs cat "$BINDFS"; }
-seq_pll() { cold timed seq.pll cat "$PLL"; }
+seq_native() { cold timed "seq$S.native" cat "$obj"; }
+seq_agfs() { cold timed_cpu "seq$S.agfs" "$pid2" cat "$f2"; }
+seq_v1() { cold timed_cpu "seq$S.v1" "$pid1" cat "$f1"; }
+seq_bindfs() { cold timed "seq$S.bindfs" cat "$BINDFS"; }
+seq_pll() { cold timed "seq$S.pll" cat "$PLL"; }
 cold_seq() { rotated "$1" seq_native seq_agfs ${V1:+seq_v1} ${BINDFS:+seq_bindfs} ${PLL:+seq_pll}; }
+S=''
 rounds cold_seq
 m="cold sequential read, $SEQ_MIB MiB"
 row "$m, vs native" seq.agfs seq.native "cat of the object" "≥ 0.8"
 if [ -n "$BINDFS" ]; then row "$m, vs bindfs" seq.agfs seq.bindfs "cat through bindfs" "≥ 1.0"; else skiprow "$m, vs bindfs" "$BINDFS_SKIP"; fi
 if [ -n "$PLL" ]; then row "$m, vs passthrough_ll" seq.agfs seq.pll "cat through passthrough_ll" "≥ 1.0"; else skiprow "$m, vs passthrough_ll" "$PLL_SKIP"; fi
 if [ -n "$V1" ]; then row "$m, format 2 vs format 1" seq.agfs seq.v1 "format 1" "≥ 1.0"; else skiprow "$m, format 2 vs format 1" "$V1_SKIP"; fi
+BUSY=${BENCH_BUSY:-2}
+if [ "$BUSY" -gt 0 ]; then
+	S=.busy
+	busy_start "$BUSY"
+	rounds cold_seq
+	busy_stop
+	m="cold sequential read, $SEQ_MIB MiB, machine busy ($BUSY CPU-bound processes)"
+	row "$m, vs native" seq.busy.agfs seq.busy.native "cat of the object" "≥ 0.8"
+	[ -n "$BINDFS" ] && row "$m, vs bindfs" seq.busy.agfs seq.busy.bindfs "cat through bindfs" "≥ 1.0"
+	[ -n "$PLL" ] && row "$m, vs passthrough_ll" seq.busy.agfs seq.busy.pll "cat through passthrough_ll" "≥ 1.0"
+	[ -n "$V1" ] && row "$m, format 2 vs format 1" seq.busy.agfs seq.busy.v1 "format 1" "≥ 1.0"
+fi
 gib=$(awk -v m="$SEQ_MIB" 'BEGIN {print m / 1024}')
 per_gib() { awk -v g="$gib" '{ print ($1 == "-") ? "-" : $1 / g }' "$W/series/$1" >"$W/series/$2"; }
 per_gib seq.agfs.cpu cpu.agfs

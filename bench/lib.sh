@@ -19,6 +19,7 @@
 #   BENCH_FSCK_GIB         bytes in the fsck store, 4 models (default 2; quick 64 MiB)
 #   BENCH_SMALL_MODELS     models in the many-small-models import (default 1000; quick 100)
 #   BENCH_GENERATIONS      generation counts for ls -R (default "50 500"; quick "10 50")
+#   BENCH_BUSY             CPU-bound processes beside the "machine busy" rows (default 2; 0: no such rows)
 #   BENCH_V1_DIR           where to build the format-1 commit (default: in $W)
 #   BENCH_TMP              where scratch directories go (default $TMPDIR or /tmp)
 set -u
@@ -165,6 +166,25 @@ rounds() {
 		progress "$1: round $r of $ROUNDS (load $(loadavg))"
 		"$1" "$r"
 	done
+}
+
+# busy_start N: N CPU-bound processes (the "machine busy" rows); busy_stop
+busy_start() {
+	local i
+	BUSY_PIDS=()
+	for ((i = 0; i < $1; i++)); do
+		sha256sum /dev/zero >/dev/null 2>&1 &
+		BUSY_PIDS+=($!)
+		_bench_pids+=($!)
+	done
+}
+busy_stop() {
+	local p
+	for p in "${BUSY_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	BUSY_PIDS=()
 }
 
 # rotated ROUND FUNC...: calls every FUNC ROUND, starting with a different
