@@ -46,6 +46,8 @@ static const char usage_text[] =
 	"     backing=direct|buffered  O_DIRECT object reads (default) or page-cache reads\n"
 	"     threads=N            FUSE worker threads (default 8)\n"
 	"     cache=SIZE           read buffers of all threads together (default 32M)\n"
+	"     readahead=SIZE       verified read-ahead per sequential reader (default 4M;\n"
+	"                          0 = off)\n"
 	"     metrics=PATH|none    Prometheus text file (default " FS_METRICS_DEFAULT "\n"
 	"                          when its directory exists)\n"
 	"     allow_other          let other users read the mount (default when root)\n"
