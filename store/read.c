@@ -16,6 +16,7 @@
  * LMDB's reader table full, a disk error, a damaged index) means nothing
  * could be checked, and is returned as itself.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -23,9 +24,11 @@
 #include <unistd.h>
 
 #include "store/internal.h"
+#include "store/sha4k.h"
 #include "store/verity.h"
 
 #define BLK AG_VERITY_BLOCK
+static_assert(AG_SHA4K_BLOCK == BLK, "data blocks are hashed 4 KiB at a time");
 
 static int open_object_fd(ag_blob *b, bool direct)
 {
@@ -259,10 +262,10 @@ static int blocks_check(ag_blob *b, uint64_t first, uint64_t n, const uint8_t *b
 				return r;
 			}
 		}
+		uint8_t got[GROUP][32];
+		ag_sha256_4k(buf + g * BLK, cnt, got);
 		for (i = 0; i < cnt; i++) {
-			uint8_t h[32];
-			ag_sha256_fast(buf + (g + i) * BLK, BLK, h);
-			if (memcmp(h, want[i], 32)) {
+			if (memcmp(got[i], want[i], 32)) {
 				*at = first + g + i;
 				return -EBADMSG;
 			}

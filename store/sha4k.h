@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* SHA-256 of 4 KiB blocks, several at once (store/sha4k.c). */
+#ifndef AG_STORE_SHA4K_H
+#define AG_STORE_SHA4K_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AG_SHA4K_BLOCK 4096
+
+/* out[i] = SHA-256 of the 4096 bytes at blocks + i * 4096, for i < n. */
+void ag_sha256_4k(const void *blocks, size_t n, uint8_t (*out)[32]);
+/* Whether the CPU's SHA instructions do it (else OpenSSL, one at a time). */
+bool ag_sha4k_accelerated(void);
+
+#endif
