@@ -200,7 +200,9 @@ static int tree_block(ag_blob *b, unsigned l, uint64_t i, const uint8_t **out)
 	}
 	if (!b->tree[blk]) {
 		uint8_t *got[AG_TREE_READAHEAD];
-		uint64_t n = l == 0 ? b->nblocks[0] - i : 1;
+		/* level 0: the next few too for a reader going on from the last
+		 * one (its predecessor is loaded); one for a random read */
+		uint64_t n = l == 0 && (i == 0 || b->tree[blk - 1]) ? b->nblocks[0] - i : 1;
 		if (n > AG_TREE_READAHEAD)
 			n = AG_TREE_READAHEAD;
 		if (l == 0 && b->ncached0 + n > AG_TREE_CACHE)
