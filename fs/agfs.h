@@ -92,14 +92,22 @@ struct dent {
 	struct node *node;
 };
 
+struct node_group;
+
 struct node {
 	fuse_ino_t ino;
 	enum node_kind kind;
 	struct node *parent; /* directories only; NULL for blobs shared by many dirs */
+	/* the generation tree it was made with and goes away with; NULL for the
+	 * fixed nodes and for regular files shared across generations */
+	struct node_group *group;
+	/* the kernel's lookup count plus open handles: while not 0 the node is
+	 * never freed (the kernel may still name its inode number) */
+	_Atomic uint64_t refs;
 	uint64_t size;
 	int64_t mtime;
 	uint32_t mtime_ns;
-	uint32_t nlink; /* files: how many directories list it */
+	uint32_t nlink; /* files: how many directories of live trees list it */
 	/* N_DIR */
 	size_t nchild, childcap;
 	struct dent *child; /* sorted by name */
@@ -108,40 +116,70 @@ struct node {
 	ag_digest digest;
 	bool is_model;	 /* a layer of media type application/vnd.ollama.image.model */
 	bool root_blobs; /* N_DIR: a generation's blobs/ at the root (grace look-ups) */
+	bool orphan;	 /* a shared file on fs_tree.orphans */
 	/* N_TEXT, N_LINK */
 	char *text;
+};
+
+/*
+ * The nodes of one generation's tree (its versions/<id>/, or its manifests/
+ * and blobs/ at the root), made together and freed together by tree_sweep()
+ * once no path the mount serves leads into it and none of its nodes is known
+ * to the kernel or held by an open handle (refs, the sum of its nodes').
+ */
+struct node_group {
+	_Atomic uint64_t refs;
+	struct node **nodes;
+	size_t n, cap;
 };
 
 /* One generation as seen through the mount. */
 struct gtree {
 	uint64_t id;
 	ag_gen *gen;
-	struct node *cur_manifests,
-		*cur_blobs; /* its tree at the root (built when it is current) */
-	struct node *vdir;  /* versions/<id>/ */
-	struct node *link;  /* a versions/current symlink pointing at it */
-	bool rejected;	    /* keyring=: its catalog failed a later check; not served */
+	struct node_group *vgroup; /* versions/<id>/ and the link (NULL once freed) */
+	struct node_group *rgroup; /* its tree at the root (NULL: not built, or freed) */
+	struct node *cur_manifests, *cur_blobs; /* in rgroup */
+	struct node *vdir;			/* versions/<id>/, in vgroup */
+	struct node *link;			/* a versions/current symlink pointing at it */
+	bool listed;				/* the store still has it (gc drops it) */
+	bool rejected; /* keyring=: its catalog failed a later check; not served */
 };
 
+#define FS_FIXED_NODES 8
+
+/*
+ * Lock order and lifetimes: lock (write) for every change of the tree's
+ * shape (adding, switching, sweeping); lock (read) for looking up and for
+ * node_ref/node_unref, which are atomic.  Nodes are freed only by
+ * tree_sweep(), under the write lock, and only when their refs are 0: a
+ * reference taken under the read lock keeps a node (and its group) alive
+ * until it is dropped.
+ */
 struct fs_tree {
-	pthread_rwlock_t lock; /* everything below; nodes themselves never change or go away */
-	struct node **inodes;  /* every node, in the order made */
-	size_t ninodes, cap;
-	struct node **imap; /* ino -> node (open addressing) */
+	pthread_rwlock_t lock;
+	size_t ninodes;	    /* live nodes */
+	struct node **imap; /* ino -> node (open addressing, linear probing) */
 	size_t imap_cap;
 	struct node *root, *versions;
-	struct gtree **gens; /* every generation ever seen, ascending id */
+	struct gtree **gens; /* ascending id: listed, served, or still referenced */
 	size_t ngens;
-	bool *listed;		     /* gens[i] is still in the store (gc drops it) */
+	size_t nlisted;		     /* how many of gens are listed */
 	struct gtree *current;	     /* served at the root */
 	struct gtree *store_current; /* the store's current one (versions/current) */
 	struct gtree *grace;	     /* the previous root, its blobs still reachable */
 	int64_t grace_until;	     /* ... until then (unix seconds) */
 	struct node *empty_manifests, *empty_blobs; /* served while there is no generation */
 	struct node *keep;			    /* the empty placeholder file .keep */
+	struct node *fixed[FS_FIXED_NODES];	    /* the nodes that live as long as the tree */
+	size_t nfixed;
 	/* blob and manifest file nodes, shared across generations: */
 	struct node **files;
 	size_t nfiles, files_cap;
+	struct node **orphans; /* shared files no live directory lists (nlink 0) */
+	size_t norphans, orphans_cap;
+	struct node_group *building; /* where node_new puts what it makes */
+	uint64_t freed_groups;	     /* generation trees freed so far */
 };
 
 int tree_init(struct fs_tree *t);
@@ -152,8 +190,27 @@ int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out);
 struct gtree *tree_find_gen(struct fs_tree *t, uint64_t id);
 /* Makes gt the generation at the root (NULL: none).  With the write lock held. */
 int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt);
-/* Marks which generations the store still lists.  With the write lock held. */
+/* Marks which generations the store still lists (ids ascending).  With the
+ * write lock held. */
 void tree_set_listed(struct fs_tree *t, const uint64_t *ids, size_t n);
+/* Frees every generation tree and shared file nothing can reach any more:
+ * not served at the root or under versions/ and with refs 0.  With the write
+ * lock held; now: unix seconds (the end of the grace period). */
+void tree_sweep(struct fs_tree *t, int64_t now);
+/* An entry for the kernel to drop: the name of a child of directory parent. */
+struct fs_inval {
+	fuse_ino_t parent;
+	char *name;
+};
+/* The entries of nodes the kernel still holds in trees no longer served
+ * (at most max; caller frees the names and *out).  Invalidated once the
+ * lock is let go, the kernel drops each as soon as its last user lets go,
+ * forgets its inode, and the tree can be freed.  With the lock held. */
+size_t tree_held_entries(struct fs_tree *t, struct fs_inval **out, size_t max);
+/* A reference to n (k kernel lookups, or an open handle), and its end.
+ * With the read (or write) lock held. */
+void node_ref(struct node *n, uint64_t k);
+void node_unref(struct node *n, uint64_t k);
 /* The node for ino, or NULL.  With the read lock held. */
 struct node *tree_node(struct fs_tree *t, fuse_ino_t ino);
 /* Child lookup in any directory kind.  With the read lock held. */

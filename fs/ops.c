@@ -20,8 +20,7 @@
 
 struct handle {
 	struct node *node;
-	struct fs_blob *blob;	  /* N_BLOB only */
-	struct fs_stream *stream; /* N_BLOB: its read-ahead (NULL: off) */
+	struct fs_blob *blob; /* N_BLOB only */
 };
 
 struct dirh {
@@ -35,12 +34,20 @@ static struct fs_ctx *ctx(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static size_t listed_count(const struct fs_tree *t)
+/* A reference to a node the kernel holds, and its end (the node is alive
+ * until then). */
+static void ref(struct fs_tree *t, struct node *n)
 {
-	size_t k = 0;
-	for (size_t i = 0; i < t->ngens; i++)
-		k += t->listed[i];
-	return k;
+	pthread_rwlock_rdlock(&t->lock);
+	node_ref(n, 1);
+	pthread_rwlock_unlock(&t->lock);
+}
+
+static void unref(struct fs_tree *t, struct node *n, uint64_t k)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	node_unref(n, k);
+	pthread_rwlock_unlock(&t->lock);
 }
 
 /* With the tree's read lock held. */
@@ -57,7 +64,7 @@ static void fill_attr(const struct fs_tree *t, const struct node *n, struct stat
 		break;
 	case N_VERSIONS:
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2 + listed_count(t);
+		st->st_nlink = 2 + t->nlisted;
 		break;
 	case N_DIR:
 		st->st_mode = S_IFDIR | 0555;
@@ -127,11 +134,39 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = ENOENT;
 	else
 		fill_entry(t, dir, n, &e);
+	if (n)
+		node_ref(n, 1); /* the kernel's lookup count, once it has the reply */
 	pthread_rwlock_unlock(&t->lock);
 	if (err)
 		fuse_reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+	else if (fuse_reply_entry(req, &e) != 0)
+		unref(t, n, 1); /* the kernel never saw it */
+}
+
+/* The kernel forgets nlookup lookups of ino: the node may go at the next
+ * sweep once nothing else holds it (tree.c). */
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	pthread_rwlock_rdlock(&t->lock);
+	struct node *n = tree_node(t, ino);
+	if (n)
+		node_unref(n, nlookup);
+	pthread_rwlock_unlock(&t->lock);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs_tree *t = &ctx(req)->tree;
+	pthread_rwlock_rdlock(&t->lock);
+	for (size_t i = 0; i < count; i++) {
+		struct node *n = tree_node(t, forgets[i].ino);
+		if (n)
+			node_unref(n, forgets[i].nlookup);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -149,25 +184,56 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, is_dynamic(n) ? FS_DYN_TIMEOUT : FS_STATIC_TIMEOUT);
 }
 
+/* A node the kernel names in a request: it holds a lookup of it for as
+ * long as the request runs, so the node stays after the lock is let go. */
 static struct node *get_node(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs_tree *t = &ctx(req)->tree;
 	pthread_rwlock_rdlock(&t->lock);
 	struct node *n = tree_node(t, ino);
 	pthread_rwlock_unlock(&t->lock);
-	return n; /* nodes live as long as the mount */
+	return n;
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct node *n = get_node(req, ino);
+	struct fs_tree *t = &ctx(req)->tree;
+	pthread_rwlock_rdlock(&t->lock);
+	struct node *n = tree_node(t, ino);
 	if (!n || n->kind != N_LINK)
 		fuse_reply_err(req, n ? EINVAL : ENOENT);
 	else
 		fuse_reply_readlink(req, n->text);
+	pthread_rwlock_unlock(&t->lock);
 }
 
 /* ---------- directories ---------- */
+
+static void dirh_ref(struct dirh *h, bool take);
+
+static void release_dirh(struct fs_tree *t, struct dirh *h)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	dirh_ref(h, false);
+	pthread_rwlock_unlock(&t->lock);
+	free(h->ents);
+	free(h);
+}
+
+/* A listing holds its directory and, for the root and versions/ (whose
+ * entries change with the store), every entry it snapshot.  With the read
+ * lock held. */
+static void dirh_ref(struct dirh *h, bool take)
+{
+	size_t n = is_dynamic(h->dir) ? h->n : 0;
+	for (size_t i = 0; i <= n; i++) {
+		struct node *x = i ? h->ents[i - 1].node : h->dir;
+		if (take)
+			node_ref(x, 1);
+		else
+			node_unref(x, 1);
+	}
+}
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -182,21 +248,25 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		r = -ENOTDIR;
 	else if (r == 0)
 		r = tree_list(t, n, &h->ents, &h->n);
+	if (r == 0) {
+		h->dir = n;
+		dirh_ref(h, true);
+	}
 	pthread_rwlock_unlock(&t->lock);
 	if (r < 0) {
 		free(h);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	h->dir = n;
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = !is_dynamic(n);
 	fi->cache_readdir = !is_dynamic(n);
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0)
+		release_dirh(t, h);
 }
 
 /* Entry i of a listing: ".", "..", then the snapshot. */
-static void dir_entry(const struct dirh *h, size_t i, const char **name, const struct node **n)
+static void dir_entry(const struct dirh *h, size_t i, const char **name, struct node **n)
 {
 	if (i == 0) {
 		*name = ".";
@@ -210,20 +280,30 @@ static void dir_entry(const struct dirh *h, size_t i, const char **name, const s
 	}
 }
 
+/* Entries [from, to) of a readdirplus reply the kernel never saw: the
+ * lookups they were counted as are dropped again. */
+static void unref_entries(struct fs_tree *t, const struct dirh *h, size_t from, size_t to)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	for (size_t i = from < 2 ? 2 : from; i < to; i++)
+		node_unref(h->ents[i - 2].node, 1);
+	pthread_rwlock_unlock(&t->lock);
+}
+
 static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct fs_tree *t = &ctx(req)->tree;
 	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
 	_cleanup_free_ char *buf = malloc(size);
-	size_t pos = 0;
+	size_t pos = 0, i = off < 0 ? 0 : (size_t)off, first = i;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	pthread_rwlock_rdlock(&t->lock);
-	for (size_t i = off < 0 ? 0 : (size_t)off; i < h->n + 2; i++) {
+	for (; i < h->n + 2; i++) {
 		const char *name;
-		const struct node *n;
+		struct node *n;
 		size_t ent;
 		dir_entry(h, i, &name, &n);
 		if (plus) {
@@ -240,9 +320,13 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 		if (ent > size - pos)
 			break;
 		pos += ent;
+		/* the kernel counts a lookup of every entry but . and .. */
+		if (plus && i >= 2)
+			node_ref(n, 1);
 	}
 	pthread_rwlock_unlock(&t->lock);
-	fuse_reply_buf(req, buf, pos);
+	if (fuse_reply_buf(req, buf, pos) != 0 && plus)
+		unref_entries(t, h, first, i);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -260,10 +344,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
-	if (h) {
-		free(h->ents);
-		free(h);
-	}
+	if (h)
+		release_dirh(&ctx(req)->tree, h);
 	fuse_reply_err(req, 0);
 }
 
@@ -305,10 +387,9 @@ static void reply_open(struct fs_ctx *c, fuse_req_t req, struct fuse_file_info *
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 1; /* immutable: verified pages stay valid for every later open */
 	fi->noflush = 1;
-	if (h->blob)
-		h->stream = ra_open(c, h->blob);
+	ref(&c->tree, h->node); /* the handle holds its node until op_release */
 	if (fuse_reply_open(req, fi) != 0) {
-		ra_close(c, h->stream);
+		unref(&c->tree, h->node, 1);
 		if (blobs_release(&c->blobs, h->blob))
 			lease_sync(c);
 		free(h);
@@ -380,8 +461,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const uint8_t *out;
 	uint64_t bad;
 	struct fs_ctx *c = ctx(req);
-	if (ra_read(c, h->stream, req, (uint64_t)off, size))
-		return; /* answered from the verified read-ahead window */
 	ssize_t r = blobs_read(&c->blobs, h->blob, (uint64_t)off, size, &out, &bad);
 	if (r == -EBADMSG || r == -AG_ECORRUPT || r == -AG_EDIGEST) {
 		/* checked, and wrong: alert, and count it against a stuck reader */
@@ -401,9 +480,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	if (h) {
-		ra_close(ctx(req), h->stream); /* before the blob it reads */
 		if (blobs_release(&ctx(req)->blobs, h->blob))
 			lease_sync(ctx(req)); /* the digest is no longer leased */
+		unref(&ctx(req)->tree, h->node, 1);
 		free(h);
 	}
 	fuse_reply_err(req, 0);
@@ -490,6 +569,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t o, off_
 const struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.readlink = op_readlink,
 	.opendir = op_opendir,

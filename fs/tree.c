@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The Ollama layout as inodes.  Every generation gets its own directories
- * (manifests/<host>/<namespace>/<model>/<tag>, blobs/, versions/<id>/) built
- * once and kept for the life of the mount, so inode numbers are stable and
- * a process inside an old tree keeps a consistent view.  Regular files are
- * shared across generations when their attributes are identical (same
- * digest, size and mtime), so the kernel keeps one page cache per blob.
- * Nodes are never freed or changed once published; the root and versions/
- * are computed from the tree's state under its lock.
+ * (manifests/<host>/<namespace>/<model>/<tag>, blobs/, versions/<id>/), built
+ * once into a node group, so inode numbers are stable and a process inside
+ * an old tree keeps a consistent view.  Regular files are shared across
+ * generations when their attributes are identical (same digest, size and
+ * mtime), so the kernel keeps one page cache per blob.  Nodes never change
+ * once published; the root and versions/ are computed from the tree's state
+ * under its lock.  A generation's groups are freed (tree_sweep) once the
+ * mount no longer serves them and the kernel and open handles hold none of
+ * their nodes; a shared file goes once no live directory lists it and
+ * nothing holds it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -56,9 +59,14 @@ static uint64_t ino_key(char tag, uint64_t a, const void *b, size_t blen)
 	return k < FIXED_INOS ? k + FIXED_INOS : k;
 }
 
+static size_t imap_home(const struct fs_tree *t, uint64_t ino)
+{
+	return (size_t)(ino * 0x9e3779b97f4a7c15ull) & (t->imap_cap - 1);
+}
+
 static struct node **imap_slot(struct fs_tree *t, uint64_t ino)
 {
-	size_t mask = t->imap_cap - 1, j = (size_t)(ino * 0x9e3779b97f4a7c15ull) & mask;
+	size_t mask = t->imap_cap - 1, j = imap_home(t, ino);
 	while (t->imap[j] && t->imap[j]->ino != ino)
 		j = (j + 1) & mask;
 	return &t->imap[j];
@@ -81,28 +89,67 @@ static int imap_grow(struct fs_tree *t)
 	return 0;
 }
 
-/* key 0: the next fixed number (tree_init only). */
-static struct node *node_new(struct fs_tree *t, enum node_kind kind, uint64_t key)
+/*
+ * Removes slot i of a linear-probing table: the entries after it that would
+ * no longer be found from their home slot move back (no tombstones, so a
+ * table that sees many generations come and go stays short to probe).
+ */
+static void probe_remove(struct node **tab, size_t cap, size_t i,
+			 size_t (*home)(const struct node *n, size_t mask))
 {
-	if (t->ninodes == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		struct node **tab = realloc(t->inodes, cap * sizeof(*tab));
-		if (!tab)
-			return NULL;
-		t->inodes = tab;
-		t->cap = cap;
+	size_t mask = cap - 1;
+	tab[i] = NULL;
+	for (size_t j = (i + 1) & mask; tab[j]; j = (j + 1) & mask) {
+		size_t k = home(tab[j], mask);
+		/* tab[j] stays unless its home lies cyclically outside (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		tab[i] = tab[j];
+		tab[j] = NULL;
+		i = j;
 	}
+}
+
+static size_t ino_home(const struct node *n, size_t mask)
+{
+	return (size_t)(n->ino * 0x9e3779b97f4a7c15ull) & mask;
+}
+
+static int group_reserve(struct node_group *g)
+{
+	if (g->n < g->cap)
+		return 0;
+	size_t cap = g->cap ? g->cap * 2 : 64;
+	struct node **v = realloc(g->nodes, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	g->nodes = v;
+	g->cap = cap;
+	return 0;
+}
+
+/* key 0: the next fixed number (tree_init only); else a node of group g
+ * (NULL: a shared file). */
+static struct node *node_new(struct fs_tree *t, enum node_kind kind, uint64_t key,
+			     struct node_group *g)
+{
 	if ((t->ninodes + 1) * 2 > t->imap_cap && imap_grow(t) < 0)
+		return NULL;
+	if ((g && group_reserve(g) < 0) || (!key && t->nfixed == FS_FIXED_NODES))
 		return NULL;
 	struct node *n = calloc(1, sizeof(*n));
 	if (!n)
 		return NULL;
 	n->kind = kind;
-	n->ino = key ? key : t->ninodes;
+	n->ino = key ? key : t->nfixed + 1; /* the root is FUSE_ROOT_ID (1) */
 	while (*imap_slot(t, n->ino))
 		n->ino = n->ino + 1 < (1ull << 62) ? n->ino + 1 : FIXED_INOS;
 	*imap_slot(t, n->ino) = n;
-	t->inodes[t->ninodes++] = n;
+	t->ninodes++;
+	if (!key)
+		t->fixed[t->nfixed++] = n;
+	else if ((n->group = g))
+		g->nodes[g->n++] = n;
 	return n;
 }
 
@@ -115,6 +162,52 @@ static void node_free(struct node *n)
 	free(n->child);
 	free(n->text);
 	free(n);
+}
+
+/* Takes n out of the inode table and frees it. */
+static void node_drop(struct fs_tree *t, struct node *n)
+{
+	size_t mask = t->imap_cap - 1, j = imap_home(t, n->ino);
+	while (t->imap[j] != n)
+		j = (j + 1) & mask;
+	probe_remove(t->imap, t->imap_cap, j, ino_home);
+	t->ninodes--;
+	node_free(n);
+}
+
+void node_ref(struct node *n, uint64_t k)
+{
+	atomic_fetch_add(&n->refs, k);
+	if (n->group)
+		atomic_fetch_add(&n->group->refs, k);
+}
+
+void node_unref(struct node *n, uint64_t k)
+{
+	/* more forgotten than counted would wrap: the node then stays for good,
+	 * which is a leak, never a node freed while the kernel names it */
+	atomic_fetch_sub(&n->refs, k);
+	if (n->group)
+		atomic_fetch_sub(&n->group->refs, k);
+}
+
+/* A shared file that no live directory lists: tree_sweep frees it once
+ * nothing holds it (or drops it from the list when a directory lists it
+ * again).  Out of memory, it stays until the tree goes. */
+static void orphan_push(struct fs_tree *t, struct node *f)
+{
+	if (f->orphan)
+		return;
+	if (t->norphans == t->orphans_cap) {
+		size_t cap = t->orphans_cap ? t->orphans_cap * 2 : 256;
+		struct node **v = realloc(t->orphans, cap * sizeof(*v));
+		if (!v)
+			return;
+		t->orphans = v;
+		t->orphans_cap = cap;
+	}
+	t->orphans[t->norphans++] = f;
+	f->orphan = true;
 }
 
 static int add_child(struct node *dir, const char *name, size_t len, struct node *child)
@@ -140,7 +233,7 @@ static int add_child(struct node *dir, const char *name, size_t len, struct node
 
 static struct node *dir_new(struct fs_tree *t, struct node *parent, int64_t mtime, uint64_t key)
 {
-	struct node *d = node_new(t, N_DIR, key);
+	struct node *d = node_new(t, N_DIR, key, t->building);
 	if (d) {
 		d->parent = parent;
 		d->mtime = mtime;
@@ -150,7 +243,7 @@ static struct node *dir_new(struct fs_tree *t, struct node *parent, int64_t mtim
 
 static struct node *text_new(struct fs_tree *t, char *text, int64_t mtime, uint64_t key)
 {
-	struct node *n = node_new(t, N_TEXT, key);
+	struct node *n = node_new(t, N_TEXT, key, t->building);
 	if (!n) {
 		free(text);
 		return NULL;
@@ -168,8 +261,8 @@ int tree_init(struct fs_tree *t)
 	if (r < 0)
 		return r;
 	/* ino 0 is never used; FUSE_ROOT_ID is 1. */
-	if (!node_new(t, N_DIR, 0) || !(t->root = node_new(t, N_ROOT, 0)) ||
-	    !(t->versions = node_new(t, N_VERSIONS, 0)))
+	if (!(t->root = node_new(t, N_ROOT, 0, NULL)) ||
+	    !(t->versions = node_new(t, N_VERSIONS, 0, NULL)))
 		return -ENOMEM;
 	t->versions->parent = t->root;
 	t->root->mtime = t->versions->mtime = time(NULL);
@@ -185,19 +278,24 @@ int tree_init(struct fs_tree *t)
 	return add_child(t->empty_manifests, ".keep", 5, t->keep);
 }
 
+static void group_free(struct fs_tree *t, struct node_group *g);
+
 void tree_destroy(struct fs_tree *t)
 {
-	for (size_t i = 0; i < t->ninodes; i++)
-		node_free(t->inodes[i]);
 	for (size_t i = 0; i < t->ngens; i++) {
+		group_free(t, t->gens[i]->vgroup);
+		group_free(t, t->gens[i]->rgroup);
 		ag_gen_free(t->gens[i]->gen);
 		free(t->gens[i]);
 	}
+	for (size_t i = 0; i < t->files_cap; i++)
+		node_free(t->files[i]);
+	for (size_t i = 0; i < t->nfixed; i++)
+		node_free(t->fixed[i]);
 	free(t->gens);
-	free(t->listed);
-	free(t->inodes);
 	free(t->imap);
 	free(t->files);
+	free(t->orphans);
 	pthread_rwlock_destroy(&t->lock);
 }
 
@@ -211,6 +309,22 @@ static size_t file_hash(const ag_digest *d, uint64_t size, int64_t mtime)
 	return (size_t)h;
 }
 
+static size_t file_home(const struct node *n, size_t mask)
+{
+	return file_hash(&n->digest, n->size, n->mtime) & mask;
+}
+
+/* Takes a shared file out of the files table and the inode table, frees it. */
+static void file_drop(struct fs_tree *t, struct node *f)
+{
+	size_t mask = t->files_cap - 1, j = file_home(f, mask);
+	while (t->files[j] != f)
+		j = (j + 1) & mask;
+	probe_remove(t->files, t->files_cap, j, file_home);
+	t->nfiles--;
+	node_drop(t, f);
+}
+
 static int files_grow(struct fs_tree *t)
 {
 	size_t cap = t->files_cap ? t->files_cap * 2 : 1024;
@@ -221,7 +335,7 @@ static int files_grow(struct fs_tree *t)
 		struct node *n = t->files[i];
 		if (!n)
 			continue;
-		size_t j = file_hash(&n->digest, n->size, n->mtime) & (cap - 1);
+		size_t j = file_home(n, cap - 1);
 		while (tab[j])
 			j = (j + 1) & (cap - 1);
 		tab[j] = n;
@@ -243,7 +357,8 @@ static struct node *file_get(struct fs_tree *t, const ag_digest *d, uint64_t siz
 			return n;
 	}
 	struct node *n = node_new(
-		t, N_BLOB, ino_key('f', size ^ (uint64_t)mtime * 0x9e3779b97f4a7c15ull, d->b, 32));
+		t, N_BLOB, ino_key('f', size ^ (uint64_t)mtime * 0x9e3779b97f4a7c15ull, d->b, 32),
+		NULL);
 	if (!n)
 		return NULL;
 	n->digest = *d;
@@ -251,6 +366,7 @@ static struct node *file_get(struct fs_tree *t, const ag_digest *d, uint64_t siz
 	n->mtime = mtime;
 	t->files[j] = n;
 	t->nfiles++;
+	orphan_push(t, n); /* until a directory lists it */
 	return n;
 }
 
@@ -530,11 +646,13 @@ static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
 		    *blobs;
 	/* the generations known so far and g: which bundle brought each model */
 	const ag_gen **known = calloc(t->ngens + 1, sizeof(*known));
+	size_t nknown = 0;
 	for (size_t i = 0; known && i < t->ngens; i++)
-		known[i] = t->gens[i]->gen;
+		if (t->gens[i]->listed)
+			known[nknown++] = t->gens[i]->gen;
 	if (known)
-		known[t->ngens] = g;
-	char *info = known ? tree_info_text_from(g, known, t->ngens + 1) : NULL, *target = NULL;
+		known[nknown++] = g;
+	char *info = known ? tree_info_text_from(g, known, nknown) : NULL, *target = NULL;
 	free(known);
 	struct node *inode =
 		info ? text_new(t, info, g->created, ino_key('i', g->id, NULL, 0)) : NULL;
@@ -555,6 +673,48 @@ static int build_vdir(struct fs_tree *t, ag_store *s, struct gtree *gt)
 	return 0;
 }
 
+/* The shared files g's directories list lose a link each, then g's nodes go. */
+static void group_free(struct fs_tree *t, struct node_group *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n; i++) {
+		struct node *d = g->nodes[i];
+		for (size_t j = 0; j < d->nchild; j++) {
+			struct node *c = d->child[j].node;
+			if (c->group || node_is_dir(c))
+				continue;
+			c->nlink--;
+			if (c->nlink == 0 && c->kind == N_BLOB)
+				orphan_push(t, c);
+		}
+	}
+	for (size_t i = 0; i < g->n; i++)
+		node_drop(t, g->nodes[i]);
+	free(g->nodes);
+	free(g);
+	t->freed_groups++;
+}
+
+/* Builds a new group with build(t, s, gt): every node made meanwhile goes
+ * into it; on failure what was made is freed again. */
+static int build_group(struct fs_tree *t, ag_store *s, struct gtree *gt,
+		       int (*build)(struct fs_tree *, ag_store *, struct gtree *),
+		       struct node_group **out)
+{
+	struct node_group *g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	t->building = g;
+	int r = build(t, s, gt);
+	t->building = NULL;
+	if (r < 0)
+		group_free(t, g);
+	else
+		*out = g;
+	return r;
+}
+
 int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out)
 {
 	struct gtree *gt = tree_find_gen(t, g->id);
@@ -564,18 +724,15 @@ int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out)
 		return 0;
 	}
 	struct gtree **gens = realloc(t->gens, (t->ngens + 1) * sizeof(*gens));
-	bool *listed = gens ? realloc(t->listed, (t->ngens + 1) * sizeof(*listed)) : NULL;
 	if (gens)
 		t->gens = gens;
-	if (listed)
-		t->listed = listed;
-	if (!gens || !listed || !(gt = calloc(1, sizeof(*gt)))) {
+	if (!gens || !(gt = calloc(1, sizeof(*gt)))) {
 		ag_gen_free(g);
 		return -ENOMEM;
 	}
 	gt->id = g->id;
 	gt->gen = g;
-	int r = build_vdir(t, s, gt);
+	int r = build_group(t, s, gt, build_vdir, &gt->vgroup);
 	if (r < 0) {
 		ag_gen_free(g);
 		free(gt);
@@ -584,11 +741,11 @@ int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out)
 	size_t i = t->ngens;
 	while (i > 0 && t->gens[i - 1]->id > gt->id) {
 		t->gens[i] = t->gens[i - 1];
-		t->listed[i] = t->listed[i - 1];
 		i--;
 	}
 	t->gens[i] = gt;
-	t->listed[i] = true;
+	gt->listed = true;
+	t->nlisted++;
 	t->ngens++;
 	if (g->created > t->versions->mtime || t->ngens == 1)
 		t->versions->mtime = g->created; /* the newest generation's time */
@@ -596,13 +753,22 @@ int tree_add_gen(struct fs_tree *t, ag_store *s, ag_gen *g, struct gtree **out)
 	return 0;
 }
 
+static int build_root(struct fs_tree *t, ag_store *s, struct gtree *gt)
+{
+	int r = build_ollama(t, s, gt->gen, t->root, &gt->cur_manifests, &gt->cur_blobs);
+	if (r < 0)
+		gt->cur_manifests = gt->cur_blobs = NULL;
+	else
+		gt->cur_blobs->root_blobs = true;
+	return r;
+}
+
 int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt)
 {
-	if (gt && !gt->cur_manifests) {
-		int r = build_ollama(t, s, gt->gen, t->root, &gt->cur_manifests, &gt->cur_blobs);
+	if (gt && !gt->rgroup) {
+		int r = build_group(t, s, gt, build_root, &gt->rgroup);
 		if (r < 0)
 			return r;
-		gt->cur_blobs->root_blobs = true;
 	}
 	t->current = gt;
 	t->root->mtime = gt ? gt->gen->created : t->root->mtime;
@@ -612,16 +778,112 @@ int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt)
 void tree_set_listed(struct fs_tree *t, const uint64_t *ids, size_t n)
 {
 	int64_t newest = 0;
+	size_t j = 0;
+	t->nlisted = 0;
 	for (size_t i = 0; i < t->ngens; i++) {
-		t->listed[i] = false;
-		for (size_t j = 0; j < n; j++)
-			if (ids[j] == t->gens[i]->id)
-				t->listed[i] = true;
-		if (t->listed[i] && t->gens[i]->gen->created > newest)
-			newest = t->gens[i]->gen->created;
+		struct gtree *gt = t->gens[i];
+		while (j < n && ids[j] < gt->id)
+			j++;
+		/* a freed versions/<id>/ is not built again: ids are never reused */
+		gt->listed = j < n && ids[j] == gt->id && gt->vgroup != NULL;
+		t->nlisted += gt->listed;
+		if (gt->listed && gt->gen->created > newest)
+			newest = gt->gen->created;
 	}
 	if (newest)
 		t->versions->mtime = newest;
+}
+
+static bool group_free_if_idle(struct fs_tree *t, struct node_group **g, bool served)
+{
+	if (!*g || served || atomic_load(&(*g)->refs))
+		return false;
+	group_free(t, *g);
+	*g = NULL;
+	return true;
+}
+
+/* What the mount serves of gt: its tree at the root, its versions/<id>/. */
+static bool at_root(const struct fs_tree *t, const struct gtree *gt)
+{
+	return gt == t->current || gt == t->grace;
+}
+
+static bool named(const struct fs_tree *t, const struct gtree *gt)
+{
+	return gt->listed || gt == t->store_current;
+}
+
+void tree_sweep(struct fs_tree *t, int64_t now)
+{
+	if (t->grace && now >= t->grace_until)
+		t->grace = NULL;
+	size_t w = 0;
+	for (size_t i = 0; i < t->ngens; i++) {
+		struct gtree *gt = t->gens[i];
+		if (group_free_if_idle(t, &gt->rgroup, at_root(t, gt)))
+			gt->cur_manifests = gt->cur_blobs = NULL;
+		if (group_free_if_idle(t, &gt->vgroup, named(t, gt)))
+			gt->vdir = gt->link = NULL;
+		if (at_root(t, gt) || named(t, gt) || gt->rgroup || gt->vgroup) {
+			t->gens[w++] = gt;
+			continue;
+		}
+		ag_gen_free(gt->gen);
+		free(gt);
+	}
+	t->ngens = w;
+	w = 0;
+	for (size_t i = 0; i < t->norphans; i++) {
+		struct node *f = t->orphans[i];
+		if (f->nlink)
+			f->orphan = false; /* listed again */
+		else if (atomic_load(&f->refs))
+			t->orphans[w++] = f;
+		else
+			file_drop(t, f);
+	}
+	t->norphans = w;
+}
+
+/* The held children of g's held directories, into *out (at most max). */
+static void held_in(struct node_group *g, struct fs_inval **out, size_t *n, size_t *cap, size_t max)
+{
+	for (size_t i = 0; g && i < g->n && *n < max; i++) {
+		struct node *d = g->nodes[i];
+		if (!node_is_dir(d) || !atomic_load(&d->refs))
+			continue;
+		for (size_t j = 0; j < d->nchild && *n < max; j++) {
+			if (!atomic_load(&d->child[j].node->refs))
+				continue;
+			if (*n == *cap) {
+				size_t nc = *cap ? *cap * 2 : 16;
+				struct fs_inval *v = realloc(*out, nc * sizeof(*v));
+				if (!v)
+					return;
+				*out = v;
+				*cap = nc;
+			}
+			char *name = strdup(d->child[j].name);
+			if (!name)
+				return;
+			(*out)[(*n)++] = (struct fs_inval){d->ino, name};
+		}
+	}
+}
+
+size_t tree_held_entries(struct fs_tree *t, struct fs_inval **out, size_t max)
+{
+	size_t n = 0, cap = 0;
+	*out = NULL;
+	for (size_t i = 0; i < t->ngens && n < max; i++) {
+		struct gtree *gt = t->gens[i];
+		if (!at_root(t, gt))
+			held_in(gt->rgroup, out, &n, &cap, max);
+		if (!named(t, gt))
+			held_in(gt->vgroup, out, &n, &cap, max);
+	}
+	return n;
 }
 
 /* ---------- lookups ---------- */
@@ -645,24 +907,14 @@ static struct node *root_child(struct fs_tree *t, const char *name)
 static struct node *versions_child(struct fs_tree *t, const char *name)
 {
 	if (!strcmp(name, "current"))
-		return t->store_current ? t->store_current->link : NULL;
+		return t->store_current ? t->store_current->link : NULL; /* NULL if freed */
 	char *end;
 	errno = 0;
 	unsigned long long id = strtoull(name, &end, 10);
 	if (errno || *end || name[0] < '1' || name[0] > '9')
 		return NULL;
-	for (size_t i = 0; i < t->ngens; i++)
-		if (t->gens[i]->id == id && t->listed[i])
-			return t->gens[i]->vdir;
-	return NULL;
-}
-
-static bool any_listed(const struct fs_tree *t)
-{
-	for (size_t i = 0; i < t->ngens; i++)
-		if (t->listed[i])
-			return true;
-	return false;
+	struct gtree *gt = tree_find_gen(t, id);
+	return gt && gt->listed ? gt->vdir : NULL;
 }
 
 static struct node *dir_child(struct node *dir, const char *name)
@@ -701,7 +953,7 @@ struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name)
 		return root_child(t, name);
 	if (dir->kind == N_VERSIONS) {
 		struct node *n = versions_child(t, name);
-		if (!n && !strcmp(name, ".keep") && !t->store_current && !any_listed(t))
+		if (!n && !strcmp(name, ".keep") && !t->store_current && !t->nlisted)
 			n = keep_node(t);
 		return n;
 	}
@@ -724,7 +976,7 @@ static int list_versions(struct fs_tree *t, struct dent **out, size_t *n)
 	size_t k = 0;
 	/* a generation's directory name is its id, which its link holds as text */
 	for (size_t i = 0; i < t->ngens; i++)
-		if (t->listed[i])
+		if (t->gens[i]->listed)
 			v[k++] = (struct dent){t->gens[i]->link->text, t->gens[i]->vdir};
 	struct node *keep = keep_node(t);
 	if (t->store_current)

@@ -52,37 +52,63 @@ static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n)
 }
 
 struct change {
-	bool root;     /* the generation at the root changed */
-	bool versions; /* versions/ lists something else */
-	uint64_t gone[16];
+	bool root;	/* the generation at the root changed */
+	bool versions;	/* versions/ lists something else */
+	uint64_t *gone; /* generations the store dropped (their names are invalidated) */
 	size_t ngone;
+	struct fs_inval *held; /* entries the kernel holds in trees no longer served */
+	size_t nheld;
 };
+
+#define HELD_MAX 4096 /* entries invalidated per poll */
+
+static void change_free(struct change *ch)
+{
+	for (size_t i = 0; i < ch->nheld; i++)
+		free(ch->held[i].name);
+	free(ch->held);
+	free(ch->gone);
+}
 
 static bool same_listing(const struct fs_tree *t, const uint64_t *ids, size_t n)
 {
+	if (t->nlisted != n)
+		return false;
 	size_t k = 0;
-	for (size_t i = 0; i < t->ngens; i++) {
-		if (!t->listed[i])
-			continue;
-		if (k >= n || ids[k] != t->gens[i]->id)
+	for (size_t i = 0; i < t->ngens; i++)
+		if (t->gens[i]->listed && ids[k++] != t->gens[i]->id)
 			return false;
-		k++;
-	}
-	return k == n;
+	return true;
 }
 
-/* With the write lock held: apply the store's listing and current id. */
+/* The listed generations missing from ids (ascending), into ch->gone. */
+static int find_gone(const struct fs_tree *t, const uint64_t *ids, size_t n, struct change *ch)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < t->ngens; i++) {
+		const struct gtree *gt = t->gens[i];
+		while (j < n && ids[j] < gt->id)
+			j++;
+		if (!gt->listed || (j < n && ids[j] == gt->id))
+			continue;
+		uint64_t *v = realloc(ch->gone, (ch->ngone + 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		ch->gone = v;
+		ch->gone[ch->ngone++] = gt->id;
+	}
+	return 0;
+}
+
+/* With the write lock held: apply the store's listing (ids ascending) and
+ * current id, then free what nothing reaches any more. */
 static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, struct change *ch)
 {
 	struct fs_tree *t = &c->tree;
+	int r = 0;
 	if (!same_listing(t, ids, n)) {
-		for (size_t i = 0; i < t->ngens && ch->ngone < 16; i++) {
-			bool still = false;
-			for (size_t j = 0; j < n; j++)
-				still |= ids[j] == t->gens[i]->id;
-			if (t->listed[i] && !still)
-				ch->gone[ch->ngone++] = t->gens[i]->id;
-		}
+		if ((r = find_gone(t, ids, n, ch)) < 0)
+			return r;
 		tree_set_listed(t, ids, n);
 		ch->versions = true;
 	}
@@ -93,14 +119,11 @@ static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, 
 		t->store_current = sc;
 		ch->versions = true;
 	}
-	if (c->opt.generation)
-		return 0; /* pinned: the root never moves */
-	if (!sc && cur)
-		return 0; /* not loaded (yet): keep serving what we serve */
-	if (sc != t->current) {
+	/* pinned, the root never moves; a current one not loaded (yet): keep
+	 * serving what we serve */
+	if (!c->opt.generation && (sc || !cur) && sc != t->current) {
 		struct gtree *old = t->current;
-		int r = tree_set_current(t, c->store, sc);
-		if (r < 0)
+		if ((r = tree_set_current(t, c->store, sc)) < 0)
 			return r;
 		/* the previous root's blobs stay reachable for a while: a loader
 		 * that read its manifest just before the switch still finds them */
@@ -108,6 +131,8 @@ static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, 
 		t->grace_until = time(NULL) + c->opt.grace;
 		ch->root = true;
 	}
+	tree_sweep(t, time(NULL));
+	ch->nheld = tree_held_entries(t, &ch->held, HELD_MAX);
 	return 0;
 }
 
@@ -132,6 +157,13 @@ static void notify(struct fs_ctx *c, const struct change *ch)
 		}
 		fuse_lowlevel_notify_inval_inode(se, v, 0, 0);
 	}
+	/* a dentry still in use (a working directory, an open file) is only
+	 * unhashed by the invalidation of its generation's name; its children
+	 * looked up since would stay cached after it is let go, and keep the
+	 * tree: drop them at every poll until nothing holds it */
+	for (size_t i = 0; i < ch->nheld; i++)
+		fuse_lowlevel_notify_inval_entry(se, ch->held[i].parent, ch->held[i].name,
+						 strlen(ch->held[i].name));
 }
 
 /*
@@ -175,8 +207,14 @@ static int recheck(struct fs_ctx *c, uint64_t cur)
 	return 0;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 /*
- * One look at the store; returns what changed in *ch.  "Which generations
+ * One look at the store; returns what changed in *ch (change_free() it).  "Which generations
  * exist" and "which is current" come from one snapshot, read under the
  * lease guard and leased before the guard is let go (lease.c), so gc cannot
  * delete the generation the root is about to serve.
@@ -190,6 +228,8 @@ static int refresh(struct fs_ctx *c, struct change *ch)
 	memset(ch, 0, sizeof(*ch));
 	lease_guard(c, &guard);
 	int r = ag_gen_snapshot(c->store, &ids, &n, &cur);
+	if (r == 0 && n > 1)
+		qsort(ids, n, sizeof(*ids), id_cmp);
 	if (r == 0)
 		r = lease_served(c, cur);
 	lease_unguard(guard);
@@ -210,6 +250,7 @@ int watch_load(struct fs_ctx *c)
 {
 	struct change ch;
 	int r = refresh(c, &ch);
+	change_free(&ch);
 	if (r < 0 || !c->opt.generation)
 		return r;
 	pthread_rwlock_wrlock(&c->tree.lock);
@@ -263,14 +304,14 @@ static void *watch_main(void *arg)
 			syslog(LOG_ERR, "cannot read the generations of %s: %s", c->store_path,
 			       ag_strerror(r));
 		last_err = r;
-		if (r == 0)
-			notify(c, &ch);
+		notify(c, &ch); /* whatever was applied, even if a later step failed */
 		if (ch.root) {
 			uint64_t id = c->tree.current ? c->tree.current->id : 0;
 			fs_log(LOG_INFO, FS_MSG_GENERATION_SWITCH, id, NULL,
 			       "now serving generation %" PRIu64, id);
 			metrics_write(c);
 		}
+		change_free(&ch);
 	}
 	return NULL;
 }

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the mount's node lifetimes (tree.c): a generation's trees are
+ * freed once nothing serves them and nothing holds a node of them; a held
+ * node (a kernel lookup, an open handle) keeps its tree; shared files go
+ * with the last directory that lists them; the inode table finds every live
+ * node after many removals; versions/ resolves hundreds of generations. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/agfs.h"
+#include "tests/tap.h"
+
+static void layer(ag_layer *l, const char *mt, unsigned seed, uint64_t size)
+{
+	l->media_type = strdup(mt);
+	memset(l->digest.b, 0, sizeof(l->digest.b));
+	memcpy(l->digest.b, &seed, sizeof(seed));
+	l->digest.b[31] = 0x5a;
+	l->size = size;
+}
+
+/* Generation id with models m<first>..m<first+n-1>: model k's blobs are the
+ * same in every generation that has it. */
+static ag_gen *make_gen(uint64_t id, unsigned first, unsigned n)
+{
+	ag_gen *g = ag_gen_new();
+	g->id = id;
+	g->created = 1700000000 + (int64_t)id;
+	for (unsigned k = first; k < first + n; k++) {
+		ag_model m = {0};
+		if (asprintf(&m.name, "registry.ollama.ai/library/m%u/latest", k) < 0)
+			bail("asprintf");
+		memset(m.manifest.b, 0, 32);
+		memcpy(m.manifest.b, &k, sizeof(k));
+		m.manifest_size = 500;
+		m.added = 1600000000;
+		layer(&m.config, "application/vnd.docker.container.image.v1+json", 1000 + k, 100);
+		m.nlayers = 1;
+		m.layers = calloc(1, sizeof(ag_layer));
+		layer(&m.layers[0], "application/vnd.ollama.image.model", 2000 + k, 1000);
+		ag_gen_add_model(g, &m);
+		ag_model_clear(&m);
+	}
+	ag_gen_sort(g);
+	return g;
+}
+
+static struct node *walk(struct fs_tree *t, struct node *n, const char *path)
+{
+	char buf[512], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = strtok_r(buf, "/", &save); n && p; p = strtok_r(NULL, "/", &save))
+		n = tree_lookup(t, n, p);
+	return n;
+}
+
+static struct gtree *add(struct fs_tree *t, ag_store *s, uint64_t id, unsigned first, unsigned n)
+{
+	struct gtree *gt = NULL;
+	if (tree_add_gen(t, s, make_gen(id, first, n), &gt) < 0)
+		bail("tree_add_gen %llu", (unsigned long long)id);
+	return gt;
+}
+
+static void listed(struct fs_tree *t, const uint64_t *ids, size_t n)
+{
+	tree_set_listed(t, ids, n);
+}
+
+static void test_held(ag_store *s)
+{
+	struct fs_tree t;
+	if (tree_init(&t) < 0)
+		bail("tree_init");
+	size_t empty = t.ninodes;
+	struct gtree *g1 = add(&t, s, 1, 0, 2); /* m0 m1 */
+	struct gtree *g2 = add(&t, s, 2, 1, 2); /* m1 m2 */
+	is_int(tree_set_current(&t, s, g1), 0, "generation 1 at the root");
+	t.store_current = g1;
+	tree_sweep(&t, 0);
+	size_t both = t.ninodes;
+	struct node *dir1 = walk(&t, t.root, "versions/1/manifests/registry.ollama.ai/library/m0");
+	struct node *only1 = walk(&t, dir1, "latest");
+	struct node *shared =
+		walk(&t, t.root, "versions/2/manifests/registry.ollama.ai/library/m1/latest");
+	ok(dir1 && only1 && shared, "the nodes are there");
+	if (!dir1 || !only1 || !shared)
+		return;
+	fuse_ino_t dino = dir1->ino, fino = only1->ino, sino = shared->ino;
+	node_ref(dir1, 1); /* a kernel lookup of versions/1/.../m0/ */
+	node_ref(only1, 2);
+
+	/* the store drops 1 and makes 2 current */
+	uint64_t ids[] = {2};
+	listed(&t, ids, 1);
+	t.store_current = g2;
+	is_int(tree_set_current(&t, s, g2), 0, "generation 2 at the root");
+	t.grace = g1;
+	t.grace_until = 100;
+	tree_sweep(&t, 50);
+	ok(!walk(&t, t.root, "versions/1"), "versions/1 is gone from versions/");
+	ok(tree_node(&t, dino) == dir1 && walk(&t, dir1, "latest") == only1,
+	   "but a held directory of it still resolves its names");
+	ok(tree_find_gen(&t, 1) && tree_find_gen(&t, 1)->rgroup,
+	   "the previous root stays during the grace period");
+	tree_sweep(&t, 100);
+	ok(tree_find_gen(&t, 1) && !tree_find_gen(&t, 1)->rgroup,
+	   "and goes after it (nothing holds a node of it)");
+	ok(tree_find_gen(&t, 1) && tree_find_gen(&t, 1)->vgroup,
+	   "versions/1/ stays while a node of it is held");
+	node_unref(dir1, 1);
+	tree_sweep(&t, 100);
+	ok(!tree_find_gen(&t, 1), "let go, generation 1's trees are freed");
+	ok(!tree_node(&t, dino), "its directory's inode number resolves no more");
+	ok(tree_node(&t, fino) != NULL, "a file of it still held stays");
+	ok(tree_node(&t, sino) == shared, "a file generation 2 also lists stays");
+	node_unref(only1, 2);
+	tree_sweep(&t, 100);
+	ok(!tree_node(&t, fino), "the held file goes once let go");
+	ok(t.ninodes < both, "fewer live nodes than with both (%zu < %zu)", t.ninodes, both);
+
+	/* 2 goes too: back to the empty tree's nodes */
+	listed(&t, NULL, 0);
+	t.store_current = NULL;
+	is_int(tree_set_current(&t, s, NULL), 0, "no generation at the root");
+	t.grace = NULL;
+	tree_sweep(&t, 100);
+	is_int(t.ngens, 0, "no generation tree left");
+	is_int(t.ninodes, empty, "only the fixed nodes are left");
+	is_int(t.nfiles, 0, "and no shared file");
+	tree_destroy(&t);
+}
+
+static void test_rebuild(ag_store *s)
+{
+	struct fs_tree t;
+	if (tree_init(&t) < 0)
+		bail("tree_init");
+	struct gtree *g1 = add(&t, s, 1, 0, 3), *g2 = add(&t, s, 2, 3, 3);
+	tree_set_current(&t, s, g1);
+	struct node *m = walk(&t, t.root, "manifests/registry.ollama.ai/library/m1");
+	fuse_ino_t ino = m ? m->ino : 0;
+	tree_set_current(&t, s, g2);
+	tree_sweep(&t, 0);
+	ok(!g1->rgroup && !tree_node(&t, ino), "a root tree no longer served is freed");
+	tree_set_current(&t, s, g1);
+	m = walk(&t, t.root, "manifests/registry.ollama.ai/library/m1");
+	ok(m && m->ino == ino, "served again, it is built with the same inode numbers");
+	tree_destroy(&t);
+}
+
+/* Many generations: every versions/N resolves; after most go, every live
+ * node is still found by its inode number (removals from the table). */
+static void test_many(ag_store *s)
+{
+	enum { N = 600 };
+	struct fs_tree t;
+	if (tree_init(&t) < 0)
+		bail("tree_init");
+	static uint64_t ids[N];
+	for (unsigned i = 0; i < N; i++) {
+		ids[i] = 3 * i + 1;
+		add(&t, s, ids[i], i % 7, 2);
+	}
+	tree_set_current(&t, s, tree_find_gen(&t, ids[N - 1]));
+	t.store_current = tree_find_gen(&t, ids[N - 1]);
+	size_t bad = 0;
+	for (unsigned i = 0; i < N; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "versions/%llu/INFO", (unsigned long long)ids[i]);
+		struct node *n = walk(&t, t.root, p);
+		bad += !n || n->kind != N_TEXT || !strstr(n->text, "models: 2");
+		snprintf(p, sizeof(p), "versions/%llu", (unsigned long long)ids[i] + 1);
+		bad += walk(&t, t.root, p) != NULL;
+	}
+	is_int(bad, 0, "each of %d versions/N resolves, and no other number", N);
+	struct dent *ents;
+	size_t n;
+	is_int(tree_list(&t, t.versions, &ents, &n), 0, "versions/ lists");
+	is_int(n, N + 1, "every generation and current");
+	free(ents);
+	/* keep every 10th generation */
+	static uint64_t keep[N];
+	size_t nk = 0;
+	for (unsigned i = 0; i < N; i += 10)
+		keep[nk++] = ids[i];
+	keep[nk++] = ids[N - 1];
+	listed(&t, keep, nk);
+	tree_sweep(&t, 0);
+	is_int(t.ngens, nk, "the generations the store dropped are freed");
+	bad = 0;
+	for (size_t i = 0; i < nk; i++) {
+		struct gtree *gt = tree_find_gen(&t, keep[i]);
+		struct node *v = gt ? gt->vdir : NULL;
+		struct dent *e;
+		size_t ne;
+		if (!v || tree_node(&t, v->ino) != v || tree_list(&t, v, &e, &ne) < 0) {
+			bad++;
+			continue;
+		}
+		for (size_t j = 0; j < ne; j++)
+			bad += tree_node(&t, e[j].node->ino) != e[j].node;
+		free(e);
+	}
+	is_int(bad, 0, "every node left is found by its inode number");
+	size_t live = 0, files = 0;
+	bad = 0;
+	for (size_t i = 0; i < t.imap_cap; i++)
+		if (t.imap[i] && ++live)
+			bad += tree_node(&t, t.imap[i]->ino) != t.imap[i];
+	for (size_t i = 0; i < t.files_cap; i++)
+		files += t.files[i] != NULL;
+	ok(bad == 0 && live == t.ninodes && files == t.nfiles,
+	   "the inode table holds every live node once, each found by its number (%zu)", live);
+	tree_destroy(&t);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/fs-tree.XXXXXX";
+	if (!mkdtemp(dir))
+		bail("mkdtemp: %s", strerror(errno));
+	ag_store *s = NULL;
+	if (ag_store_init(dir) < 0 || ag_store_open(dir, AG_RDONLY, &s) < 0)
+		bail("cannot make a store in %s", dir);
+	test_held(s);
+	test_rebuild(s);
+	test_many(s);
+	ag_store_close(s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
+	return done_testing();
+}
