@@ -20,7 +20,8 @@
 
 struct handle {
 	struct node *node;
-	struct fs_blob *blob; /* N_BLOB only */
+	struct fs_blob *blob;	  /* N_BLOB only */
+	struct fs_stream *stream; /* N_BLOB: its read-ahead (NULL: off) */
 };
 
 struct dirh {
@@ -388,7 +389,10 @@ static void reply_open(struct fs_ctx *c, fuse_req_t req, struct fuse_file_info *
 	fi->keep_cache = 1; /* immutable: verified pages stay valid for every later open */
 	fi->noflush = 1;
 	ref(&c->tree, h->node); /* the handle holds its node until op_release */
+	if (h->blob)
+		h->stream = ra_open(c, h->blob);
 	if (fuse_reply_open(req, fi) != 0) {
+		ra_close(c, h->stream);
 		unref(&c->tree, h->node, 1);
 		if (blobs_release(&c->blobs, h->blob))
 			lease_sync(c);
@@ -461,6 +465,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const uint8_t *out;
 	uint64_t bad;
 	struct fs_ctx *c = ctx(req);
+	if (ra_read(c, h->stream, req, (uint64_t)off, size))
+		return; /* answered from the verified read-ahead window */
 	ssize_t r = blobs_read(&c->blobs, h->blob, (uint64_t)off, size, &out, &bad);
 	if (r == -EBADMSG || r == -AG_ECORRUPT || r == -AG_EDIGEST) {
 		/* checked, and wrong: alert, and count it against a stuck reader */
@@ -480,6 +486,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	if (h) {
+		ra_close(ctx(req), h->stream); /* before the blob it reads */
 		if (blobs_release(&ctx(req)->blobs, h->blob))
 			lease_sync(ctx(req)); /* the digest is no longer leased */
 		unref(&ctx(req)->tree, h->node, 1);
