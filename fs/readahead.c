@@ -78,6 +78,7 @@ struct fs_ra {
 	pthread_t workers[RA_WORKERS];
 	unsigned nworkers;
 	unsigned windows; /* streams holding a window */
+	unsigned waiters; /* threads waiting on done */
 	bool stopping;
 };
 
@@ -115,6 +116,21 @@ void ra_destroy(struct fs_blobs *bs)
 	bs->ra = NULL;
 }
 
+/* Wakes the threads waiting for a fill, a free segment or an unpin (each
+ * checks its own condition again).  With ra->lock held. */
+static void wake(struct fs_ra *ra)
+{
+	if (ra->waiters)
+		pthread_cond_broadcast(&ra->done);
+}
+
+static void wait_done(struct fs_ra *ra)
+{
+	ra->waiters++;
+	pthread_cond_wait(&ra->done, &ra->lock);
+	ra->waiters--;
+}
+
 /* Takes s off the queue and fills it: with ra->lock held, dropped meanwhile. */
 static void fill(struct fs_ra *ra, struct seg *s)
 {
@@ -136,7 +152,7 @@ static void fill(struct fs_ra *ra, struct seg *s)
 	pthread_mutex_lock(&ra->lock);
 	s->state = r == (ssize_t)s->len ? S_READY : S_FAILED;
 	s->st->busy--;
-	pthread_cond_broadcast(&ra->done);
+	wake(ra);
 }
 
 static void *worker_main(void *arg)
@@ -199,7 +215,7 @@ static void queue_fill(struct fs_ra *ra, struct fs_stream *st, struct seg *s)
 		ra->head = s;
 	ra->tail = s;
 	pthread_cond_signal(&ra->work);
-	pthread_cond_broadcast(&ra->done); /* a reader may wait for this part */
+	wake(ra); /* a reader may wait for this part */
 }
 
 /* Maps the window (2 MiB-aligned, huge pages advised): with ra->lock held. */
@@ -340,7 +356,10 @@ static bool find_range(struct fs_ra *ra, struct fs_stream *st, uint64_t off, uin
 		}
 		if (at < st->next || at - st->next >= (uint64_t)st->nseg * SEG || !any_busy(st))
 			return false;
-		if (pthread_cond_timedwait(&ra->done, &ra->lock, &until) == ETIMEDOUT)
+		ra->waiters++;
+		int r = pthread_cond_timedwait(&ra->done, &ra->lock, &until);
+		ra->waiters--;
+		if (r == ETIMEDOUT)
 			return false;
 		advance(ra, st, off);
 	}
@@ -370,7 +389,7 @@ static int pin_range(struct fs_ra *ra, struct fs_stream *st, uint64_t off, uint6
 			else if (*s2 && (*s2)->state == S_QUEUED)
 				fill(ra, *s2);
 			else
-				pthread_cond_wait(&ra->done, &ra->lock);
+				wait_done(ra);
 			continue;
 		}
 		if (failed)
@@ -384,7 +403,7 @@ static void unpin(struct fs_ra *ra, struct seg *s1, struct seg *s2)
 	s1->pins--;
 	if (s2)
 		s2->pins--;
-	pthread_cond_broadcast(&ra->done); /* ra_close may wait for it */
+	wake(ra); /* ra_close may wait for it */
 }
 
 bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t off, size_t size)
@@ -458,7 +477,7 @@ void ra_close(struct fs_ctx *c, struct fs_stream *st)
 			pins += st->seg[i].pins;
 		if (st->busy == 0 && pins == 0)
 			break;
-		pthread_cond_wait(&ra->done, &ra->lock);
+		wait_done(ra);
 	}
 	if (st->mem)
 		ra->windows--;
