@@ -17,8 +17,11 @@
  *
  * Memory: a window is readahead= bytes (default 4 MiB), one mmap'd region
  * per stream, 2 MiB-aligned and advised for huge pages (fewer pages to pin
- * per O_DIRECT read); at most FS_RA_STREAMS windows exist at once, others
- * read directly.  A window is unmapped when its handle is released.
+ * per O_DIRECT read); at most FS_RA_STREAMS windows exist at once.  A window
+ * is unmapped when its reader has had every byte to the blob's end or its
+ * handle is released; one idle for IDLE_MS (a loader keeping its model
+ * open) goes to the next sequential reader that finds none free.  Readers
+ * without a window read directly.
  *
  * Locking: one mutex (ra->lock) for the job queue, every stream and every
  * segment state; it is never held across a backing read, a hash or a reply.
@@ -38,8 +41,9 @@
 #define SEG	      (1u << 20) /* one fill; the largest request the kernel sends */
 #define HUGE	      (2u << 20)
 #define RA_WORKERS    2u
-#define SEQ_START     2u /* sequential requests in a row before a window is set up */
-#define FRONT_WAIT_MS 50 /* a request past the window's front waits for it this long */
+#define SEQ_START     2u   /* sequential requests in a row before a window is set up */
+#define FRONT_WAIT_MS 50   /* a request past the window's front waits for it this long */
+#define IDLE_MS	      1000 /* a window unused this long goes to a reader that needs one */
 
 static_assert(FS_MAX_REQUEST <= SEG, "a request spans at most two segments");
 static_assert(SEG % AG_ALIGN == 0, "segments start on verity blocks");
@@ -68,6 +72,7 @@ struct fs_stream {
 	size_t maplen;
 	unsigned nseg;
 	unsigned busy; /* segments queued or filling */
+	int64_t used;  /* CLOCK_MONOTONIC ms of its last request */
 	struct seg seg[FS_MAX_READAHEAD / SEG];
 };
 
@@ -77,7 +82,8 @@ struct fs_ra {
 	struct seg *head, *tail; /* queued fills, oldest first */
 	pthread_t workers[RA_WORKERS];
 	unsigned nworkers;
-	unsigned windows; /* streams holding a window */
+	struct fs_stream *owners[FS_RA_STREAMS]; /* the streams holding a window */
+	unsigned windows;
 	unsigned waiters; /* threads waiting on done */
 	bool stopping;
 };
@@ -218,12 +224,80 @@ static void queue_fill(struct fs_ra *ra, struct fs_stream *st, struct seg *s)
 	wake(ra); /* a reader may wait for this part */
 }
 
-/* Maps the window (2 MiB-aligned, huge pages advised): with ra->lock held. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether nothing uses st's window now: with ra->lock held. */
+static bool window_quiet(const struct fs_stream *st)
+{
+	for (unsigned i = 0; i < st->nseg; i++)
+		if (st->seg[i].pins)
+			return false;
+	return st->mem && st->busy == 0;
+}
+
+/* Takes st's window away (its owner reads directly, or gets one again once
+ * it reads on sequentially); returns the memory.  With ra->lock held. */
+static uint8_t *window_take(struct fs_ra *ra, struct fs_stream *st)
+{
+	uint8_t *mem = st->mem;
+	for (unsigned i = 0; i < ra->windows; i++) {
+		if (ra->owners[i] == st) {
+			ra->owners[i] = ra->owners[--ra->windows];
+			break;
+		}
+	}
+	st->mem = NULL;
+	st->seq = 0;
+	return mem;
+}
+
+/* Whether every segment up to the blob's end was filled and replied. */
+static bool window_done(const struct fs_stream *st)
+{
+	if (st->next < st->size || !window_quiet(st))
+		return false;
+	for (unsigned i = 0; i < st->nseg; i++) {
+		const struct seg *s = &st->seg[i];
+		if (s->state != S_EMPTY && (s->state != S_READY || s->served < s->len))
+			return false;
+	}
+	return true;
+}
+
+/* Gives st its window memory (len bytes at a): with ra->lock held. */
+static void window_give(struct fs_ra *ra, struct fs_stream *st, uint8_t *a, size_t len)
+{
+	st->mem = a;
+	st->maplen = len;
+	for (unsigned i = 0; i < st->nseg; i++)
+		st->seg[i] = (struct seg){.st = st, .buf = a + (size_t)i * SEG, .state = S_EMPTY};
+	ra->owners[ra->windows++] = st;
+}
+
+/* A window for st: a new mapping (2 MiB-aligned, huge pages advised), or,
+ * when FS_RA_STREAMS exist, the one of a reader idle for IDLE_MS (a loader
+ * that keeps its model open after reading it).  With ra->lock held. */
 static int window_map(struct fs_ra *ra, struct fs_stream *st)
 {
-	if (ra->windows >= FS_RA_STREAMS || start_workers(ra) < 0)
-		return -EBUSY;
 	size_t len = (size_t)st->nseg * SEG, maplen = len + HUGE;
+	if (start_workers(ra) < 0)
+		return -EBUSY;
+	if (ra->windows >= FS_RA_STREAMS) {
+		int64_t now = now_ms();
+		for (unsigned i = 0; i < ra->windows; i++) {
+			struct fs_stream *v = ra->owners[i];
+			if (v->maplen == len && window_quiet(v) && now - v->used >= IDLE_MS) {
+				window_give(ra, st, window_take(ra, v), len);
+				return 0;
+			}
+		}
+		return -EBUSY;
+	}
 	uint8_t *p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
@@ -233,11 +307,7 @@ static int window_map(struct fs_ra *ra, struct fs_stream *st)
 	if (a + len < p + maplen)
 		munmap(a + len, (size_t)(p + maplen - (a + len)));
 	madvise(a, len, MADV_HUGEPAGE);
-	st->mem = a;
-	st->maplen = len;
-	for (unsigned i = 0; i < st->nseg; i++)
-		st->seg[i] = (struct seg){.st = st, .buf = a + (size_t)i * SEG, .state = S_EMPTY};
-	ra->windows++;
+	window_give(ra, st, a, len);
 	return 0;
 }
 
@@ -414,6 +484,7 @@ bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t of
 	uint64_t end = off + size < st->size ? off + size : st->size;
 	pthread_mutex_lock(&ra->lock);
 	bool seq = note_request(st, off, end);
+	st->used = now_ms();
 	if (!st->mem) {
 		if (st->seq >= SEQ_START && end < st->size && window_map(ra, st) == 0)
 			window_restart(ra, st, end);
@@ -446,7 +517,10 @@ bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t of
 
 	pthread_mutex_lock(&ra->lock);
 	unpin(ra, s1, s2);
+	uint8_t *mem = window_done(st) ? window_take(ra, st) : NULL;
 	pthread_mutex_unlock(&ra->lock);
+	if (mem) /* read to the end: the memory goes back now, not at close */
+		munmap(mem, st->maplen);
 	return true;
 }
 
@@ -479,10 +553,9 @@ void ra_close(struct fs_ctx *c, struct fs_stream *st)
 			break;
 		wait_done(ra);
 	}
-	if (st->mem)
-		ra->windows--;
+	uint8_t *mem = st->mem ? window_take(ra, st) : NULL;
 	pthread_mutex_unlock(&ra->lock);
-	if (st->mem)
-		munmap(st->mem, st->maplen);
+	if (mem)
+		munmap(mem, st->maplen);
 	free(st);
 }

@@ -90,6 +90,34 @@ is "$(kill -0 $agfs_pid && echo alive)" "alive" "the daemon is still running"
 cmp -s "$blob" "$src"
 ok $? "and still reads the blob right"
 
+# readers that keep the file open: a window read to the end goes back at
+# once; one left idle goes to another reader (victims then read on right)
+exec 6<"$blob" 7<"$blob" 8<"$blob" 9<"$blob"
+before=$(rss)
+for fd in 6 7 8 9; do
+	drop_caches
+	cat <&$fd >/dev/null
+done
+after=$(rss)
+[ "$after" -lt $((before + 8 * 1024)) ]
+ok $? "4 readers that read to the end and keep the file open hold no window (RSS grew $(((after - before) / 1024)) MiB)"
+exec 6<&- 7<&- 8<&- 9<&-
+exec 6<"$blob" 7<"$blob" 8<"$blob" 9<"$blob"
+for fd in 6 7 8 9; do
+	drop_caches
+	head -c $((12 * MiB)) <&$fd >/dev/null
+done
+sleep 1.2
+drop_caches
+cmp -s "$blob" "$src"
+ok $? "a fifth sequential reader, while four idle ones hold windows, reads right"
+for fd in 6 7 8 9; do
+	drop_caches
+	cat <&$fd | cmp -s - <(tail -c +$((12 * MiB + 1)) "$src")
+	ok $? "the idle reader on fd $fd reads on right after its window went to another"
+done
+exec 6<&- 7<&- 8<&- 9<&-
+
 # a damaged block inside a sequential reader's window
 bad_blk=$((23 * 256 + 17)) # 23 MiB + 17 blocks in
 off=$((bad_blk * 4096 + 1234))
