@@ -44,6 +44,9 @@ static const struct family families[] = {
 	 "Generations not shown because their signed catalog was rejected (keyring=)."},
 	{"agfs_last_pull_timestamp_seconds", "gauge",
 	 "When agimport --registry last published a generation into the store."},
+	{"agfs_generation_trees", "gauge",
+	 "Generations whose trees the mount holds in memory: served, listed, or still in use."},
+	{"agfs_inodes", "gauge", "Inodes (tree nodes) the mount holds in memory."},
 };
 
 size_t fs_metrics_format(const struct fs_metrics *m, char *buf, size_t len)
@@ -52,7 +55,8 @@ size_t fs_metrics_format(const struct fs_metrics *m, char *buf, size_t len)
 				 m->verified_bytes,	m->verified_blocks,
 				 m->verify_failures,	m->verify_errors,
 				 m->readers_killed,	m->open_blobs,
-				 m->catalog_rejections, 0};
+				 m->catalog_rejections, 0,
+				 m->generation_trees,	m->inodes};
 	_Static_assert(sizeof(vals) / sizeof(vals[0]) == sizeof(families) / sizeof(families[0]),
 		       "one value for each family");
 	size_t off = 0;
@@ -141,6 +145,8 @@ static void collect(struct fs_ctx *c, struct fs_metrics *m)
 		if (fs_report_creation_date(gt->gen->report, &born) < 0)
 			born = gt->gen->created;
 	}
+	m->generation_trees = c->tree.ngens;
+	m->inodes = c->tree.ninodes;
 	pthread_rwlock_unlock(&c->tree.lock);
 	if (born > 0) {
 		m->has_age = true;

@@ -30,7 +30,9 @@ struct fs_metrics {
 	uint64_t open_blobs;
 	uint64_t catalog_rejections;
 	bool has_last_pull;
-	int64_t last_pull; /* unix seconds of the last registry pull that published */
+	int64_t last_pull;	   /* unix seconds of the last registry pull that published */
+	uint64_t generation_trees; /* generations whose trees are in memory */
+	uint64_t inodes;	   /* nodes in memory */
 };
 
 /* The counters, process-wide (one mount per process). */

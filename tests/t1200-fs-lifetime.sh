@@ -3,8 +3,9 @@
 # Node lifetime (issue 11 #9, "memory of deleted generations is never
 # freed"): cycles of import + switch + gc under a live mount, with a reader
 # walking every generation, leave the daemon with as many live inodes as one
-# generation needs (statfs f_files counts the daemon's live nodes), not one
-# tree more per cycle.  What the kernel or a process still holds stays
+# generation needs (statfs f_files counts the daemon's live nodes; the
+# metrics file has agfs_inodes and agfs_generation_trees), not one tree
+# more per cycle.  What the kernel or a process still holds stays
 # usable until let go: a shell whose working directory is inside a deleted
 # generation, and a file open there, keep working; then they go too.  Inode
 # numbers of what stays served do not change.
@@ -24,8 +25,9 @@ fs_model "$tree" $lib/stays/latest 50000
 stays=$FS_MODEL_HEX
 fs_model "$tree" $lib/own0/latest 3000
 fs_store "$store" "$tree" >/dev/null || bail "fs-mkstore failed"
-mount_agfs "$store" "$mnt" -o grace=0,metrics=none || bail "agfs did not mount"
-pid=$(pgrep -f "agfs -o grace=0,metrics=none $store $mnt\$" | head -1)
+prom=$T/agfs.prom
+mount_agfs "$store" "$mnt" -o grace=0,metrics="$prom" || bail "agfs did not mount"
+pid=$(pgrep -f "agfs -o grace=0,metrics=$prom $store $mnt\$" | head -1)
 [ -n "$pid" ] || bail "no daemon"
 ino_stays=$(stat -c %i "$mnt/blobs/sha256-$stays")
 
@@ -69,6 +71,12 @@ for i in $(seq 2 "$CYCLES"); do
 done
 is "$fail_at" "" "$((CYCLES - 1)) cycles of import, switch, walk and gc ($(($(date +%s) - start)) s)"
 as versions | grep -q "^ *$held " && bail "generation $held was not collected"
+# the metrics file, written at the last switch: the new generation, the one
+# before it (gc comes after the switch), the one still in use, and one or
+# two the kernel had not forgotten yet (not one per cycle)
+trees=$(awk '$1 == "agfs_generation_trees" {print $2}' "$prom")
+[ -n "$trees" ] && [ "$trees" -le 5 ]
+ok $? "agfs_generation_trees in the metrics file stays small (${trees:-none})"
 
 echo go >"$T/fifo/go"
 wait $cwd_pid

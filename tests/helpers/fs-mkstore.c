@@ -3,10 +3,16 @@
  * fs-mkstore: puts a plain Ollama tree into a store through store.h, as one
  * new generation, for the mount's tests (which need precise stores quickly).
  *
- *   fs-mkstore [--label L] [--chunk BYTES (ignored: format 2)] [--added UNIX] [--no-activate] STORE
- * TREE fs-mkstore --activate N STORE fs-mkstore --delete N STORE fs-mkstore --init STORE an empty
- * store: no generation yet fs-mkstore --drop-blob HEX STORE    deletes a blob's record (and chunk
- * table), not its object: what a gc racing an open blob did
+ *   fs-mkstore [--label L] [--chunk BYTES (ignored: format 2)] [--added UNIX]
+ *              [--no-activate] [--repeat N] STORE TREE
+ *   fs-mkstore --activate N STORE
+ *   fs-mkstore --delete N STORE
+ *   fs-mkstore --init STORE           an empty store: no generation yet
+ *   fs-mkstore --drop-blob HEX STORE  deletes a blob's record (and chunk table), not its
+ *                                     object: what a gc racing an open blob did
+ *
+ * --repeat N makes N generations of the same tree in one run (many
+ * generations cheaply).
  *
  * Every manifest TREE/manifests/<host>/<ns>/<model>/<tag> is stored byte-exact,
  * its config and layers are read from TREE/blobs/sha256-<hex> and checked
@@ -102,6 +108,8 @@ static int import(ag_store *s, const char *tree, const char *label, uint32_t chu
 {
 	char top[4096];
 	snprintf(top, sizeof(top), "%s/manifests", tree);
+	while (npaths > 0) /* --repeat: the tree is read again */
+		free(paths[--npaths]);
 	if (nftw(top, collect, 16, FTW_PHYS) < 0)
 		return -errno;
 	_cleanup_gen_ ag_gen *g = ag_gen_new();
@@ -159,6 +167,7 @@ int main(int argc, char **argv)
 		{"delete", required_argument, NULL, 'D'},
 		{"init", no_argument, NULL, 'I'},
 		{"drop-blob", required_argument, NULL, 'B'},
+		{"repeat", required_argument, NULL, 'R'},
 		{0},
 	};
 	const char *label = NULL;
@@ -167,6 +176,7 @@ int main(int argc, char **argv)
 	uint64_t act_id = 0;
 	bool act = true, del = false, init = false;
 	const char *drop = NULL;
+	unsigned long repeat = 1;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
@@ -197,6 +207,9 @@ int main(int argc, char **argv)
 		case 'B':
 			drop = optarg;
 			break;
+		case 'R':
+			repeat = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			return 2;
 		}
@@ -211,7 +224,7 @@ int main(int argc, char **argv)
 		return drop_blob(argv[optind], drop);
 	if (argc - optind != (act_id ? 1 : 2)) {
 		fprintf(stderr, "usage: fs-mkstore [--label L] [--chunk N] [--added T] "
-				"[--no-activate] STORE TREE\n"
+				"[--no-activate] [--repeat N] STORE TREE\n"
 				"       fs-mkstore --activate|--delete N STORE\n");
 		return 2;
 	}
@@ -221,8 +234,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fs-mkstore: %s: %s\n", argv[optind], ag_strerror(r));
 		return 1;
 	}
-	r = act_id ? activate(s, act_id, del)
-		   : import(s, argv[optind + 1], label, chunk, added, act);
+	if (act_id)
+		r = activate(s, act_id, del);
+	else /* --repeat N: N generations of the same tree, cheaply */
+		for (unsigned long i = 0; r == 0 && i < repeat; i++)
+			r = import(s, argv[optind + 1], label, chunk, added, act);
 	if (r < 0)
 		fprintf(stderr, "fs-mkstore: %s\n", ag_strerror(r));
 	return r < 0 ? 1 : 0;

@@ -70,13 +70,15 @@ static void test_format(void)
 			       .verify_errors = 1,
 			       .readers_killed = 0,
 			       .open_blobs = 3,
-			       .catalog_rejections = 0};
+			       .catalog_rejections = 0,
+			       .generation_trees = 2,
+			       .inodes = 40};
 	char buf[4096];
 	size_t n = fs_metrics_format(&m, buf, sizeof(buf));
 	ok(n > 0 && n < sizeof(buf) && strlen(buf) == n, "formats into the buffer (%zu bytes)", n);
 	int fam = 0;
 	is_int(check_format(buf, &fam), 0, "HELP, TYPE and one sample per family; counters _total");
-	is_int(fam, 9, "nine families");
+	is_int(fam, 11, "eleven families");
 	ok(strstr(buf, "\nagfs_generation 7\n") != NULL, "agfs_generation 7");
 	ok(strstr(buf, "\nagfs_generation_age_seconds 3600\n") != NULL, "age in seconds");
 	ok(strstr(buf, "\nagfs_verified_bytes_total 1048576\n") != NULL, "bytes");
@@ -84,13 +86,16 @@ static void test_format(void)
 	ok(strstr(buf, "\nagfs_verify_failures_total 2\n") != NULL, "failures");
 	ok(strstr(buf, "\nagfs_verify_errors_total 1\n") != NULL, "errors");
 	ok(strstr(buf, "\nagfs_open_blobs 3\n") != NULL, "open blobs");
+	ok(strstr(buf, "\nagfs_generation_trees 2\n") != NULL &&
+		   strstr(buf, "\nagfs_inodes 40\n") != NULL,
+	   "generation trees and inodes in memory");
 	ok(strstr(buf, "# TYPE agfs_verify_failures_total counter\n") != NULL, "a counter's TYPE");
 
 	m.has_age = false;
 	n = fs_metrics_format(&m, buf, sizeof(buf));
 	ok(strstr(buf, "agfs_generation_age_seconds") == NULL, "no age: the family is left out");
 	is_int(check_format(buf, &fam), 0, "still well formed");
-	is_int(fam, 8, "eight families");
+	is_int(fam, 10, "ten families");
 
 	char small[40];
 	size_t need = fs_metrics_format(&m, small, sizeof(small));
