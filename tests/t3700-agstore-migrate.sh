@@ -73,8 +73,8 @@ run_fail "$AGSTORE" --store "$O" fsck
 grep -q "agstore migrate" "$T/err"
 ok $? "fsck too"
 if [ -x "$AGFS" ] && [ -e /dev/fuse ] && [ "$(id -u)" = 0 ]; then
+	mkdir -p "$T/mnt0" # before agfs starts: a missing mount point is another refusal
 	"$AGFS" -f "$O" "$T/mnt0" >/dev/null 2>"$T/agfs.err" &
-	mkdir -p "$T/mnt0"
 	wait $!
 	grep -q "agstore migrate" "$T/agfs.err"
 	ok $? "the mount refuses it naming agstore migrate"
