@@ -6,7 +6,9 @@
 # bytes; a damaged block inside a sequential reader's window gives EIO at
 # that block (with the same VERIFY_FAILURE record as without read-ahead) and
 # the right bytes before it, never the damaged ones; handles closed
-# mid-stream give their window back; readahead=0 turns it off.
+# mid-stream, and readers that reached the end, give their window back; an
+# idle reader's window goes to another and both read right; readahead=0
+# turns it off.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-fs.sh"
 need_root_fuse
@@ -54,6 +56,7 @@ for n in 0 1 2 3; do
 	part "$blob" $n >"$T/part$n" &
 	pids="$pids $!"
 done
+# shellcheck disable=SC2086 # one pid per word
 wait $pids
 for n in 0 1 2 3; do
 	cmp -s "$T/part$n" <(part "$src" $n)
@@ -133,15 +136,17 @@ got=$(stat -c %s "$T/got")
 ok $? "it stopped just before the damaged block ($got bytes, block at $((bad_blk * 4096)))"
 cmp -s "$T/got" <(head -c "$got" "$src")
 ok $? "and everything it got before is what was imported"
-dd if="$blob" of=/dev/null bs=4096 skip=$bad_blk count=1 2>/dev/null
-ok $((!$?)) "the damaged block alone still gives EIO"
+dd if="$blob" of=/dev/null bs=4096 skip=$bad_blk count=1 2>"$T/err"
+rc=$?
+[ $rc -ne 0 ] && grep -q "Input/output error" "$T/err"
+ok $? "the damaged block alone still gives EIO"
 tail -c +$(((bad_blk + 1) * 4096 + 1)) "$blob" | cmp -s - <(tail -c +$(((bad_blk + 1) * 4096 + 1)) "$src")
 ok $? "a sequential reader starting after it reads the rest right"
 fs_wait_for 3 grep -q '"VERIFY_FAILURE"' "$store/audit.log"
 ok $? "a VERIFY_FAILURE audit event is written"
-grep '"VERIFY_FAILURE"' "$store/audit.log" | grep "\"digest\":\"$hex\"" | grep -q "\"chunk\":$bad_blk[,}]"
+grep '"VERIFY_FAILURE"' "$store/audit.log" | grep "\"digest\":\"$hex\"" | grep -q "\"chunk\":${bad_blk}[,}]"
 ok $? "naming the blob and the damaged block"
-if grep '"VERIFY_FAILURE"' "$store/audit.log" | grep -v "\"chunk\":$bad_blk[,}]" | grep -q .; then
+if grep '"VERIFY_FAILURE"' "$store/audit.log" | grep -v "\"chunk\":${bad_blk}[,}]" | grep -q .; then
 	ok 1 "no other block is blamed"
 else
 	ok 0 "no other block is blamed"
