@@ -429,7 +429,7 @@ static bool find_range(struct fs_ra *ra, struct fs_stream *st, uint64_t off, uin
 		ra->waiters++;
 		int r = pthread_cond_timedwait(&ra->done, &ra->lock, &until);
 		ra->waiters--;
-		if (r == ETIMEDOUT)
+		if (r == ETIMEDOUT || !st->mem) /* (given to another reader meanwhile) */
 			return false;
 		advance(ra, st, off);
 	}
@@ -495,9 +495,12 @@ bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t of
 	if (pin_range(ra, st, off, end, &s1, &s2) < 0) {
 		/* a seek, a late request, or a fill that failed: read directly;
 		 * a reader that goes on sequentially elsewhere gets the window */
-		consume(st, off, end);
-		advance(ra, st, off);
-		if (seq && outside(st, off) && ++st->misses >= SEQ_START && end < st->size)
+		if (st->mem) {
+			consume(st, off, end);
+			advance(ra, st, off);
+		}
+		if (st->mem && seq && outside(st, off) && ++st->misses >= SEQ_START &&
+		    end < st->size)
 			window_restart(ra, st, end);
 		pthread_mutex_unlock(&ra->lock);
 		return false;
