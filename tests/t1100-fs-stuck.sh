@@ -44,9 +44,6 @@ stop_agfs() {
 	kill -TERM $agfs_pid
 	wait $agfs_pid
 }
-as_nobody() {
-	setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
-}
 
 start_agfs "$bset" "$T/agfs.log"
 drop_caches
@@ -64,7 +61,10 @@ stop_agfs
 before=$(grep -c '"READER_KILLED"' "$store/audit.log")
 start_agfs "-all,+sys_admin" "$T/agfs2.log"
 drop_caches
-as_nobody env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 \
+# setpriv in the background itself (not through a shell function, whose $!
+# would be a subshell): $reader is the reader's pid, so the kill below ends it
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 \
 	"$HELPERS/fs-mmap" --populate "$mnt/blobs/sha256-$hex" >/dev/null 2>&1 &
 reader=$!
 sleep 8
