@@ -117,6 +117,7 @@ struct node {
 	bool is_model;	 /* a layer of media type application/vnd.ollama.image.model */
 	bool root_blobs; /* N_DIR: a generation's blobs/ at the root (grace look-ups) */
 	bool orphan;	 /* a shared file on fs_tree.orphans */
+	bool unsorted;	 /* N_DIR being built: children not in name order (yet) */
 	/* N_TEXT, N_LINK */
 	char *text;
 };

@@ -223,6 +223,8 @@ static int add_child(struct node *dir, const char *name, size_t len, struct node
 	char *nm = strndup(name, len);
 	if (!nm)
 		return -ENOMEM;
+	if (dir->nchild && strcmp(nm, dir->child[dir->nchild - 1].name) < 0)
+		dir->unsorted = true; /* until finish_dir sorts it */
 	dir->child[dir->nchild++] = (struct dent){nm, child};
 	if (node_is_dir(child))
 		dir->nsubdirs++;
@@ -410,11 +412,35 @@ static bool part_ok(const char *p, size_t len)
 	return memchr(p, '\0', len) == NULL;
 }
 
+/* name (len bytes, no NUL) against a child's name, in strcmp's order. */
+static int cmp_part(const char *name, size_t len, const char *child)
+{
+	size_t clen = strlen(child);
+	int c = memcmp(name, child, len < clen ? len : clen);
+	return c ? c : (len > clen) - (len < clen);
+}
+
+/* While a directory is built: a binary search as long as its children came
+ * in name order (models are sorted by name), else a scan. */
 static struct node *find_child(struct node *dir, const char *name, size_t len)
 {
-	for (size_t i = dir->nchild; i-- > 0;)
-		if (strlen(dir->child[i].name) == len && !memcmp(dir->child[i].name, name, len))
-			return dir->child[i].node;
+	if (dir->unsorted) {
+		for (size_t i = dir->nchild; i-- > 0;)
+			if (!cmp_part(name, len, dir->child[i].name))
+				return dir->child[i].node;
+		return NULL;
+	}
+	size_t lo = 0, hi = dir->nchild;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp_part(name, len, dir->child[mid].name);
+		if (c == 0)
+			return dir->child[mid].node;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return NULL;
 }
 
@@ -485,6 +511,7 @@ static int finish_dir(struct fs_tree *t, struct node *d, struct node *keep)
 	if (d->nchild == 0)
 		return add_child(d, ".keep", 5, keep);
 	qsort(d->child, d->nchild, sizeof(*d->child), cmp_dent);
+	d->unsorted = false;
 	size_t w = 1;
 	for (size_t i = 1; i < d->nchild; i++) {
 		if (!strcmp(d->child[i].name, d->child[w - 1].name)) {

@@ -3,7 +3,8 @@
  * freed once nothing serves them and nothing holds a node of them; a held
  * node (a kernel lookup, an open handle) keeps its tree; shared files go
  * with the last directory that lists them; the inode table finds every live
- * node after many removals; versions/ resolves hundreds of generations. */
+ * node after many removals; versions/ resolves hundreds of generations; a
+ * namespace of thousands of models builds right. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -217,6 +218,74 @@ static void test_many(ag_store *s)
 	tree_destroy(&t);
 }
 
+static ag_gen *named_gen(uint64_t id, const char *const *names, size_t n)
+{
+	ag_gen *g = ag_gen_new();
+	g->id = id;
+	g->created = 1700000000;
+	for (unsigned k = 0; k < n; k++) {
+		ag_model m = {0};
+		m.name = strdup(names[k]);
+		memcpy(m.manifest.b, &k, sizeof(k));
+		m.manifest.b[31] = 0x77;
+		m.manifest_size = 100 + k;
+		m.added = 1600000000;
+		layer(&m.config, "application/vnd.docker.container.image.v1+json", 5000 + k, 10);
+		ag_gen_add_model(g, &m);
+		ag_model_clear(&m);
+	}
+	ag_gen_sort(g);
+	return g;
+}
+
+/* A namespace of thousands of models builds with a binary search per name;
+ * names whose parts sort differently from the whole names ("b-c/..." before
+ * "b/..." whole, after it as parts) still find their directories. */
+static void test_build(ag_store *s)
+{
+	enum { M = 3000 };
+	struct fs_tree t;
+	struct gtree *gt = NULL;
+	if (tree_init(&t) < 0)
+		bail("tree_init");
+	static char *names[M + 4];
+	static const char *odd[] = {"registry.ollama.ai/odd/b-c/latest",
+				    "registry.ollama.ai/odd/b/latest", "registry.ollama.ai/odd/b/x",
+				    "registry.ollama.ai/od-d/b/latest"};
+	for (unsigned k = 0; k < M; k++)
+		if (asprintf(&names[k], "registry.ollama.ai/library/m%u/latest", k) < 0)
+			bail("asprintf");
+	for (unsigned k = 0; k < 4; k++)
+		names[M + k] = (char *)odd[k];
+	is_int(tree_add_gen(&t, s, named_gen(1, (const char *const *)names, M + 4), &gt), 0,
+	       "a generation of %d models", M + 4);
+	size_t bad = 0;
+	for (unsigned k = 0; k < M + 4; k++) {
+		char p[128];
+		snprintf(p, sizeof(p), "versions/1/manifests/%s", names[k]);
+		struct node *n = walk(&t, t.root, p);
+		bad += !n || n->kind != N_BLOB || n->size != 100 + k;
+	}
+	is_int(bad, 0, "every manifest resolves to its own file");
+	struct node *lib = walk(&t, t.root, "versions/1/manifests/registry.ollama.ai/library");
+	struct dent *e = NULL;
+	size_t ne = 0;
+	bool sorted = lib && tree_list(&t, lib, &e, &ne) == 0 && ne == M;
+	for (size_t i = 1; sorted && i < ne; i++)
+		sorted = strcmp(e[i - 1].name, e[i].name) < 0;
+	free(e);
+	e = NULL;
+	ok(sorted, "library/ lists %d model directories, sorted, each once", M);
+	struct node *odd_dir = walk(&t, t.root, "versions/1/manifests/registry.ollama.ai/odd");
+	sorted = odd_dir && tree_list(&t, odd_dir, &e, &ne) == 0 && ne == 2 &&
+		 !strcmp(e[0].name, "b") && !strcmp(e[1].name, "b-c");
+	free(e);
+	ok(sorted, "odd/ (its parts came out of order) lists b and b-c, sorted");
+	for (unsigned k = 0; k < M; k++)
+		free(names[k]);
+	tree_destroy(&t);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/fs-tree.XXXXXX";
@@ -228,6 +297,7 @@ int main(void)
 	test_held(s);
 	test_rebuild(s);
 	test_many(s);
+	test_build(s);
 	ag_store_close(s);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
