@@ -64,6 +64,14 @@ ok $? "each damage undone: sound again" || cat "$T/out"
 fsck_both "bytes, record and tree rewritten together: the digest shows it" \
 	"^corrupt  *objects/sha256/${W:0:2}/$W: content does not match its SHA-256 digest"
 
+# the object's bytes put back: now only the record and tree are forged, which
+# the hash pass cannot see (the bytes match their SHA-256, the stored tree
+# its record's root); the generation's catalog still names the old root
+byte=$(od -An -tu1 -j 5000 -N1 "$OBJ" | tr -d ' ')
+printf "\\x$(printf %02x $((byte ^ 0x5a)))" | dd of="$OBJ" bs=1 seek=5000 conv=notrunc status=none
+fsck_both "record and tree rewritten for unchanged bytes: the catalog shows it" \
+	"^corrupt  *objects/sha256/${W:0:2}/$W: its record's fs-verity digest is not the one in generation 1's catalog"
+
 "$FORGE" record "$S" "$W"
 fsck_both "a record that fails its own check" "^corrupt  *objects/sha256/${W:0:2}/$W: its blob record"
 done_testing
