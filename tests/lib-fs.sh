@@ -72,6 +72,20 @@ fs_wait_for() {
 	return 1
 }
 
+# fs_mount_fg STORE MNT [AGFS-OPTION...]: agfs in the foreground (so its
+# syslog lines are also on its stderr, kept in $T/agfs.log), in the
+# background; sets agfs_pid; lib.sh unmounts MNT at exit.
+fs_mount_fg() {
+	local store=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	_mounts+=("$mnt")
+	"$AGFS" -f "$@" "$store" "$mnt" 2>"$T/agfs.log" &
+	agfs_pid=$!
+	fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs -f did not mount"
+	fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
+}
+
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null

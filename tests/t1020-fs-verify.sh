@@ -20,12 +20,7 @@ blob=$mnt/blobs/sha256-$hex
 src=$tree/blobs/sha256-$hex
 
 # foreground, so the daemon's syslog lines are also on its stderr
-mkdir -p "$mnt"
-_mounts+=("$mnt")
-"$AGFS" -f "$store" "$mnt" 2>"$T/agfs.log" &
-agfs_pid=$!
-fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs -f did not mount"
-fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
+fs_mount_fg "$store" "$mnt"
 
 cmp -s "$blob" "$src"
 ok $? "the intact blob reads as imported"

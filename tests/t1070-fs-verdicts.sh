@@ -19,12 +19,7 @@ fs_store "$store" "$tree" --chunk 4096 >/dev/null || bail "fs-mkstore failed"
 blob=$mnt/blobs/sha256-$hex
 src=$tree/blobs/sha256-$hex
 
-mkdir -p "$mnt"
-_mounts+=("$mnt")
-"$AGFS" -f "$store" "$mnt" 2>"$T/agfs.log" &
-agfs_pid=$!
-fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs -f did not mount"
-fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
+fs_mount_fg "$store" "$mnt"
 
 # a reader holds the blob open across the loss of its records, then reads
 # block 4500: its tree block (level 0, number 35) was never loaded

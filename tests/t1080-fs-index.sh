@@ -22,12 +22,7 @@ branches=$(od -v -A n -t u2 -w4096 "$store/index/data.mdb" | awk '$6 % 2 == 1 &&
 [ -n "$branches" ] || bail "no branch page in index/data.mdb"
 diag "branch pages: $(echo $branches)"
 
-mkdir -p "$mnt"
-_mounts+=("$mnt")
-"$AGFS" -f "$store" "$mnt" 2>"$T/agfs.log" &
-agfs_pid=$!
-fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs -f did not mount"
-fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
+fs_mount_fg "$store" "$mnt"
 ls "$mnt/blobs" | grep sha256- >"$T/names"
 is "$(wc -l <"$T/names")" 241 "the mount serves every blob"
 

@@ -31,12 +31,7 @@ for bad in readahead=3K readahead=64M readahead=x; do
 	ok $? "-o $bad is refused (exit $rc)"
 done
 
-mkdir -p "$mnt"
-_mounts+=("$mnt")
-"$AGFS" -f "$store" "$mnt" 2>"$T/agfs.log" &
-agfs_pid=$!
-fs_wait_for 10 mountpoint -q "$mnt" || bail "agfs -f did not mount"
-fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
+fs_mount_fg "$store" "$mnt"
 
 drop_caches
 cmp -s "$blob" "$src"

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "fs/agfs.h"
+#include "tests/unit/fs-common.h"
 #include "tests/tap.h"
 
 static void test_options(void)
@@ -89,15 +90,6 @@ static ag_gen *make_gen(void)
 	}
 	ag_gen_sort(g);
 	return g;
-}
-
-static struct node *walk(struct fs_tree *t, struct node *n, const char *path)
-{
-	char buf[512], *save = NULL;
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = strtok_r(buf, "/", &save); n && p; p = strtok_r(NULL, "/", &save))
-		n = tree_lookup(t, n, p);
-	return n;
 }
 
 static void test_tree(ag_store *s)

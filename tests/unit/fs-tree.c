@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs/agfs.h"
+#include "tests/unit/fs-common.h"
 #include "tests/tap.h"
 
 static void layer(ag_layer *l, const char *mt, unsigned seed, uint64_t size)
@@ -46,15 +47,6 @@ static ag_gen *make_gen(uint64_t id, unsigned first, unsigned n)
 	}
 	ag_gen_sort(g);
 	return g;
-}
-
-static struct node *walk(struct fs_tree *t, struct node *n, const char *path)
-{
-	char buf[512], *save = NULL;
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = strtok_r(buf, "/", &save); n && p; p = strtok_r(NULL, "/", &save))
-		n = tree_lookup(t, n, p);
-	return n;
 }
 
 static struct gtree *add(struct fs_tree *t, ag_store *s, uint64_t id, unsigned first, unsigned n)
