@@ -12,8 +12,9 @@
 static const char cat_usage[] =
 	"Usage: agstore [--store DIR] cat DIGEST\n"
 	"Write the blob DIGEST (sha256:<hex>, sha256-<hex> or <hex>) to standard\n"
-	"output.  Every chunk is checked against the chunk table recorded at import\n"
-	"before any of its bytes is written; a mismatch stops with exit status 1.\n";
+	"output.  Every 4 KiB block is checked against the blob's fs-verity tree\n"
+	"recorded at import before any of its bytes is written; a mismatch stops with\n"
+	"exit status 1.\n";
 
 #define CAT_STEP (1024u * 1024u)
 
