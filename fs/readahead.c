@@ -513,8 +513,8 @@ bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t of
 
 	struct iovec iov[2];
 	iov[0] = (struct iovec){s1->buf + (off - s1->off), n1};
-	if (s2)
-		iov[1] = (struct iovec){s2->buf, (size_t)(end - s2->off)};
+	if (s2) /* from where s1 ends: a segment left from before a restart may overlap it */
+		iov[1] = (struct iovec){s2->buf + (off + n1 - s2->off), end - off - n1};
 	blobs_count_served(st->fb, off, (size_t)(end - off));
 	fuse_reply_iov(req, iov, s2 ? 2 : 1);
 
