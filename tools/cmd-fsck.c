@@ -193,8 +193,18 @@ static void hash_problems(struct fsck *f)
 	}
 }
 
+/* The blob records, sorted by digest: what the structural checks look up. */
+struct present_rec {
+	ag_digest d; /* first: the key bsearch compares */
+	uint64_t size;
+	ag_digest fsverity;
+	bool has_fsverity;
+	bool damaged;  /* reported once, as corrupt, by the hash pass */
+	bool reported; /* its catalog mismatch is reported already */
+};
+
 struct present {
-	ag_digest *d;
+	struct present_rec *d;
 	size_t n, cap;
 };
 
@@ -204,13 +214,17 @@ static int present_add(const ag_blob_info *bi, int err, void *arg)
 
 	if (p->n == p->cap) {
 		size_t ncap = p->cap ? p->cap * 2 : 256;
-		ag_digest *nd = realloc(p->d, ncap * sizeof(*nd));
+		struct present_rec *nd = realloc(p->d, ncap * sizeof(*nd));
 		if (!nd)
 			return -ENOMEM;
 		p->d = nd;
 		p->cap = ncap;
 	}
-	p->d[p->n++] = bi->digest; /* a damaged record too: reported once, as corrupt */
+	p->d[p->n++] = (struct present_rec){.d = bi->digest,
+					    .size = bi->size,
+					    .fsverity = bi->fsverity,
+					    .has_fsverity = bi->has_fsverity,
+					    .damaged = err != 0};
 	return 0;
 }
 
@@ -219,9 +233,14 @@ static int dcmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(ag_digest));
 }
 
+static struct present_rec *present_find(const struct present *p, const ag_digest *d)
+{
+	return p->n ? bsearch(d, p->d, p->n, sizeof(*p->d), dcmp) : NULL;
+}
+
 static bool present_has(const struct present *p, const ag_digest *d)
 {
-	return p->n && bsearch(d, p->d, p->n, sizeof(ag_digest), dcmp);
+	return present_find(p, d) != NULL;
 }
 
 struct stray_ctx {
@@ -289,7 +308,7 @@ static int check_extra(const ag_digest *d, void *arg)
  * against the record's root, so a record and tree rewritten together for
  * unchanged bytes pass it; the catalog (signed, in a signed store) does not
  * agree with them, and this costs no byte read. */
-static void check_catalog(struct fsck *f, const ag_gen *g)
+static void check_catalog(struct fsck *f, const struct present *recs, const ag_gen *g)
 {
 	ag_digest cd;
 	_cleanup_free_ char *bytes = NULL;
@@ -310,21 +329,24 @@ static void check_catalog(struct fsck *f, const ag_gen *g)
 		return;
 	}
 	for (size_t i = 0; i < c.nblobs; i++) {
-		ag_blob_info bi;
-		if (ag_blob_lookup(f->s, &c.blobs[i].digest, &bi) < 0)
-			continue; /* no record: reported as dangling, or unreadable: as corrupt */
-		if (bi.size == c.blobs[i].size && bi.has_fsverity &&
-		    ag_digest_eq(&bi.fsverity, &c.blobs[i].fsverity))
+		/* No record: reported as dangling; a damaged one: as corrupt; a
+		 * mismatch: once, for the first generation that shows it. */
+		struct present_rec *pr = present_find(recs, &c.blobs[i].digest);
+		if (!pr || pr->damaged || pr->reported)
 			continue;
+		if (pr->size == c.blobs[i].size && pr->has_fsverity &&
+		    ag_digest_eq(&pr->fsverity, &c.blobs[i].fsverity))
+			continue;
+		pr->reported = true;
 		char rel[96], detail[160];
-		ag_object_relpath(&bi.digest, rel, sizeof(rel));
+		ag_object_relpath(&pr->d, rel, sizeof(rel));
 		snprintf(detail, sizeof(detail),
 			 "its record's %s is not the one in generation %" PRIu64
 			 "'s catalog (record and tree rewritten?)",
-			 bi.size != c.blobs[i].size ? "size" : "fs-verity digest", g->id);
+			 pr->size != c.blobs[i].size ? "size" : "fs-verity digest", g->id);
 		problem(f, &f->ncorrupt,
 			json_pack("{s:s,s:o,s:s,s:s}", "kind", "corrupt", "digest",
-				  json_digest(&bi.digest), "object", rel, "detail", detail));
+				  json_digest(&pr->d), "object", rel, "detail", detail));
 	}
 	ag_catalog_clear(&c);
 }
@@ -438,7 +460,7 @@ static int check_gens(struct fsck *f, const struct present *recs)
 			check_model(f, recs, g, &g->models[j]);
 		struct extra_check x = {f, recs, g};
 		ag_gen_foreach_extra_blob(g, check_extra, &x);
-		check_catalog(f, g);
+		check_catalog(f, recs, g);
 	}
 	if (r >= 0)
 		r = check_audited(f, ids, n);
@@ -452,7 +474,7 @@ static int structure(struct fsck *f)
 	int r = ag_blob_foreach_all(f->s, present_add, &recs);
 
 	if (r >= 0)
-		qsort(recs.d, recs.n, sizeof(ag_digest), dcmp);
+		qsort(recs.d, recs.n, sizeof(*recs.d), dcmp);
 	if (r >= 0)
 		r = ag_object_foreach(f->s, stray_one, &(struct stray_ctx){f, &recs});
 	if (r >= 0)
