@@ -168,16 +168,8 @@ int main(void)
 	test_options();
 	test_sizes();
 	char dir[] = "/tmp/fs-layout.XXXXXX";
-	if (!mkdtemp(dir))
-		bail("mkdtemp: %s", strerror(errno));
-	ag_store *s = NULL;
-	if (ag_store_init(dir) < 0 || ag_store_open(dir, AG_RDONLY, &s) < 0)
-		bail("cannot make a store in %s", dir);
+	ag_store *s = test_store_new(dir);
 	test_tree(s);
-	ag_store_close(s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		diag("could not remove %s", dir);
+	test_store_remove(s, dir);
 	return done_testing();
 }

@@ -281,19 +281,11 @@ static void test_build(ag_store *s)
 int main(void)
 {
 	char dir[] = "/tmp/fs-tree.XXXXXX";
-	if (!mkdtemp(dir))
-		bail("mkdtemp: %s", strerror(errno));
-	ag_store *s = NULL;
-	if (ag_store_init(dir) < 0 || ag_store_open(dir, AG_RDONLY, &s) < 0)
-		bail("cannot make a store in %s", dir);
+	ag_store *s = test_store_new(dir);
 	test_held(s);
 	test_rebuild(s);
 	test_many(s);
 	test_build(s);
-	ag_store_close(s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		diag("could not remove %s", dir);
+	test_store_remove(s, dir);
 	return done_testing();
 }
