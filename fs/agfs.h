@@ -180,7 +180,6 @@ struct fs_tree {
 	struct node **orphans; /* shared files no live directory lists (nlink 0) */
 	size_t norphans, orphans_cap;
 	struct node_group *building; /* where node_new puts what it makes */
-	uint64_t freed_groups;	     /* generation trees freed so far */
 };
 
 int tree_init(struct fs_tree *t);

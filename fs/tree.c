@@ -59,14 +59,14 @@ static uint64_t ino_key(char tag, uint64_t a, const void *b, size_t blen)
 	return k < FIXED_INOS ? k + FIXED_INOS : k;
 }
 
-static size_t imap_home(const struct fs_tree *t, uint64_t ino)
+static size_t ino_hash(uint64_t ino, size_t mask)
 {
-	return (size_t)(ino * 0x9e3779b97f4a7c15ull) & (t->imap_cap - 1);
+	return (size_t)(ino * 0x9e3779b97f4a7c15ull) & mask;
 }
 
 static struct node **imap_slot(struct fs_tree *t, uint64_t ino)
 {
-	size_t mask = t->imap_cap - 1, j = imap_home(t, ino);
+	size_t mask = t->imap_cap - 1, j = ino_hash(ino, mask);
 	while (t->imap[j] && t->imap[j]->ino != ino)
 		j = (j + 1) & mask;
 	return &t->imap[j];
@@ -112,7 +112,7 @@ static void probe_remove(struct node **tab, size_t cap, size_t i,
 
 static size_t ino_home(const struct node *n, size_t mask)
 {
-	return (size_t)(n->ino * 0x9e3779b97f4a7c15ull) & mask;
+	return ino_hash(n->ino, mask);
 }
 
 static int group_reserve(struct node_group *g)
@@ -167,9 +167,7 @@ static void node_free(struct node *n)
 /* Takes n out of the inode table and frees it. */
 static void node_drop(struct fs_tree *t, struct node *n)
 {
-	size_t mask = t->imap_cap - 1, j = imap_home(t, n->ino);
-	while (t->imap[j] != n)
-		j = (j + 1) & mask;
+	size_t j = (size_t)(imap_slot(t, n->ino) - t->imap);
 	probe_remove(t->imap, t->imap_cap, j, ino_home);
 	t->ninodes--;
 	node_free(n);
@@ -720,7 +718,6 @@ static void group_free(struct fs_tree *t, struct node_group *g)
 		node_drop(t, g->nodes[i]);
 	free(g->nodes);
 	free(g);
-	t->freed_groups++;
 }
 
 /* Builds a new group with build(t, s, gt): every node made meanwhile goes
