@@ -34,8 +34,7 @@ struct fsck {
 	ag_store *s;
 	struct fsck_rec *recs;
 	size_t nrecs, cap;
-	size_t *order; /* indices into recs, largest first (the hashing's order) */
-	bool full;     /* --full: every block against the tree too */
+	bool full; /* --full: every block against the tree too */
 	uint64_t total_bytes;
 	atomic_size_t next, done;
 	atomic_uint_fast64_t done_bytes;
@@ -73,7 +72,7 @@ static void *worker(void *arg)
 	size_t i;
 
 	while ((i = atomic_fetch_add(&f->next, 1)) < f->nrecs) {
-		struct fsck_rec *rec = &f->recs[f->order ? f->order[i] : i];
+		struct fsck_rec *rec = &f->recs[i];
 		/* Could not check (a full reader table, no memory): try again a
 		 * few times before reporting it as unchecked, never as corrupt. */
 		for (int tries = 0; tries < 5; tries++) {
@@ -99,12 +98,13 @@ static void progress(struct fsck *f, bool final)
 		b, final ? "\n" : "   ");
 }
 
-static const struct fsck_rec *sort_recs; /* qsort has no argument */
 static int bigger_first(const void *a, const void *b)
 {
-	uint64_t x = sort_recs[*(const size_t *)a].bi.size,
-		 y = sort_recs[*(const size_t *)b].bi.size;
-	return x > y ? -1 : x < y;
+	const ag_blob_info *x = &((const struct fsck_rec *)a)->bi,
+			   *y = &((const struct fsck_rec *)b)->bi;
+	if (x->size != y->size)
+		return x->size > y->size ? -1 : 1;
+	return memcmp(&x->digest, &y->digest, sizeof(x->digest));
 }
 
 /* Hashes every recorded object with f->jobs threads, the largest first, so
@@ -115,12 +115,8 @@ static int hash_all(struct fsck *f)
 	unsigned n = 0;
 	bool tty = tool_interactive();
 
-	if (f->nrecs && (f->order = malloc(f->nrecs * sizeof(*f->order)))) {
-		for (size_t i = 0; i < f->nrecs; i++)
-			f->order[i] = i;
-		sort_recs = f->recs;
-		qsort(f->order, f->nrecs, sizeof(*f->order), bigger_first);
-	}
+	if (f->nrecs)
+		qsort(f->recs, f->nrecs, sizeof(*f->recs), bigger_first);
 
 	for (; n < f->jobs && n < f->nrecs; n++)
 		if (pthread_create(&th[n], NULL, worker, f) != 0)
@@ -691,6 +687,5 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 	json_decref(f.problems);
 	json_decref(f.badrecs);
 	free(f.recs);
-	free(f.order);
 	return r;
 }
