@@ -90,3 +90,18 @@ drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
 }
+
+# fs_flip_read STORE HEX FILE CHUNK BYTE: flips byte BYTE of 64 KiB chunk
+# CHUNK in blob HEX's object in STORE, drops the caches (a skip point when it
+# cannot) and reads that chunk's first 4 KiB block of FILE (the blob through
+# the mount); succeeds when the read fails with "Input/output error".
+fs_flip_read() {
+	local obj off flip
+	obj=$(fs_object "$1" "$2")
+	off=$(($4 * 65536 + $5))
+	printf '\x5a' | cmp -s - <(dd if="$obj" bs=1 skip=$off count=1 2>/dev/null) && flip='\xa5' || flip='\x5a'
+	printf "$flip" | dd of="$obj" bs=1 seek=$off conv=notrunc 2>/dev/null
+	drop_caches || skip "cannot drop caches"
+	dd if="$3" of=/dev/null bs=4096 skip=$(($4 * 16)) count=1 2>"$T/err"
+	[ $? -ne 0 ] && grep -q "Input/output error" "$T/err"
+}

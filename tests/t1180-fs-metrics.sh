@@ -84,13 +84,7 @@ blob=$mnt/blobs/sha256-$hex
 head -c 200000 "$blob" >/dev/null
 ok $? "read 200000 bytes of a blob"
 
-obj=$(fs_object "$store" "$hex")
-off=$((3 * 65536 + 5))
-printf '\x5a' | cmp -s - <(dd if="$obj" bs=1 skip=$off count=1 2>/dev/null) && flip='\xa5' || flip='\x5a'
-printf "$flip" | dd of="$obj" bs=1 seek=$off conv=notrunc 2>/dev/null
-drop_caches || skip "cannot drop caches"
-dd if="$blob" of=/dev/null bs=4096 skip=48 count=1 2>"$T/err"
-[ $? -ne 0 ] && grep -q "Input/output error" "$T/err"
+fs_flip_read "$store" "$hex" "$blob" 3 5
 ok $? "the flipped block gives EIO"
 
 # a generation switch rewrites the file at once (no 15 s wait)

@@ -38,13 +38,7 @@ ok $? "the mount's start is a journal entry with its MESSAGE_ID"
 grep -q "^SYSLOG_IDENTIFIER=agfs$" "$log"
 ok $? "SYSLOG_IDENTIFIER=agfs"
 
-obj=$(fs_object "$store" "$hex")
-off=$((2 * 65536 + 3))
-printf '\x5a' | cmp -s - <(dd if="$obj" bs=1 skip=$off count=1 2>/dev/null) && flip='\xa5' || flip='\x5a'
-printf "$flip" | dd of="$obj" bs=1 seek=$off conv=notrunc 2>/dev/null
-drop_caches || skip "cannot drop caches"
-dd if="$mnt/blobs/sha256-$hex" of=/dev/null bs=4096 skip=32 count=1 2>"$T/err"
-[ $? -ne 0 ] && grep -q "Input/output error" "$T/err"
+fs_flip_read "$store" "$hex" "$mnt/blobs/sha256-$hex" 2 3
 ok $? "the flipped block gives EIO"
 
 fs_wait_for 5 grep -q "^MESSAGE_ID=d85ae217131a4d60a74132b46ed99542$" "$log"
