@@ -5,6 +5,7 @@
 #   registry_ca                      -> $T/pki/{ca,server,client,other-ca}.{crt,key}
 #   registry_start NAME [EXTRA-YAML] -> $REG_URL, $REG_PORT, $REG_DIR, $REG_LOG, $REG_PID
 #   registry_stop                    (also done at exit)
+#   registry_test_needs              skip_all unless the tools are there
 #   registry_count 'REGEX'           requests in the log whose line matches
 #   free_port                        a free TCP port of 127.0.0.1
 
@@ -15,6 +16,14 @@ need_registry() {
 	[ -x "$REGISTRY_BIN" ] || skip_all "$REGISTRY_BIN is not installed (contrib/install-deps.sh installs docker-registry)"
 	command -v openssl >/dev/null || skip_all "openssl is not installed"
 	command -v curl >/dev/null || skip_all "curl is not installed"
+}
+
+# registry_test_needs: what every registry test needs (the tools of a
+# bundle import, agimport/agstore built, a registry), else skip_all.
+registry_test_needs() {
+	need_cmd gpg tar gzip sha256sum openssl jq python3
+	[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] || skip_all "agimport/agstore not built"
+	need_registry
 }
 
 free_port() {

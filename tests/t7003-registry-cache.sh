@@ -10,9 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
 . "$TESTS_DIR/lib-registry.sh"
-need_cmd gpg tar gzip sha256sum openssl jq python3
-[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] || skip_all "agimport/agstore not built"
-need_registry
+registry_test_needs
 command -v nginx >/dev/null || skip_all "nginx is not installed (contrib/install-deps.sh installs nginx-light)"
 
 make_gpg_key

@@ -8,9 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
 . "$TESTS_DIR/lib-registry.sh"
-need_cmd gpg tar gzip sha256sum openssl jq python3
-[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] || skip_all "agimport/agstore not built"
-need_registry
+registry_test_needs
 hash=$(python3 -W ignore -c 'import crypt; print(crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))' 2>/dev/null)
 case $hash in '$2'*) ;; *) skip_all "python3 cannot make a bcrypt hash for htpasswd" ;; esac
 
