@@ -317,10 +317,12 @@ static void check_catalog(struct fsck *f, const struct present *recs, const ag_g
 		return;
 	if (r == 0)
 		r = ag_catalog_parse(bytes, len, &c, &why);
-	if (r < 0) {
-		problem(f, &f->ncorrupt,
-			json_pack("{s:s,s:I,s:s}", "kind", "corrupt", "generation",
-				  (json_int_t)g->id, "detail", why ? why : ag_strerror(r)));
+	if (r < 0) { /* unreadable (no memory, a disk error): not checked, not corrupt */
+		bool verdict = is_verdict(r);
+		problem(f, verdict ? &f->ncorrupt : &f->nunchecked,
+			json_pack("{s:s,s:I,s:s}", "kind", verdict ? "corrupt" : "unchecked",
+				  "generation", (json_int_t)g->id, "detail",
+				  why ? why : ag_strerror(r)));
 		ag_catalog_clear(&c);
 		return;
 	}
