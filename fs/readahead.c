@@ -68,11 +68,9 @@ struct fs_stream {
 	unsigned seq;	   /* requests in a row that began where the previous ended */
 	unsigned misses;   /* sequential requests in a row the window did not hold */
 	uint64_t next;	   /* where the next segment to fill starts */
-	uint8_t *mem;	   /* NULL: no window (yet) */
-	size_t maplen;
+	uint8_t *mem;	   /* NULL: no window (yet); nseg * SEG bytes */
 	unsigned nseg;
-	unsigned busy; /* segments queued or filling */
-	int64_t used;  /* CLOCK_MONOTONIC ms of its last request */
+	int64_t used; /* CLOCK_MONOTONIC ms of its last request */
 	struct seg seg[FS_MAX_READAHEAD / SEG];
 };
 
@@ -157,7 +155,6 @@ static void fill(struct fs_ra *ra, struct seg *s)
 	ssize_t r = blobs_fill(s->st->fb, s->off, s->len, s->buf, SEG);
 	pthread_mutex_lock(&ra->lock);
 	s->state = r == (ssize_t)s->len ? S_READY : S_FAILED;
-	s->st->busy--;
 	wake(ra);
 }
 
@@ -214,7 +211,6 @@ static void queue_fill(struct fs_ra *ra, struct fs_stream *st, struct seg *s)
 	s->len = st->size - s->off < SEG ? (size_t)(st->size - s->off) : SEG;
 	st->next += s->len;
 	s->state = S_QUEUED;
-	st->busy++;
 	if (ra->tail)
 		ra->tail->next = s;
 	else
@@ -231,13 +227,20 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether something in the window will change (a fill end, an unpin). */
+static bool any_busy(const struct fs_stream *st)
+{
+	for (unsigned i = 0; i < st->nseg; i++)
+		if (st->seg[i].pins || st->seg[i].state == S_QUEUED ||
+		    st->seg[i].state == S_FILLING)
+			return true;
+	return false;
+}
+
 /* Whether nothing uses st's window now: with ra->lock held. */
 static bool window_quiet(const struct fs_stream *st)
 {
-	for (unsigned i = 0; i < st->nseg; i++)
-		if (st->seg[i].pins)
-			return false;
-	return st->mem && st->busy == 0;
+	return st->mem && !any_busy(st);
 }
 
 /* Takes st's window away (its owner reads directly, or gets one again once
@@ -269,11 +272,10 @@ static bool window_done(const struct fs_stream *st)
 	return true;
 }
 
-/* Gives st its window memory (len bytes at a): with ra->lock held. */
-static void window_give(struct fs_ra *ra, struct fs_stream *st, uint8_t *a, size_t len)
+/* Gives st its window memory (nseg * SEG bytes at a): with ra->lock held. */
+static void window_give(struct fs_ra *ra, struct fs_stream *st, uint8_t *a)
 {
 	st->mem = a;
-	st->maplen = len;
 	for (unsigned i = 0; i < st->nseg; i++)
 		st->seg[i] = (struct seg){.st = st, .buf = a + (size_t)i * SEG, .state = S_EMPTY};
 	ra->owners[ra->windows++] = st;
@@ -291,8 +293,8 @@ static int window_map(struct fs_ra *ra, struct fs_stream *st)
 		int64_t now = now_ms();
 		for (unsigned i = 0; i < ra->windows; i++) {
 			struct fs_stream *v = ra->owners[i];
-			if (v->maplen == len && window_quiet(v) && now - v->used >= IDLE_MS) {
-				window_give(ra, st, window_take(ra, v), len);
+			if (v->nseg == st->nseg && window_quiet(v) && now - v->used >= IDLE_MS) {
+				window_give(ra, st, window_take(ra, v));
 				return 0;
 			}
 		}
@@ -307,7 +309,7 @@ static int window_map(struct fs_ra *ra, struct fs_stream *st)
 	if (a + len < p + maplen)
 		munmap(a + len, (size_t)(p + maplen - (a + len)));
 	madvise(a, len, MADV_HUGEPAGE);
-	window_give(ra, st, a, len);
+	window_give(ra, st, a);
 	return 0;
 }
 
@@ -389,16 +391,6 @@ static bool note_request(struct fs_stream *st, uint64_t off, uint64_t end)
 }
 
 static void unpin(struct fs_ra *ra, struct seg *s1, struct seg *s2);
-
-/* Whether something in the window will change (a fill end, an unpin). */
-static bool any_busy(const struct fs_stream *st)
-{
-	for (unsigned i = 0; i < st->nseg; i++)
-		if (st->seg[i].pins || st->seg[i].state == S_QUEUED ||
-		    st->seg[i].state == S_FILLING)
-			return true;
-	return false;
-}
 
 /* The one or two segments holding [off, end).  A range that goes on at the
  * window's front (the kernel has sent several requests at once) waits for
@@ -523,7 +515,7 @@ bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t of
 	uint8_t *mem = window_done(st) ? window_take(ra, st) : NULL;
 	pthread_mutex_unlock(&ra->lock);
 	if (mem) /* read to the end: the memory goes back now, not at close */
-		munmap(mem, st->maplen);
+		munmap(mem, (size_t)st->nseg * SEG);
 	return true;
 }
 
@@ -540,7 +532,6 @@ void ra_close(struct fs_ctx *c, struct fs_stream *st)
 			*p = s->next;
 			s->next = NULL;
 			s->state = S_EMPTY;
-			st->busy--;
 		} else {
 			p = &s->next;
 		}
@@ -548,17 +539,11 @@ void ra_close(struct fs_ctx *c, struct fs_stream *st)
 	ra->tail = NULL;
 	for (struct seg *s = ra->head; s; s = s->next)
 		ra->tail = s;
-	for (;;) {
-		unsigned pins = 0;
-		for (unsigned i = 0; i < st->nseg && st->mem; i++)
-			pins += st->seg[i].pins;
-		if (st->busy == 0 && pins == 0)
-			break;
+	while (any_busy(st))
 		wait_done(ra);
-	}
 	uint8_t *mem = st->mem ? window_take(ra, st) : NULL;
 	pthread_mutex_unlock(&ra->lock);
 	if (mem)
-		munmap(mem, st->maplen);
+		munmap(mem, (size_t)st->nseg * SEG);
 	free(st);
 }
