@@ -90,13 +90,13 @@ static int level_check(ag_store *s, const ag_blob_info *bi, const struct ag_veri
 static int tree_check(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk)
 {
 	struct ag_verity_geometry g;
-	uint64_t bad = 0;
+	uint64_t bad = UINT64_MAX; /* stays so for a tree block of the wrong size */
 	int r = 0;
 	ag_verity_geometry(bi->size, &g);
 	/* Top down: a block is only trusted as a parent once checked. */
 	for (unsigned l = g.nlevels; r == 0 && l-- > 0;)
 		r = level_check(s, bi, &g, l, &bad);
-	if (r == -EBADMSG && bad_chunk)
+	if (r == -EBADMSG && bad != UINT64_MAX && bad_chunk)
 		*bad_chunk = bad;
 	return r;
 }
