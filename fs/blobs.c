@@ -355,7 +355,7 @@ ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t
 
 void blobs_count_served(const struct fs_blob *fb, uint64_t off, size_t len)
 {
-	uint64_t cs = ag_blob_get_info(fb->b)->chunk_size;
+	uint64_t cs = blobs_chunk_size(fb);
 	atomic_fetch_add(&fs_counters.verified_bytes, (uint64_t)len);
 	if (cs && len)
 		atomic_fetch_add(&fs_counters.verified_blocks, (off + len - 1) / cs - off / cs + 1);
