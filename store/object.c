@@ -106,8 +106,9 @@ int ag_object_hash_check(int fd, uint64_t size, const ag_digest *d)
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	while (off < size) {
 		size_t want = size - off < bufsz ? (size_t)(size - off) : bufsz;
-		if (off >= (16u << 20) && off % (8u << 20) == 0)
-			posix_fadvise(fd, 0, (off_t)(off - (16u << 20)), POSIX_FADV_DONTNEED);
+		if (off >= (16u << 20)) /* as read.c's read_span: the piece 16 MiB back */
+			posix_fadvise(fd, (off_t)(off - (16u << 20)), (off_t)want,
+				      POSIX_FADV_DONTNEED);
 		ssize_t n = ag_pread_all(fd, buf, want, off);
 		if (n < 0) {
 			r = (int)n;
