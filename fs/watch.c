@@ -207,12 +207,6 @@ static int recheck(struct fs_ctx *c, uint64_t cur)
 	return 0;
 }
 
-static int id_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /*
  * One look at the store; returns what changed in *ch (change_free() it).  "Which generations
  * exist" and "which is current" come from one snapshot, read under the
@@ -227,9 +221,7 @@ static int refresh(struct fs_ctx *c, struct change *ch)
 	int guard;
 	memset(ch, 0, sizeof(*ch));
 	lease_guard(c, &guard);
-	int r = ag_gen_snapshot(c->store, &ids, &n, &cur);
-	if (r == 0 && n > 1)
-		qsort(ids, n, sizeof(*ids), id_cmp);
+	int r = ag_gen_snapshot(c->store, &ids, &n, &cur); /* ids ascending */
 	if (r == 0)
 		r = lease_served(c, cur);
 	lease_unguard(guard);
