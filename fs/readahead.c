@@ -135,21 +135,25 @@ static void wait_done(struct fs_ra *ra)
 	ra->waiters--;
 }
 
-/* Takes s off the queue and fills it: with ra->lock held, dropped meanwhile. */
-static void fill(struct fs_ra *ra, struct seg *s)
+/* Takes s off the job queue.  With ra->lock held. */
+static void dequeue(struct fs_ra *ra, struct seg *s)
 {
-	for (struct seg **p = &ra->head; *p; p = &(*p)->next) {
+	struct seg *prev = NULL;
+	for (struct seg **p = &ra->head; *p; prev = *p, p = &(*p)->next) {
 		if (*p == s) {
 			*p = s->next;
+			if (ra->tail == s)
+				ra->tail = prev;
 			break;
 		}
 	}
-	if (ra->tail == s) {
-		ra->tail = ra->head;
-		while (ra->tail && ra->tail->next)
-			ra->tail = ra->tail->next;
-	}
 	s->next = NULL;
+}
+
+/* Takes s off the queue and fills it: with ra->lock held, dropped meanwhile. */
+static void fill(struct fs_ra *ra, struct seg *s)
+{
+	dequeue(ra, s);
 	s->state = S_FILLING;
 	pthread_mutex_unlock(&ra->lock);
 	ssize_t r = blobs_fill(s->st->fb, s->off, s->len, s->buf, SEG);
@@ -528,19 +532,12 @@ void ra_close(struct fs_ctx *c, struct fs_stream *st)
 		return;
 	pthread_mutex_lock(&ra->lock);
 	/* cancel what no worker has started; wait for what one has */
-	for (struct seg **p = &ra->head; *p;) {
-		struct seg *s = *p;
-		if (s->st == st) {
-			*p = s->next;
-			s->next = NULL;
-			s->state = S_EMPTY;
-		} else {
-			p = &s->next;
+	for (unsigned i = 0; i < st->nseg; i++) {
+		if (st->seg[i].state == S_QUEUED) {
+			dequeue(ra, &st->seg[i]);
+			st->seg[i].state = S_EMPTY;
 		}
 	}
-	ra->tail = NULL;
-	for (struct seg *s = ra->head; s; s = s->next)
-		ra->tail = s;
 	while (any_busy(st))
 		wait_done(ra);
 	uint8_t *mem = st->mem ? window_take(ra, st) : NULL;
