@@ -223,7 +223,6 @@ int tree_list(struct fs_tree *t, struct node *dir, struct dent **out, size_t *n)
 char *tree_models_using(struct fs_tree *t, const ag_digest *d);
 /* The INFO text of a generation (caller frees); each model line ends in the
  * bundle that brought it, looked for among gens (store/provenance.h). */
-char *tree_info_text(const ag_gen *g);
 char *tree_info_text_from(const ag_gen *g, const ag_gen *const *gens, size_t ngens);
 bool node_is_dir(const struct node *n);
 

@@ -1120,11 +1120,6 @@ static void info_from(FILE *f, const ag_gen *from)
 	fprintf(f, " sha256:%s", hex);
 }
 
-char *tree_info_text(const ag_gen *g)
-{
-	return tree_info_text_from(g, &g, 1);
-}
-
 char *tree_info_text_from(const ag_gen *g, const ag_gen *const *gens, size_t ngens)
 {
 	char *buf = NULL, when[32], hex[AG_HEX_LEN + 1], num[32];
