@@ -540,21 +540,20 @@ void event_failed_read(struct fs_ctx *c, const struct node *n, uint64_t chunk, p
 	}
 	ag_digest_hex(&n->digest, hex);
 	int r = kill(pid, SIGKILL) < 0 ? errno : 0;
-	if (r == 0)
+	if (r == 0) {
 		kill_done(pid);
-	if (r == 0)
 		atomic_fetch_add(&fs_counters.readers_killed, 1);
-	if (r == 0)
 		fs_log(LOG_CRIT, FS_MSG_READER_KILLED, served_gen(c), hex,
 		       "killed pid %d (%s): %u failed reads of chunk %" PRIu64 " of blob sha256:%s "
 		       "in %" PRId64 " s, which failed verification (a page-fault retry loop)",
 		       (int)pid, comm, seen, chunk, hex, secs);
-	else
+	} else {
 		fs_log(LOG_CRIT, FS_MSG_READER_KILLED, served_gen(c), hex,
 		       "cannot kill pid %d (%s), stuck re-reading chunk %" PRIu64 " of blob "
 		       "sha256:%s (%u failed reads in %" PRId64 " s): %s; leaving it alone for "
 		       "%" PRId64 " s",
 		       (int)pid, comm, chunk, hex, seen, secs, strerror(r), backoff);
+	}
 	json_t *f = json_pack("{s:I, s:s, s:s, s:I, s:s, s:b, s:I, s:I}", "pid", (json_int_t)pid,
 			      "command", comm, "digest", hex, "chunk", (json_int_t)chunk, "mount",
 			      c->mountpoint, "killed", r == 0, "failed_reads", (json_int_t)seen,
