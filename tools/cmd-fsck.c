@@ -448,9 +448,11 @@ static int check_gens(struct fsck *f, const struct present *recs)
 		int rg = ag_gen_get(f->s, ids[i], &g);
 		if (rg == -ENOENT)
 			continue;
-		if (rg < 0) { /* one damaged generation does not stop the check */
-			problem(f, &f->ncorrupt,
-				json_pack("{s:s,s:I,s:s}", "kind", "corrupt", "generation",
+		if (rg < 0) { /* one damaged (or unreadable) generation does not stop the check */
+			bool verdict = is_verdict(rg);
+			problem(f, verdict ? &f->ncorrupt : &f->nunchecked,
+				json_pack("{s:s,s:I,s:s}", "kind",
+					  verdict ? "corrupt" : "unchecked", "generation",
 					  (json_int_t)ids[i], "detail", ag_strerror(rg)));
 			continue;
 		}
