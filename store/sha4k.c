@@ -13,6 +13,7 @@
  * A 4 KiB message is 64 blocks of 64 bytes plus one padding block that is
  * always the same (0x80, zeros, the length 32768 in bits).
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "store/internal.h"
@@ -117,11 +118,15 @@ TARGET static void hash2(const uint8_t *const *in, uint8_t (*out)[32])
 
 static bool have_sha_ni(void)
 {
-	static int have = -1; /* a benign race: every thread computes the same */
-	if (have < 0)
-		have = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
-		       __builtin_cpu_supports("ssse3");
-	return have > 0;
+	/* every thread that finds it unset computes the same value */
+	static atomic_int have = -1;
+	int h = atomic_load_explicit(&have, memory_order_relaxed);
+	if (h < 0) {
+		h = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
+		    __builtin_cpu_supports("ssse3");
+		atomic_store_explicit(&have, h, memory_order_relaxed);
+	}
+	return h > 0;
 }
 
 static void hash_ni(const uint8_t *blocks, size_t n, uint8_t (*out)[32])
