@@ -300,11 +300,13 @@ static int link_object(ag_stage *st, const char *rel)
 	}
 	if (r == 0)
 		return AG_PUBLISH_DEDUP;
-	if (r == -ENOMEM)
+	/* Could not check it (no memory, a disk error): say so; the import
+	 * fails and leaves the store as it was, never calls it damaged. */
+	if (r != -AG_EDIGEST && r != -AG_ECORRUPT && r != -EBADMSG)
 		return r;
-	/* Damaged, truncated, unreadable, or not a regular file: the staged bytes
-	 * are verified, so they replace it atomically, durable before they do
-	 * (the directory is synced with the transaction). */
+	/* Damaged, truncated, or not a regular file: the staged bytes are
+	 * verified, so they replace it atomically, durable before they do (the
+	 * directory is synced with the transaction). */
 	if (st->unsynced && fsync(st->fd) < 0)
 		return ag_errno();
 	st->unsynced = false;
