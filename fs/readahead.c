@@ -405,7 +405,8 @@ static bool find_range(struct fs_ra *ra, struct fs_stream *st, uint64_t off, uin
 {
 	/* Bounded: the request that would free a segment may not have been
 	 * read from the kernel yet, every FUSE thread waiting here. */
-	struct timespec until = {0, 0}; /* set at the first wait: most requests never wait */
+	struct timespec until; /* set at the first wait: most requests never wait */
+	bool timed = false;
 	for (;;) {
 		uint64_t at = off;
 		*s2 = NULL;
@@ -418,7 +419,8 @@ static bool find_range(struct fs_ra *ra, struct fs_stream *st, uint64_t off, uin
 		}
 		if (at < st->next || at - st->next >= (uint64_t)st->nseg * SEG || !any_busy(st))
 			return false;
-		if (until.tv_sec == 0) {
+		if (!timed) {
+			timed = true;
 			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_nsec += FRONT_WAIT_MS * 1000000L;
 			until.tv_sec += until.tv_nsec / 1000000000L;
