@@ -57,11 +57,6 @@ static struct gtree *add(struct fs_tree *t, ag_store *s, uint64_t id, unsigned f
 	return gt;
 }
 
-static void listed(struct fs_tree *t, const uint64_t *ids, size_t n)
-{
-	tree_set_listed(t, ids, n);
-}
-
 static void test_held(ag_store *s)
 {
 	struct fs_tree t;
@@ -87,7 +82,7 @@ static void test_held(ag_store *s)
 
 	/* the store drops 1 and makes 2 current */
 	uint64_t ids[] = {2};
-	listed(&t, ids, 1);
+	tree_set_listed(&t, ids, 1);
 	t.store_current = g2;
 	is_int(tree_set_current(&t, s, g2), 0, "generation 2 at the root");
 	t.grace = g1;
@@ -115,7 +110,7 @@ static void test_held(ag_store *s)
 	ok(t.ninodes < both, "fewer live nodes than with both (%zu < %zu)", t.ninodes, both);
 
 	/* 2 goes too: back to the empty tree's nodes */
-	listed(&t, NULL, 0);
+	tree_set_listed(&t, NULL, 0);
 	t.store_current = NULL;
 	is_int(tree_set_current(&t, s, NULL), 0, "no generation at the root");
 	t.grace = NULL;
@@ -180,7 +175,7 @@ static void test_many(ag_store *s)
 	for (unsigned i = 0; i < N; i += 10)
 		keep[nk++] = ids[i];
 	keep[nk++] = ids[N - 1];
-	listed(&t, keep, nk);
+	tree_set_listed(&t, keep, nk);
 	tree_sweep(&t, 0);
 	is_int(t.ngens, nk, "the generations the store dropped are freed");
 	bad = 0;
