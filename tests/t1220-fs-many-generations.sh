@@ -46,7 +46,10 @@ is "$(echo "$kept" | wc -w)" 100 "gc keeps the 100 most recent generations"
 listed() { [ "$(ls "$mnt/versions" | grep -v current | sort -n | tr '\n' ' ')" = "$kept" ]; }
 fs_wait_for 5 listed
 ok $? "versions/ lists exactly what the store kept"
-[ ! -e "$mnt/versions/1" ] && [ ! -e "$mnt/versions/$((N - 100))" ] && [ -e "$mnt/versions/$((N - 99))/INFO" ]
+# the kernel is told to forget the dropped names just after the listing
+# changed: give it the same time as the listing
+resolves() { [ ! -e "$mnt/versions/1" ] && [ ! -e "$mnt/versions/$((N - 100))" ] && [ -e "$mnt/versions/$((N - 99))/INFO" ]; }
+fs_wait_for 5 resolves
 ok $? "a dropped generation's name no longer resolves, a kept one's does"
 freed() { [ "$(stat -f -c %c "$mnt")" -lt $((before / 2)) ]; }
 fs_wait_for 5 freed
