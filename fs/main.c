@@ -7,6 +7,7 @@
  * the store and build the tree (a bad store refuses to mount before anything
  * is mounted), then mount, then serve until SIGTERM or fusermount3 -u.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -53,6 +54,38 @@ static const char usage_text[] =
 	"     allow_other          let other users read the mount (default when root)\n"
 	"     ro, rw, defaults, nofail, _netdev, x-*  accepted from fstab and ignored\n";
 
+/* What each option with a value accepts, as said when a value is refused. */
+static_assert(FS_MAX_READAHEAD == 16ull << 20 && FS_MAX_THREADS == 64 &&
+		      FS_MIN_CACHE == 1ull << 20 && FS_MAX_CACHE == 4ull << 30 &&
+		      FS_MAX_GRACE == 86400 && FS_MAX_SIGNERS == 16,
+	      "the limits option_hint names");
+static const struct {
+	const char *key; /* with its '=' */
+	const char *accepts;
+} hints[] = {
+	{"readahead=", "the read-ahead is whole MiB, from 0 (off) to 16M, such as 4M"},
+	{"cache=", "the cache is a size from 1M to 4G, such as 32M"},
+	{"threads=", "the number of threads is from 1 to 64"},
+	{"grace=", "the grace period is seconds, from 0 (off) to 86400"},
+	{"generation=", "the generation is a generation number, 1 or more"},
+	{"verify=", "verify is chunks or full"},
+	{"backing=", "backing is direct or buffered"},
+	{"stuck=", "stuck is kill or ignore"},
+	{"metrics=", "metrics is an absolute path or none"},
+	{"keyring=", "keyring is the path of a keyring file"},
+	{"signer=", "a signer is a key fingerprint of 16 to 40 hex digits, at most 16 of them"},
+};
+
+/* For an option fs_options_parse refused ("readahead=3K"): what its value
+ * may be; NULL for an unknown option. */
+static const char *option_hint(const char *opt)
+{
+	for (size_t i = 0; opt && i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (!strncmp(opt, hints[i].key, strlen(hints[i].key)))
+			return hints[i].accepts;
+	return NULL;
+}
+
 static bool log_perror; /* syslog also prints to stderr (-f) */
 
 /* The one sentence a failed start prints (and logs). */
@@ -95,9 +128,13 @@ static int parse_args(int argc, char **argv, struct args *a, struct fs_options *
 			a->foreground = a->debug = true;
 			break;
 		case 'o':
-			if (fs_options_parse(o, optarg, strlen(optarg), &bad) < 0)
+			if (fs_options_parse(o, optarg, strlen(optarg), &bad) < 0) {
+				const char *hint = option_hint(bad);
+				if (hint)
+					return die(EXIT_USAGE, "-o %s: %s", bad, hint);
 				return die(EXIT_USAGE, "-o %s: unknown option or bad value \"%s\"",
 					   optarg, bad ? bad : "?");
+			}
 			break;
 		case 'V':
 			printf("agfs %s\n", AGFS_VERSION);

@@ -22,13 +22,16 @@ obj=$(fs_object "$store" "$hex")
 blob=$mnt/blobs/sha256-$hex
 src=$tree/blobs/sha256-$hex
 
-# readahead= is checked like the other sizes
+# readahead= is checked like the other sizes, and a refusal says what it takes
 mkdir -p "$mnt"
-for bad in readahead=3K readahead=64M readahead=x; do
-	"$AGFS" -o "$bad" "$store" "$mnt" 2>"$T/err"
+for bad in readahead=3K readahead=64M readahead=x readahead=1536K; do
+	"$AGFS" -o "allow_other,$bad" "$store" "$mnt" 2>"$T/err"
 	rc=$?
 	[ $rc -eq 2 ] && grep -q "$bad" "$T/err"
 	ok $? "-o $bad is refused (exit $rc)"
+	is "$(wc -l <"$T/err")" 1 "in one sentence"
+	grep -q "^agfs: -o $bad: the read-ahead is whole MiB, from 0 (off) to 16M" "$T/err"
+	ok $? "naming what readahead= takes: $(cat "$T/err")"
 done
 
 fs_mount_fg "$store" "$mnt"
