@@ -364,6 +364,16 @@ void lease_flush(struct fs_ctx *c);
 
 /* ---------- the mount ---------- */
 
+/* A generation keyring= rejected when the mount first saw it, with the
+ * names its record had then (watch.c). */
+struct fs_rejected {
+	uint64_t id;
+	int64_t fetched; /* when its record was last read */
+	bool has_catalog, has_signature;
+	ag_digest catalog, signature;
+};
+#define FS_REJECTED_MAX 64
+
 struct fs_ctx {
 	struct fs_options opt;
 	char *store_path;
@@ -384,6 +394,10 @@ struct fs_ctx {
 	struct fs_lease lease;
 	struct fs_hashers *hashers;
 	struct fs_trust *trust; /* keyring=; NULL without */
+	/* keyring=: generations rejected when first seen (watch.c; only the
+	 * watcher, or watch_load before it starts, touches them) */
+	struct fs_rejected rejected[FS_REJECTED_MAX];
+	size_t nrejected;
 };
 
 /* trust.c: -o keyring=.  trust_start opens the keyring (or logs that there

@@ -19,14 +19,81 @@
 
 #define READ_AHEAD_KB 1024
 
-/* Adds every generation of ids the tree does not know yet. */
-static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n)
+/*
+ * keyring=: a generation rejected when the mount first saw it is remembered
+ * (c->rejected) with the names its record had then, so that a poll neither
+ * checks it again nor (apply(), known_only()) counts it as a change of
+ * versions/.  Its record is read again only to see whether it now names
+ * another catalog or signature (agstore sign), and only then checked: at
+ * every poll for the current generation, once a minute for the others.  The
+ * table is bounded (the entry read longest ago makes room: it is then only
+ * read and checked again, and trust.c remembers its verdict, so it is not
+ * audited twice); an id is forgotten when it leaves the store.
+ */
+#define REJECTED_REREAD_S 60
+
+static struct fs_rejected *rejected_find(struct fs_ctx *c, uint64_t id)
 {
+	for (size_t i = 0; i < c->nrejected; i++)
+		if (c->rejected[i].id == id)
+			return &c->rejected[i];
+	return NULL;
+}
+
+static void rejected_drop(struct fs_ctx *c, struct fs_rejected *r)
+{
+	*r = c->rejected[--c->nrejected];
+}
+
+static void rejected_add(struct fs_ctx *c, const ag_gen *g, int64_t now)
+{
+	struct fs_rejected *r = rejected_find(c, g->id);
+	if (!r && c->nrejected < FS_REJECTED_MAX)
+		r = &c->rejected[c->nrejected++];
+	for (size_t i = 0; !r && i < c->nrejected; i++)
+		if (i == 0 || c->rejected[i].fetched < r->fetched)
+			r = &c->rejected[i];
+	*r = (struct fs_rejected){g->id,      now,	   g->has_catalog, g->has_signature,
+				  g->catalog, g->signature};
+}
+
+static bool rejected_same(const struct fs_rejected *r, const ag_gen *g)
+{
+	return r->has_catalog == g->has_catalog && r->has_signature == g->has_signature &&
+	       (!g->has_catalog || ag_digest_eq(&r->catalog, &g->catalog)) &&
+	       (!g->has_signature || ag_digest_eq(&r->signature, &g->signature));
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Forgets the rejected generations the store no longer has (ids ascending). */
+static void rejected_prune(struct fs_ctx *c, const uint64_t *ids, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < c->nrejected; i++)
+		if (n && bsearch(&c->rejected[i].id, ids, n, sizeof(*ids), cmp_id))
+			c->rejected[k++] = c->rejected[i];
+	c->nrejected = k;
+}
+
+/* Adds every generation of ids the tree does not know yet (cur: the
+ * store's current one). */
+static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur)
+{
+	int64_t now = time(NULL);
+	rejected_prune(c, ids, n);
 	for (size_t i = 0; i < n; i++) {
 		pthread_rwlock_rdlock(&c->tree.lock);
 		bool known = tree_find_gen(&c->tree, ids[i]) != NULL;
 		pthread_rwlock_unlock(&c->tree.lock);
 		if (known)
+			continue;
+		struct fs_rejected *rej = rejected_find(c, ids[i]);
+		if (rej && ids[i] != cur && now - rej->fetched < REJECTED_REREAD_S)
 			continue;
 		ag_gen *g = NULL;
 		int r = ag_gen_get(c->store, ids[i], &g);
@@ -34,13 +101,21 @@ static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n)
 			continue; /* deleted since the listing */
 		if (r < 0)
 			return r;
+		if (rej && (rej->fetched = now, rejected_same(rej, g))) {
+			ag_gen_free(g); /* rejected as it is */
+			continue;
+		}
 		if ((r = trust_check_gen(c, g)) < 0) { /* keyring=: not shown */
-			if (r != -EPERM)
+			if (r == -EPERM)
+				rejected_add(c, g, now);
+			else
 				syslog(LOG_ERR, "cannot check generation %" PRIu64 "'s catalog: %s",
 				       ids[i], ag_strerror(r));
 			ag_gen_free(g);
 			continue;
 		}
+		if (rej)
+			rejected_drop(c, rej);
 		struct gtree *gt;
 		pthread_rwlock_wrlock(&c->tree.lock);
 		r = tree_add_gen(&c->tree, c->store, g, &gt);
@@ -100,12 +175,25 @@ static int find_gone(const struct fs_tree *t, const uint64_t *ids, size_t n, str
 	return 0;
 }
 
+/* Keeps, in place, the ids the tree holds: one it does not (rejected by
+ * keyring=, deleted since the listing, not checked yet) cannot be listed, so
+ * it is no change of versions/.  Returns how many are kept. */
+static size_t known_only(struct fs_tree *t, uint64_t *ids, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (tree_find_gen(t, ids[i]))
+			ids[k++] = ids[i];
+	return k;
+}
+
 /* With the write lock held: apply the store's listing (ids ascending) and
  * current id, then free what nothing reaches any more. */
-static int apply(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur, struct change *ch)
+static int apply(struct fs_ctx *c, uint64_t *ids, size_t n, uint64_t cur, struct change *ch)
 {
 	struct fs_tree *t = &c->tree;
 	int r = 0;
+	n = known_only(t, ids, n);
 	if (!same_listing(t, ids, n)) {
 		if ((r = find_gone(t, ids, n, ch)) < 0)
 			return r;
@@ -227,7 +315,7 @@ static int refresh(struct fs_ctx *c, struct change *ch)
 	lease_unguard(guard);
 	if (r < 0)
 		return r;
-	if ((r = load_new(c, ids, n)) < 0 || (r = recheck(c, cur)) < 0)
+	if ((r = load_new(c, ids, n, cur)) < 0 || (r = recheck(c, cur)) < 0)
 		return r;
 	pthread_rwlock_wrlock(&c->tree.lock);
 	r = apply(c, ids, n, cur, ch);
