@@ -259,9 +259,11 @@ ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *b, uint64_t off, size_t 
 		   const uint8_t **out, uint64_t *bad_chunk);
 uint32_t blobs_chunk_size(const struct fs_blob *b);
 uint64_t blobs_size(const struct fs_blob *b);
-/* Verified read of [off, off+len) (off AG_ALIGN-aligned) into buf, for the
- * read-ahead: nothing reported or remembered; a failure is left to the
- * reader's own blobs_read().  Returns len (less at EOF) or an error. */
+/* Verified read of [off, off+len) to the start of buf, for the read-ahead:
+ * nothing reported or remembered; a failure is left to the reader's own
+ * blobs_read().  buf is AG_ALIGN-aligned and holds every block the range
+ * touches (ag_blob_bufsize(len) bytes; len when off and len are on blocks).
+ * Returns len (less at EOF) or an error. */
 ssize_t blobs_fill(struct fs_blob *b, uint64_t off, size_t len, void *buf, size_t bufsize);
 /* Counts len verified bytes at off served to a reader (metrics). */
 void blobs_count_served(const struct fs_blob *b, uint64_t off, size_t len);

@@ -370,10 +370,13 @@ ssize_t blobs_fill(struct fs_blob *fb, uint64_t off, size_t len, void *buf, size
 {
 	const uint8_t *out;
 	uint64_t bad;
-	if (off % AG_ALIGN)
-		return -EINVAL;
 	/* a block that failed lately is left to the reader's own read */
 	if (known_bad(fb, off, len, &bad))
 		return -EBADMSG;
-	return ag_blob_read(fb->b, off, len, buf, bufsize, &out, &bad);
+	ssize_t r = ag_blob_read(fb->b, off, len, buf, bufsize, &out, &bad);
+	/* ag_blob_read reads whole blocks: the range starts at buf when off is
+	 * on a block (the read-ahead's segments are), else inside the first one */
+	if (r > 0 && out != buf)
+		memmove(buf, out, (size_t)r);
+	return r;
 }

@@ -168,6 +168,37 @@ static void test_restart_overlap(void)
 	ok(answered >= asked / 2, "and the window answered %u of %u requests", answered, asked);
 }
 
+/* blobs_fill, which the window's workers call: the bytes at off, at buf,
+ * wherever off is (on a block or not), and an error, never an overrun, when
+ * the blocks the range touches do not fit in buf. */
+static void test_fill(struct fs_blob *fb)
+{
+	static const struct {
+		uint64_t off;
+		size_t len;
+	} cases[] = {
+		{0, 4096},	     {4096, 1 * MiB},	  {1, 1},
+		{4095, 2},	     {12345, 100000},	  {1 * MiB + 7, 4089},
+		{8 * MiB + 1, 9999}, {8 * MiB + 4320, 5}, {3 * MiB - 1, 1 * MiB},
+	};
+	size_t bufsize = 1 * MiB + 2 * AG_ALIGN;
+	uint8_t *buf = NULL;
+	if (posix_memalign((void **)&buf, AG_ALIGN, bufsize) != 0)
+		bail("out of memory");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t off = cases[i].off;
+		size_t want = off + cases[i].len <= src_len ? cases[i].len : src_len - off;
+		memset(buf, 0, bufsize);
+		ssize_t r = blobs_fill(fb, off, cases[i].len, buf, bufsize);
+		ok(r == (ssize_t)want && memcmp(buf, src + off, want) == 0,
+		   "blobs_fill of [%llu, +%zu) puts the source's bytes there at buf (%zd)",
+		   (unsigned long long)off, cases[i].len, r);
+	}
+	ok(blobs_fill(fb, 1, 1 * MiB, buf, 1 * MiB) == -EINVAL,
+	   "a range whose blocks do not fit in buf is refused");
+	free(buf);
+}
+
 int main(void)
 {
 	src_len = 8 * MiB + 4321;
@@ -197,6 +228,7 @@ int main(void)
 	if (!st)
 		bail("ra_open gave no stream");
 
+	test_fill(fb);
 	test_restart_overlap();
 
 	ra_close(&ctx, st);
