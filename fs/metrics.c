@@ -20,6 +20,7 @@
 
 #include "fs/agfs.h"
 #include "fs/metrics.h"
+#include "store/isotime.h"
 
 struct fs_counters fs_counters;
 
@@ -86,18 +87,6 @@ size_t fs_metrics_format(const struct fs_metrics *m, char *buf, size_t len)
 	return off;
 }
 
-static int digits(const char **p, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++, (*p)++) {
-		if (**p < '0' || **p > '9')
-			return -EINVAL;
-		v = v * 10 + (**p - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 int fs_report_creation_date(const char *report, int64_t *when)
 {
 	if (!report)
@@ -105,31 +94,8 @@ int fs_report_creation_date(const char *report, int64_t *when)
 	json_t *rep = json_loads(report, 0, NULL);
 	const char *p =
 		json_string_value(json_object_get(json_object_get(rep, "bundle"), "creation_date"));
-	int y, mo, d, h = 0, mi = 0, s = 0, r = -ENOENT;
-	if (p && digits(&p, 4, &y) == 0 && *p++ == '-' && digits(&p, 2, &mo) == 0 && *p++ == '-' &&
-	    digits(&p, 2, &d) == 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31) {
-		bool ok = true;
-		if (*p == 'T' || *p == 't' || *p == ' ') {
-			p++;
-			ok = digits(&p, 2, &h) == 0 && *p++ == ':' && digits(&p, 2, &mi) == 0;
-			if (ok && *p == ':') {
-				p++;
-				ok = digits(&p, 2, &s) == 0;
-			}
-			if (ok && (*p == 'Z' || *p == 'z'))
-				p++;
-		}
-		if (ok && *p == '\0' && h < 24 && mi < 60 && s < 61) {
-			struct tm tm = {.tm_year = y - 1900,
-					.tm_mon = mo - 1,
-					.tm_mday = d,
-					.tm_hour = h,
-					.tm_min = mi,
-					.tm_sec = s};
-			*when = (int64_t)timegm(&tm);
-			r = 0;
-		}
-	}
+	/* the parser agstore status uses: both see the same date, or none */
+	int r = p && ag_parse_time(p, when) == 0 ? 0 : -ENOENT;
 	json_decref(rep);
 	return r;
 }

@@ -46,8 +46,9 @@ extern struct fs_counters fs_counters;
  * snprintf), so a result >= len means buf was too small. */
 size_t fs_metrics_format(const struct fs_metrics *m, char *buf, size_t len);
 
-/* The bundle's creation_date ("YYYY-MM-DD[THH:MM:SS[Z]]") from a generation's
- * verification report (JSON text); -ENOENT when it has none. */
+/* The bundle's creation_date ("YYYY-MM-DD[THH:MM[:SS][Z]]", read by
+ * ag_parse_time() as agstore reads it) from a generation's verification
+ * report (JSON text); -ENOENT when it has none or not a real date. */
 int fs_report_creation_date(const char *report, int64_t *when);
 
 struct fs_ctx;

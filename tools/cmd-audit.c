@@ -66,7 +66,7 @@ static int64_t record_time(json_t *obj)
 		return -1;
 	memcpy(buf, s, 19);
 	buf[19] = '\0';
-	return parse_time(buf, &t) < 0 ? -1 : t;
+	return ag_parse_time(buf, &t) < 0 ? -1 : t;
 }
 
 struct audit_ctx {
@@ -159,7 +159,7 @@ static int audit_verify(struct tool *t, ag_store *s)
 
 static int audit_opt(struct tool *t, int c, const char *arg, void *since)
 {
-	if (parse_time(arg, since) < 0)
+	if (ag_parse_time(arg, since) < 0)
 		return tool_fail(t, EX_AG_USAGE,
 				 "--since '%s' is not a UTC date (YYYY-MM-DD) or date-time "
 				 "(YYYY-MM-DDTHH:MM[:SS])",

@@ -31,7 +31,7 @@ static int bundle_date(const ag_gen *g, int64_t *when, bool *is_signed)
 		return -ENOENT;
 	rep = json_loads(g->report, 0, NULL);
 	cd = json_string_value(json_object_get(json_object_get(rep, "bundle"), "creation_date"));
-	if (!cd || parse_time(cd, when) < 0)
+	if (!cd || ag_parse_time(cd, when) < 0)
 		return -ENOENT;
 	sig = json_string_value(json_object_get(rep, "signature"));
 	*is_signed = sig && strcmp(sig, "good") == 0;

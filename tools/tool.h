@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "store/isotime.h"
 #include "store/store.h"
 
 /* Exit codes shared by every agfs program. */
@@ -114,9 +115,7 @@ json_t *json_str_or_null(const char *s);
 
 /* ---------- parse.c (pure parsers, unit-tested) ---------- */
 
-/* ISO-8601 UTC date "YYYY-MM-DD" or date-time "YYYY-MM-DDTHH:MM[:SS][Z]"
- * (a space also separates date and time).  -EINVAL if malformed. */
-int parse_time(const char *s, int64_t *out);
+/* Times: ag_parse_time() (store/isotime.h), which agfs uses too. */
 /* A decimal number in [min, max]; -EINVAL or -ERANGE. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* "sha256:<hex>", "sha256-<hex>" or "<hex>"; -AG_EBADNAME otherwise. */

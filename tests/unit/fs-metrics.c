@@ -115,6 +115,11 @@ static void test_date(void)
 	is_int(fs_report_creation_date("{\"bundle\":{}}", &t), -ENOENT, "none");
 	is_int(fs_report_creation_date("{\"bundle\":{\"creation_date\":\"2026-13-01\"}}", &t),
 	       -ENOENT, "month 13");
+	is_int(fs_report_creation_date("{\"bundle\":{\"creation_date\":\"2026-02-31\"}}", &t),
+	       -ENOENT, "31 February (agstore's parser refuses it too)");
+	is_int(fs_report_creation_date("{\"bundle\":{\"creation_date\":\"2024-02-29T10:00\"}}", &t),
+	       0, "a leap day, no seconds");
+	is_int(t, 1709200800, "... as unix seconds");
 	is_int(fs_report_creation_date("not json", &t), -ENOENT, "not JSON");
 	is_int(fs_report_creation_date(NULL, &t), -ENOENT, "no report");
 }

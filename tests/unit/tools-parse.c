@@ -11,24 +11,25 @@ static void test_parse_time(void)
 {
 	int64_t t = 0;
 
-	is_int(parse_time("2026-04-23", &t), 0, "a date");
+	is_int(ag_parse_time("2026-04-23", &t), 0, "a date");
 	is_int(t, 1776902400, "is midnight UTC");
-	is_int(parse_time("2026-04-23T10:00:00Z", &t), 0, "a date-time with Z");
+	is_int(ag_parse_time("2026-04-23T10:00:00Z", &t), 0, "a date-time with Z");
 	is_int(t, 1776902400 + 36000, "is that time UTC");
-	is_int(parse_time("2026-04-23 10:00", &t), 0, "a space and no seconds");
+	is_int(ag_parse_time("2026-04-23 10:00", &t), 0, "a space and no seconds");
 	is_int(t, 1776902400 + 36000, "same time");
-	is_int(parse_time("2024-02-29", &t), 0, "a leap day");
-	is_int(parse_time("2023-02-29", &t), -EINVAL, "not a leap year");
-	is_int(parse_time("2026-13-01", &t), -EINVAL, "month 13");
-	is_int(parse_time("2026-04-31", &t), -EINVAL, "April 31");
-	is_int(parse_time("2026-04-23T24:00", &t), -EINVAL, "hour 24");
-	is_int(parse_time("2026-04-23T10", &t), -EINVAL, "hour without minutes");
-	is_int(parse_time("2026-04-23T10:00:00+02:00", &t), -EINVAL, "an offset is refused");
-	is_int(parse_time("2026-4-23", &t), -EINVAL, "a one-digit month");
-	is_int(parse_time("yesterday", &t), -EINVAL, "a word");
-	is_int(parse_time("", &t), -EINVAL, "empty");
-	is_int(parse_time("1969-12-31", &t), -EINVAL, "before the epoch");
-	is_int(parse_time("2026-04-23x", &t), -EINVAL, "trailing junk");
+	is_int(ag_parse_time("2024-02-29", &t), 0, "a leap day");
+	is_int(ag_parse_time("2023-02-29", &t), -EINVAL, "not a leap year");
+	is_int(ag_parse_time("2026-13-01", &t), -EINVAL, "month 13");
+	is_int(ag_parse_time("2026-04-31", &t), -EINVAL, "April 31");
+	is_int(ag_parse_time("2026-02-31", &t), -EINVAL, "31 February");
+	is_int(ag_parse_time("2026-04-23T24:00", &t), -EINVAL, "hour 24");
+	is_int(ag_parse_time("2026-04-23T10", &t), -EINVAL, "hour without minutes");
+	is_int(ag_parse_time("2026-04-23T10:00:00+02:00", &t), -EINVAL, "an offset is refused");
+	is_int(ag_parse_time("2026-4-23", &t), -EINVAL, "a one-digit month");
+	is_int(ag_parse_time("yesterday", &t), -EINVAL, "a word");
+	is_int(ag_parse_time("", &t), -EINVAL, "empty");
+	is_int(ag_parse_time("1969-12-31", &t), -EINVAL, "before the epoch");
+	is_int(ag_parse_time("2026-04-23x", &t), -EINVAL, "trailing junk");
 }
 
 static void test_parse_u64(void)
