@@ -95,6 +95,12 @@ struct ag_blob {
 	bool dropbehind;
 };
 
+/* read.c: every tree block of bi's stored tree against its parent's entry
+ * (the top one against the record's root), with the walk verified reads
+ * use; -EBADMSG with *bad_chunk (may be NULL) the first data block the bad
+ * tree block covers.  No data block is read. */
+int ag_tree_check(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk);
+
 /* util.c */
 int ag_errno(void); /* -errno, never 0 */
 int ag_fsync_dir(int dirfd, const char *rel);

@@ -40,43 +40,60 @@ static int open_object_fd(ag_blob *b, bool direct)
 	return fd;
 }
 
+struct rec_get {
+	ag_store *s;
+	ag_blob_info *info;
+};
+
 static int rec_get_fn(MDB_txn *txn, void *arg)
 {
-	ag_blob *b = arg;
-	return ag_blob_rec_get(txn, b->s, &b->info.digest, &b->info, true);
+	struct rec_get *a = arg;
+	return ag_blob_rec_get(txn, a->s, &a->info->digest, a->info, true);
 }
 
-static int blob_open(ag_store *s, const ag_digest *d, const ag_digest *expect, unsigned flags,
-		     ag_blob **out)
+/* A blob for bi (a record read and checked) with its tree geometry and no
+ * descriptor yet. */
+static int blob_new(ag_store *s, const ag_blob_info *bi, ag_blob **out)
 {
 	ag_blob *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->s = s;
 	b->fd = b->fd_buffered = -1;
-	b->info.digest = *d;
+	b->info = *bi;
 	pthread_mutex_init(&b->lock, NULL);
-	int r = ag_read_guarded(s, rec_get_fn, b);
 	struct ag_verity_geometry g;
-	if (r == 0) {
-		ag_verity_geometry(b->info.size, &g);
-		b->nlevels = g.nlevels;
-		memcpy(b->nblocks, g.nblocks, sizeof(b->nblocks));
-		memcpy(b->first_block, g.first_block, sizeof(b->first_block));
-		b->tree = calloc(g.tree_blocks + 1, sizeof(uint8_t *));
-		b->checked = calloc(g.tree_blocks + 1, 1);
-		if (!b->tree || !b->checked)
-			r = -ENOMEM;
-		/* The record is sound (its own hash, and its root and size give
-		 * its fs-verity digest); a verified catalog may still say the
-		 * tree must end elsewhere: then nothing it holds is trusted. */
-		if (expect && !ag_digest_eq(expect, &b->info.fsverity))
-			b->root_bad = true;
+	ag_verity_geometry(b->info.size, &g);
+	b->nlevels = g.nlevels;
+	memcpy(b->nblocks, g.nblocks, sizeof(b->nblocks));
+	memcpy(b->first_block, g.first_block, sizeof(b->first_block));
+	b->tree = calloc(g.tree_blocks + 1, sizeof(uint8_t *));
+	b->checked = calloc(g.tree_blocks + 1, 1);
+	if (!b->tree || !b->checked) {
+		ag_blob_close(b);
+		return -ENOMEM;
 	}
-	if (r == 0) {
-		b->fd = open_object_fd(b, flags & AG_BLOB_DIRECT);
-		r = b->fd < 0 ? b->fd : 0;
-	}
+	*out = b;
+	return 0;
+}
+
+static int blob_open(ag_store *s, const ag_digest *d, const ag_digest *expect, unsigned flags,
+		     ag_blob **out)
+{
+	ag_blob_info info = {.digest = *d};
+	ag_blob *b = NULL;
+	int r = ag_read_guarded(s, rec_get_fn, &(struct rec_get){s, &info});
+	if (r == 0)
+		r = blob_new(s, &info, &b);
+	if (r < 0)
+		return r;
+	/* The record is sound (its own hash, and its root and size give its
+	 * fs-verity digest); a verified catalog may still say the tree must
+	 * end elsewhere: then nothing it holds is trusted. */
+	if (expect && !ag_digest_eq(expect, &b->info.fsverity))
+		b->root_bad = true;
+	b->fd = open_object_fd(b, flags & AG_BLOB_DIRECT);
+	r = b->fd < 0 ? b->fd : 0;
 	if (r == 0 && (flags & AG_BLOB_STREAM) && !b->direct) {
 		posix_fadvise(b->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		b->dropbehind = true;
@@ -230,6 +247,30 @@ static int tree_block(ag_blob *b, unsigned l, uint64_t i, const uint8_t **out)
 	b->checked[blk] = 1;
 	*out = b->tree[blk];
 	return 0;
+}
+
+int ag_tree_check(ag_store *s, const ag_blob_info *bi, uint64_t *bad_chunk)
+{
+	_cleanup_blob_ ag_blob *b = NULL;
+	int r = blob_new(s, bi, &b);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	/* Top down, as a reader loads them: a block is only trusted as a
+	 * parent once checked.  A level-l block covers ARITY^(l+1) data blocks. */
+	for (unsigned l = b->nlevels; r == 0 && l-- > 0;) {
+		uint64_t cover = AG_VERITY_ARITY;
+		for (unsigned k = 0; k < l; k++)
+			cover *= AG_VERITY_ARITY;
+		for (uint64_t i = 0; r == 0 && i < b->nblocks[l]; i++) {
+			const uint8_t *blk;
+			r = tree_block(b, l, i, &blk);
+			if (r == -EBADMSG && bad_chunk)
+				*bad_chunk = i * cover;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return r;
 }
 
 #define GROUP 64u
