@@ -63,14 +63,30 @@ ok $? "each damage undone: sound again" || cat "$T/out"
 "$FORGE" forge "$S" "$W" 5000 >/dev/null || bail "store-forge forge failed"
 fsck_both "bytes, record and tree rewritten together: the digest shows it" \
 	"^corrupt  *objects/sha256/${W:0:2}/$W: content does not match its SHA-256 digest"
+# its record no longer matches the catalog either, but it is one problem
+for mode in "" --full; do
+	run_fail "$AGSTORE" --store "$S" fsck $mode
+	[ "$(grep -c "objects/sha256/${W:0:2}/$W" "$T/out")" = 1 ] && grep -q ": 1 corrupt," "$T/out"
+	ok $? "fsck ${mode:-(hashing once)}: reported once, by the hashing, not again by the catalog" ||
+		cat "$T/out"
+done
 
 # the object's bytes put back: now only the record and tree are forged, which
 # the hash pass cannot see (the bytes match their SHA-256, the stored tree
 # its record's root); the generation's catalog still names the old root
 byte=$(od -An -tu1 -j 5000 -N1 "$OBJ" | tr -d ' ')
 printf "\\x$(printf %02x $((byte ^ 0x5a)))" | dd of="$OBJ" bs=1 seek=5000 conv=notrunc status=none
-fsck_both "record and tree rewritten for unchanged bytes: the catalog shows it" \
-	"^corrupt  *objects/sha256/${W:0:2}/$W: its record's fs-verity digest is not the one in generation 1's catalog"
+# (--full hashes every block against the forged tree, and that verdict is
+# the one reported)
+run_fail "$AGSTORE" --store "$S" fsck
+[ "$rc" = 1 ] && grep -q "^corrupt  *objects/sha256/${W:0:2}/$W: its record's fs-verity digest is not the one in generation 1's catalog" "$T/out"
+ok $? "fsck (hashing once): record and tree rewritten for unchanged bytes: the catalog shows it" ||
+	cat "$T/out" "$T/err"
+run_fail "$AGSTORE" --store "$S" fsck --full
+[ "$rc" = 1 ] && grep -q "^corrupt  *objects/sha256/${W:0:2}/$W: .*(chunk 1)$" "$T/out" &&
+	[ "$(grep -c "objects/sha256/${W:0:2}/$W" "$T/out")" = 1 ]
+ok $? "fsck --full: the same, found by the block check against the tree, reported once" ||
+	cat "$T/out" "$T/err"
 
 "$FORGE" record "$S" "$W"
 fsck_both "a record that fails its own check" "^corrupt  *objects/sha256/${W:0:2}/$W: its blob record"

@@ -196,7 +196,7 @@ struct present_rec {
 	ag_digest fsverity;
 	bool has_fsverity;
 	bool damaged;  /* reported once, as corrupt, by the hash pass */
-	bool reported; /* its catalog mismatch is reported already */
+	bool reported; /* reported already: by the hash pass, or a catalog mismatch */
 };
 
 struct present {
@@ -467,6 +467,20 @@ static int check_gens(struct fsck *f, const struct present *recs)
 	return r;
 }
 
+/* The objects the hash pass found corrupt or missing (hash_problems()
+ * reported those whose record is still there) are not reported again as a
+ * catalog mismatch: one object, one problem, the hashing verdict. */
+static void mark_hashed(const struct fsck *f, struct present *recs)
+{
+	for (size_t i = 0; i < f->nrecs; i++) {
+		const struct fsck_rec *rec = &f->recs[i];
+		struct present_rec *pr;
+		if ((is_verdict(rec->result) || rec->result == -ENOENT) &&
+		    (pr = present_find(recs, &rec->bi.digest)))
+			pr->reported = true;
+	}
+}
+
 /* Strays and dangling references, from a fresh look at the store. */
 static int structure(struct fsck *f)
 {
@@ -475,6 +489,8 @@ static int structure(struct fsck *f)
 
 	if (r >= 0)
 		qsort(recs.d, recs.n, sizeof(*recs.d), dcmp);
+	if (r >= 0)
+		mark_hashed(f, &recs);
 	if (r >= 0)
 		r = ag_object_foreach(f->s, stray_one, &(struct stray_ctx){f, &recs});
 	if (r >= 0)
