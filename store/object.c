@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Writing objects, the way git writes loose objects: stage into tmp/ while
- * hashing (SHA-256 of the whole and its fs-verity tree, one pass), link into
+ * hashing (SHA-256 of the whole and its fs-verity tree, one pass), rename into
  * objects/sha256/ab/<hex>.  An existing object is deduplication.  Every
  * object is durable before the transaction that references it commits.
  *
@@ -102,13 +102,17 @@ int ag_object_hash_check(int fd, uint64_t size, const ag_digest *d)
 	uint64_t off = 0;
 	int r = 0;
 	/* The kernel reads ahead while we hash; what was hashed is dropped a
-	 * little behind (pages just read may still sit in per-CPU batches). */
+	 * little behind (pages just read may still sit in per-CPU batches),
+	 * but only the pages this call brought in: a mount may be serving the
+	 * others (store/pagecache.h). */
+	struct ag_pagecache pc;
+	ag_pagecache_init(&pc, fd, size);
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	while (off < size) {
 		size_t want = size - off < bufsz ? (size_t)(size - off) : bufsz;
 		if (off >= (16u << 20)) /* as read.c's read_span: the piece 16 MiB back */
-			posix_fadvise(fd, (off_t)(off - (16u << 20)), (off_t)want,
-				      POSIX_FADV_DONTNEED);
+			ag_pagecache_drop(&pc, off - (16u << 20), want);
+		ag_pagecache_note(&pc, off, want);
 		ssize_t n = ag_pread_all(fd, buf, want, off);
 		if (n < 0) {
 			r = (int)n;
@@ -126,7 +130,7 @@ int ag_object_hash_check(int fd, uint64_t size, const ag_digest *d)
 	ag_hash_free(h);
 	if (r == 0 && !ag_digest_eq(&got, d))
 		r = -AG_EDIGEST;
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	ag_pagecache_fini(&pc);
 	return r;
 }
 
@@ -271,29 +275,50 @@ int ag_stage_open_read(ag_stage *st)
 	return fd < 0 ? ag_errno() : fd;
 }
 
-/* objects/sha256/ab/ exists (durable once t is synced). */
-static int ensure_fanout(ag_txn *t, const char *hex, char dir[32])
+/* Moves the staged file to rel, never over an existing name: a rename
+ * (one system call, no staging name left behind), or, where the file
+ * system has no RENAME_NOREPLACE, a link and an unlink.  0, or -EEXIST,
+ * -ENOENT (no fan-out directory yet) or another error. */
+static int place(ag_stage *st, const char *rel)
 {
-	snprintf(dir, 32, "objects/sha256/%.2s", hex);
-	if (mkdirat(t->s->dirfd, dir, 0755) == 0) {
-		t->unsynced = true;
+	int dfd = st->s->dirfd;
+	if (renameat2(dfd, st->name, dfd, rel, RENAME_NOREPLACE) == 0)
 		return 0;
-	}
-	return errno == EEXIST ? 0 : ag_errno();
+	if (errno != EINVAL && errno != ENOSYS)
+		return ag_errno();
+	if (linkat(dfd, st->name, dfd, rel, 0) < 0)
+		return ag_errno();
+	unlinkat(dfd, st->name, 0);
+	return 0;
 }
 
-/* Links the staged file at rel: AG_PUBLISH_NEW, or, when an object of that
+/* Places the staged file at rel: AG_PUBLISH_NEW, or, when an object of that
  * name exists, AG_PUBLISH_DEDUP if it hashes to the digest and
- * AG_PUBLISH_REPAIRED after replacing it with the verified staged bytes. */
-static int link_object(ag_stage *st, const char *rel)
+ * AG_PUBLISH_REPAIRED after replacing it with the verified staged bytes.
+ * The fan-out directory objects/sha256/ab/ is made (durable once t is
+ * synced) only when the first placing finds none, so the common case is
+ * one system call. */
+static int link_object(ag_stage *st, ag_txn *t, const char *rel)
 {
 	ag_store *s = st->s;
-	if (linkat(s->dirfd, st->name, s->dirfd, rel, 0) == 0)
+	int r = place(st, rel);
+	if (r == -ENOENT) {
+		char dir[32];
+		snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(rel, '/') - rel), rel);
+		if (mkdirat(s->dirfd, dir, 0755) == 0)
+			t->unsynced = true;
+		else if (errno != EEXIST)
+			return ag_errno();
+		r = place(st, rel);
+	}
+	if (r == 0) {
+		st->name[0] = '\0'; /* moved: nothing left to remove in tmp/ */
 		return AG_PUBLISH_NEW;
-	if (errno != EEXIST)
-		return ag_errno();
+	}
+	if (r != -EEXIST)
+		return r;
 	int fd = ag_object_open_rel(s, rel, O_RDONLY);
-	int r = fd;
+	r = fd;
 	if (fd >= 0) {
 		r = ag_object_hash_check(fd, st->info.size, &st->info.digest);
 		close(fd);
@@ -312,6 +337,7 @@ static int link_object(ag_stage *st, const char *rel)
 	st->unsynced = false;
 	if (renameat(s->dirfd, st->name, s->dirfd, rel) < 0)
 		return ag_errno();
+	st->name[0] = '\0';
 	return AG_PUBLISH_REPAIRED;
 }
 
@@ -355,18 +381,16 @@ int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum
 		return -EINVAL;
 	if (expected && !ag_digest_eq(expected, &st->info.digest))
 		return -AG_EDIGEST;
-	char hex[AG_HEX_LEN + 1], dir[32], rel[96];
-	ag_digest_hex(&st->info.digest, hex);
-	int r = ensure_fanout(t, hex, dir);
-	if (r < 0)
-		return r;
+	char rel[96];
+	int r;
 	if (fchmod(st->fd, 0444) < 0)
 		return ag_errno();
 	ag_object_relpath(&st->info.digest, rel, sizeof(rel));
-	int placed = link_object(st, rel);
+	int placed = link_object(st, t, rel);
 	if (placed < 0)
 		return placed;
-	unlinkat(st->s->dirfd, st->name, 0); /* gone already after a rename */
+	if (st->name[0]) /* deduplicated: the staged copy is not needed */
+		unlinkat(st->s->dirfd, st->name, 0);
 	st->published = true;
 	t->unsynced = true; /* the new entry (and a small object's bytes) */
 	if (placed == AG_PUBLISH_NEW && (r = ag_txn_note_created(t, &st->info.digest)) < 0)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The commit order a power loss depends on (issue 10, going further), read
 # from the system calls of one audited import-like commit (strace):
-#   the staged object is linked into objects/,
+#   the staged object is renamed (or linked) into objects/,
 #   then the store's file system is synced once (syncfs: the object's bytes,
 #   its directory entry and fan-out directory; a small object is not fsynced
 #   on its own, doc/store-format.md "Write protocol"),
@@ -33,7 +33,7 @@ ok $? "an audited commit of one blob and a generation, traced"
 first() { # first REGEX [AFTER]
 	awk -v re="$1" -v after="${2:-0}" 'NR > after && $0 ~ re {print NR; exit}' "$T/trace"
 }
-link=$(first "linkat\\(.*\"objects/sha256/${hex:0:2}/$hex\"")
+link=$(first "(linkat|renameat2)\\(.*\"objects/sha256/${hex:0:2}/$hex\"")
 store_sync=$(first "syncfs\\([0-9]+<$S>\\) += 0" "${link:-0}")
 audit_write=$(first 'write\([0-9]+<[^>]*/audit\.log>.*TEST_PUT')
 audit_sync=$(first 'fdatasync\([0-9]+<[^>]*/audit\.log>' "${audit_write:-0}")
@@ -43,9 +43,9 @@ diag "link $link, syncfs $store_sync, audit write $audit_write," \
 	"audit fdatasync $audit_sync, data.mdb fdatasync $mdb_sync, meta page $meta"
 
 [ -n "$link" ]
-ok $? "the staged object is linked into objects/"
+ok $? "the staged object is placed into objects/"
 [ -n "$store_sync" ]
-ok $? "the store's file system is synced (syncfs) after the link"
+ok $? "the store's file system is synced (syncfs) after the object is placed"
 [ -n "$audit_write" ] && [ -n "$store_sync" ] && [ "$store_sync" -lt "$audit_write" ]
 ok $? "the audit record is written after the object is durable"
 [ -n "$audit_sync" ]
