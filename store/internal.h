@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 
+#include "store/pagecache.h"
 #include "store/store.h"
 
 #define AG_MAP_SIZE (64ull << 30) /* virtual; the file grows as needed */
@@ -93,6 +94,7 @@ struct ag_blob {
 	pthread_mutex_t lock;
 	bool direct;
 	bool dropbehind;
+	struct ag_pagecache pc; /* with dropbehind: what was resident before (under lock) */
 };
 
 /* read.c: every tree block of bi's stored tree against its parent's entry

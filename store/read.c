@@ -94,15 +94,16 @@ static int blob_open(ag_store *s, const ag_digest *d, const ag_digest *expect, u
 		b->root_bad = true;
 	b->fd = open_object_fd(b, flags & AG_BLOB_DIRECT);
 	r = b->fd < 0 ? b->fd : 0;
-	if (r == 0 && (flags & AG_BLOB_STREAM) && !b->direct) {
-		posix_fadvise(b->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		b->dropbehind = true;
-	}
 	struct stat st;
 	if (r == 0 && fstat(b->fd, &st) < 0)
 		r = ag_errno();
 	if (r == 0 && (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != b->info.size))
 		r = -AG_ECORRUPT;
+	if (r == 0 && (flags & AG_BLOB_STREAM) && !b->direct) {
+		posix_fadvise(b->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		ag_pagecache_init(&b->pc, b->fd, b->info.size);
+		b->dropbehind = true;
+	}
 	if (r < 0) {
 		ag_blob_close(b);
 		return r;
@@ -126,8 +127,8 @@ void ag_blob_close(ag_blob *b)
 {
 	if (!b)
 		return;
-	if (b->fd >= 0 && b->dropbehind)
-		posix_fadvise(b->fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (b->dropbehind) /* the pages its reads brought in, no others */
+		ag_pagecache_fini(&b->pc);
 	if (b->fd >= 0)
 		close(b->fd);
 	if (b->fd_buffered >= 0)
@@ -170,6 +171,11 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 	size_t want = len;
 	if (b->direct)
 		want = (len + AG_ALIGN - 1) / AG_ALIGN * AG_ALIGN;
+	if (b->dropbehind) {
+		pthread_mutex_lock(&b->lock);
+		ag_pagecache_note(&b->pc, off, want);
+		pthread_mutex_unlock(&b->lock);
+	}
 	ssize_t n = ag_pread_all(b->fd, buf, want, off);
 	if (n == -EINVAL && b->direct) {
 		int fd = buffered_fd(b);
@@ -180,9 +186,13 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 	/* The verified copy is what the mount caches; the object's pages would
 	 * only be a second, unverified copy.  Drop them a little behind the
 	 * reader: pages just read may still sit in per-CPU LRU batches, where
-	 * DONTNEED cannot reach them. */
-	if (n > 0 && b->dropbehind && off >= DROP_LAG)
-		posix_fadvise(b->fd, (off_t)(off - DROP_LAG), n, POSIX_FADV_DONTNEED);
+	 * DONTNEED cannot reach them.  Only those its reads brought in: another
+	 * reader of the object (fsck, a second mount) keeps its own. */
+	if (n > 0 && b->dropbehind && off >= DROP_LAG) {
+		pthread_mutex_lock(&b->lock);
+		ag_pagecache_drop(&b->pc, off - DROP_LAG, (uint64_t)n);
+		pthread_mutex_unlock(&b->lock);
+	}
 	return n;
 }
 

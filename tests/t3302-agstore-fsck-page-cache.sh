@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# fsck (and an import's dedup check: ag_object_hash_check) and buffered
+# blob reads (agstore export) drop behind them only the pages they brought
+# into the page cache; the pages someone else had read (a mount serving the
+# blob) stay.  They used to drop the whole file at the end.  Counted with
+# fincore(1).
+. "$(dirname "$0")/lib.sh"
+. "$TESTS_DIR/lib-bundle.sh"
+need_cmd fincore dd openssl
+[ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] || skip_all "agimport or agstore not built"
+
+TREE=$T/tree
+make_model "$TREE" registry.ollama.ai/library/w/latest $((40 << 20)) w
+S=$T/s
+"$AGIMPORT" --store "$S" --no-signature --ollama-dir "$TREE" --label 20260101 >/dev/null 2>"$T/err" ||
+	bail "the import failed: $(cat "$T/err")"
+W=$(for f in "$TREE"/blobs/*; do [ "$(stat -c %s "$f")" -gt 100000 ] && basename "$f"; done)
+W=${W#sha256-}
+OBJ=$S/objects/sha256/${W:0:2}/$W
+
+pages() { fincore --noheadings --output PAGES "$OBJ" | tr -d ' '; }
+evict() { dd if="$OBJ" iflag=nocache count=0 status=none; }
+# someone's pages: 2 MiB in the middle of the object, and its first page
+warm() {
+	evict
+	dd if="$OBJ" of=/dev/null bs=1M skip=20 count=2 status=none
+	dd if="$OBJ" of=/dev/null bs=4096 count=1 status=none
+}
+
+sync
+evict
+[ "$(pages)" = 0 ] || skip_all "cannot evict the object from the page cache (fincore: $(pages) pages)"
+warm
+before=$(pages)
+[ "$before" -ge 513 ] || bail "reading 2 MiB left only $before pages in the cache"
+
+"$AGSTORE" --store "$S" fsck >"$T/out" 2>&1 || bail "fsck: $(cat "$T/out")"
+after=$(pages)
+[ "$after" -ge "$before" ]
+ok $? "fsck keeps the pages that were in the page cache ($before before, $after after)"
+[ "$after" -le $((before + 64)) ]
+ok $? "and drops those it read itself (40 MiB: $((40 << 8)) pages)"
+
+warm
+before=$(pages)
+"$AGSTORE" --store "$S" fsck --full >"$T/out" 2>&1 || bail "fsck --full: $(cat "$T/out")"
+after=$(pages)
+[ "$after" -ge "$before" ]
+ok $? "fsck --full (O_DIRECT) keeps them too ($before before, $after after)"
+
+warm
+before=$(pages)
+"$AGSTORE" --store "$S" export 1 "$T/exp" >"$T/out" 2>&1 || bail "export: $(cat "$T/out")"
+after=$(pages)
+[ "$after" -ge "$before" ] && [ "$after" -le $((before + 64)) ]
+ok $? "agstore export (buffered verified reads) keeps them and drops its own ($before before, $after after)"
+cmp -s "$T/exp/blobs/sha256-$W" "$TREE/blobs/sha256-$W"
+ok $? "and exports the blob intact"
+
+# nothing was resident: everything read is dropped again
+evict
+"$AGSTORE" --store "$S" fsck >"$T/out" 2>&1 || bail "fsck: $(cat "$T/out")"
+[ "$(pages)" -le 64 ]
+ok $? "fsck of an object nobody had read leaves (almost) nothing cached ($(pages) pages)"
+done_testing
