@@ -21,21 +21,24 @@
 #include "store/store.h"
 
 /* Hard limits on untrusted input. */
-#define IMP_MAX_PATH	    4096	   /* bytes of a member path */
-#define IMP_MAX_DEPTH	    64		   /* components of a member path */
-#define IMP_MAX_MEMBERS	    1000000	   /* members of one source */
-#define IMP_MAX_SMALL	    (1u << 20)	   /* metadata files kept in memory */
-#define IMP_MAX_BUNDLE_JSON (64u << 20)	   /* bundle.json (its "files" may list 10^6 paths) */
-#define IMP_MAX_META	    (192u << 20)   /* all metadata kept in memory */
-#define IMP_MAX_PATH_BYTES  (256u << 20)   /* all member paths together */
-#define IMP_MAX_HOLES	    (1ull << 30)   /* sparse holes of all members together */
-#define IMP_SPOOL_MAX	    (1u << 20)	   /* members up to this size share one spool file */
-#define IMP_MAX_RATIO	    256		   /* member bytes per raw byte read (a bomb's ratio) ... */
-#define IMP_RATIO_SLACK	    (256ull << 20) /* ... beyond this many bytes */
-#define IMP_REPORT_MAX	    10000	   /* members listed one by one in the report */
-#define IMP_MAX_LAYERS	    4096	   /* layers of one manifest */
-#define IMP_MAX_LINES	    1000000	   /* lines of one .sha256 list */
-#define IMP_MAX_JSON_STR    4096	   /* bytes of a bundle.json string */
+#define IMP_MAX_PATH	    4096	 /* bytes of a member path */
+#define IMP_MAX_DEPTH	    64		 /* components of a member path */
+#define IMP_MAX_MEMBERS	    1000000	 /* members of one source */
+#define IMP_MAX_SMALL	    (1u << 20)	 /* metadata files kept in memory */
+#define IMP_MAX_BUNDLE_JSON (64u << 20)	 /* bundle.json (its "files" may list 10^6 paths) */
+#define IMP_MAX_META	    (192u << 20) /* all metadata kept in memory */
+#define IMP_MAX_PATH_BYTES  (256u << 20) /* all member paths together */
+#define IMP_MAX_HOLES	    (1ull << 30) /* sparse holes of all members together */
+#define IMP_SPOOL_MAX	    (1u << 20)	 /* members up to this size are small: ... */
+#define IMP_PARKED_MAX                                                                     \
+	(64u << 20)			/* ... staged on their own while their stages hold \
+					   this much memory, then in one spool file */
+#define IMP_MAX_RATIO	 256		/* member bytes per raw byte read (a bomb's ratio) ... */
+#define IMP_RATIO_SLACK	 (256ull << 20) /* ... beyond this many bytes */
+#define IMP_REPORT_MAX	 10000		/* members listed one by one in the report */
+#define IMP_MAX_LAYERS	 4096		/* layers of one manifest */
+#define IMP_MAX_LINES	 1000000	/* lines of one .sha256 list */
+#define IMP_MAX_JSON_STR 4096		/* bytes of a bundle.json string */
 
 /* Exit classes, as the programs report them. */
 enum imp_class {
@@ -167,7 +170,8 @@ struct imp_source {
 	bool has_spool;
 	int spool_fd; /* small members' bytes, one file in the store's tmp/ */
 	uint64_t spool_len;
-	size_t nstages;	       /* members staged in a file of their own (one fd each) */
+	size_t nstages;	       /* large members staged in a file of their own (one fd each) */
+	uint64_t parked_bytes; /* memory held by small members' parked stages */
 	bool has_budget;       /* imp_staging_setup() ran: the three below hold */
 	size_t max_stages;     /* ... at most this many */
 	uint64_t staged_bytes; /* declared sizes of everything staged so far */

@@ -2,10 +2,15 @@
 /*
  * Where a member's bytes go as they are read, in the same single pass:
  *   - a large member that may be published or copied: its own staging file
- *     in the store's tmp/ (SHA-256 and chunk table computed by the store);
- *   - a small one (or any, once the budget of descriptors is spent): the
- *     source's one spool file, hashed here, staged for real only when it is
- *     published, so a bundle of 100,000 files needs a handful of descriptors;
+ *     in the store's tmp/ (SHA-256 and fs-verity tree computed by the store),
+ *     written through the staging pipe;
+ *   - a small one: its own staging file too, written and hashed on this
+ *     thread, then parked (its descriptor closed) until it is published, so
+ *     its bytes are written and hashed once;
+ *   - a small one once the parked stages hold IMP_PARKED_MAX of memory, or a
+ *     large one once the budget of descriptors is spent: the source's one
+ *     spool file, hashed here, staged for real only when it is published,
+ *     so a bundle of 1,000,000 files needs bounded memory and descriptors;
  *   - anything else (and everything in a dry run): only through a hash.
  * Small metadata files are also kept in memory for parsing.  What is staged
  * is bounded before it is written: the declared sizes of everything staged
@@ -98,6 +103,14 @@ static int begin_stage(struct imp_sink *k, int64_t hint, struct imp_error *e)
 
 	if ((r = charge(src, mb, hint, e)) < 0)
 		return r;
+	if (small && src->parked_bytes < IMP_PARKED_MAX) {
+		r = ag_stage_begin(k->rd->store, 0, &mb->stage);
+		if (r < 0)
+			return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)",
+					ag_strerror(r));
+		k->small = true;
+		return 0;
+	}
 	if (src->has_spool && (small || src->nstages >= src->max_stages)) {
 		k->spool = true;
 		mb->spooled = true;
@@ -184,8 +197,8 @@ int imp_sink_write(struct imp_sink *k, const void *buf, size_t len, struct imp_e
 	if (k->spool)
 		r = spool_write(k, buf, len);
 	else if (!k->hash)
-		r = k->rd->pipe ? imp_pipe_write(k->rd->pipe, k->mb->stage, buf, len)
-				: ag_stage_write(k->mb->stage, buf, len);
+		r = k->rd->pipe && !k->small ? imp_pipe_write(k->rd->pipe, k->mb->stage, buf, len)
+					     : ag_stage_write(k->mb->stage, buf, len);
 	if (r < 0)
 		return imp_fail(e, IMP_IO, r, k->mb->path, "staging failed (%s)", ag_strerror(r));
 	k->size += len;
@@ -214,9 +227,12 @@ int imp_sink_end(struct imp_sink *k, struct imp_error *e)
 		return 0;
 	}
 	ag_blob_info bi;
-	int r = imp_pipe_flush(k->rd->pipe);
+	uint64_t kept;
+	int r = k->small ? 0 : imp_pipe_flush(k->rd->pipe);
 	if (r == 0)
 		r = ag_stage_end(mb->stage, &bi);
+	if (r == 0 && k->small && (r = ag_stage_park(mb->stage, &kept)) == 0)
+		k->src->parked_bytes += kept;
 	if (r < 0)
 		return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)", ag_strerror(r));
 	mb->digest = bi.digest;
@@ -227,7 +243,8 @@ int imp_sink_end(struct imp_sink *k, struct imp_error *e)
 
 void imp_sink_abort(struct imp_sink *k)
 {
-	imp_pipe_flush(k->rd->pipe); /* the worker is done with the stage */
+	if (!k->small)
+		imp_pipe_flush(k->rd->pipe); /* the worker is done with the stage */
 	ag_hash_free(k->hash);
 	k->hash = NULL;
 	free(k->data);

@@ -13,6 +13,7 @@ struct imp_sink {
 	const struct imp_read *rd;
 	ag_hash *hash; /* dry run, spooled or unstaged members */
 	bool spool;    /* bytes go to the source's spool file */
+	bool small;    /* a small member's own stage: written here, parked at the end */
 	bool keep;
 	size_t keep_max;
 	char *data;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "store/internal.h"
+#include "store/verity.h"
 
 struct ag_stage {
 	ag_store *s;
@@ -260,10 +261,26 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info)
 		return ag_errno();
 	if ((r = ag_treebuf_final(&st->tb, &st->info, &st->tree, &st->tree_blocks)) < 0)
 		return r;
+	ag_treebuf_free(&st->tb); /* the tree is in st->tree now */
 	st->info.created = ag_now();
 	st->ended = true;
 	if (info)
 		*info = st->info;
+	return 0;
+}
+
+int ag_stage_park(ag_stage *st, uint64_t *kept)
+{
+	if (!st->ended || st->published)
+		return -EINVAL;
+	if (st->fd >= 0) {
+		if (fchmod(st->fd, 0444) < 0)
+			return ag_errno();
+		close(st->fd);
+		st->fd = -1;
+	}
+	if (kept)
+		*kept = sizeof(*st) + st->tree_blocks * AG_VERITY_BLOCK;
 	return 0;
 }
 
@@ -332,8 +349,14 @@ static int link_object(ag_stage *st, ag_txn *t, const char *rel)
 	/* Damaged, truncated, or not a regular file: the staged bytes are
 	 * verified, so they replace it atomically, durable before they do (the
 	 * directory is synced with the transaction). */
-	if (st->unsynced && fsync(st->fd) < 0)
-		return ag_errno();
+	if (st->unsynced) {
+		int sfd = st->fd >= 0 ? st->fd : ag_stage_open_read(st);
+		r = sfd < 0 ? sfd : fsync(sfd) < 0 ? ag_errno() : 0;
+		if (sfd >= 0 && sfd != st->fd)
+			close(sfd);
+		if (r < 0)
+			return r;
+	}
 	st->unsynced = false;
 	if (renameat(s->dirfd, st->name, s->dirfd, rel) < 0)
 		return ag_errno();
@@ -383,7 +406,7 @@ int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum
 		return -AG_EDIGEST;
 	char rel[96];
 	int r;
-	if (fchmod(st->fd, 0444) < 0)
+	if (st->fd >= 0 && fchmod(st->fd, 0444) < 0) /* a parked one is read-only already */
 		return ag_errno();
 	ag_object_relpath(&st->info.digest, rel, sizeof(rel));
 	int placed = link_object(st, t, rel);

@@ -187,6 +187,11 @@ enum ag_publish {
  * deduplication; a damaged one is replaced atomically (rename over it, then
  * the directory fsynced).  how may be NULL. */
 int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum ag_publish *how);
+/* After ag_stage_end: closes the staged file's descriptor (made read-only
+ * first) until it is published or freed, which find it by name, so any
+ * number of staged files can wait for publishing.  *kept (may be NULL): the
+ * bytes of memory the stage still holds (mostly its fs-verity tree). */
+int ag_stage_park(ag_stage *st, uint64_t *kept);
 /* After ag_stage_end: a new read-only descriptor of the staged bytes (for
  * copying verified non-model artifacts elsewhere).  Caller closes it. */
 int ag_stage_open_read(ag_stage *st);
