@@ -7,6 +7,7 @@
 #include <libfsverity.h>
 
 #include "store/internal.h"
+#include "store/sha4k.h"
 #include "store/verity.h"
 
 _Static_assert(AG_VERITY_ARITY == 128, "SHA-256 in 4 KiB blocks: 128 hashes a block");
@@ -41,7 +42,7 @@ struct ag_verity {
 	uint8_t *data;			      /* the current data block */
 	size_t fill[AG_VERITY_MAX_LEVELS];    /* bytes in each level's current block */
 	uint64_t count[AG_VERITY_MAX_LEVELS]; /* blocks each level has completed */
-	uint8_t *level[AG_VERITY_MAX_LEVELS]; /* each level's current block */
+	uint8_t *level[AG_VERITY_MAX_LEVELS]; /* each level's current block, made on first use */
 };
 
 int ag_verity_new(ag_verity_emit emit, void *arg, ag_verity **out)
@@ -53,10 +54,7 @@ int ag_verity_new(ag_verity_emit emit, void *arg, ag_verity **out)
 	v->arg = arg;
 	v->h = ag_hash_new();
 	v->data = malloc(AG_VERITY_BLOCK);
-	for (unsigned l = 0; l < AG_VERITY_MAX_LEVELS && v->data; l++)
-		if (!(v->level[l] = calloc(1, AG_VERITY_BLOCK)))
-			break;
-	if (!v->h || !v->data || !v->level[AG_VERITY_MAX_LEVELS - 1]) {
+	if (!v->h || !v->data) {
 		ag_verity_free(v);
 		return -ENOMEM;
 	}
@@ -98,6 +96,8 @@ static int push_hash(ag_verity *v, unsigned l, const ag_digest *d)
 {
 	if (l >= AG_VERITY_MAX_LEVELS)
 		return v->err = -EFBIG;
+	if (!v->level[l] && !(v->level[l] = malloc(AG_VERITY_BLOCK))) /* a small blob uses one */
+		return v->err = -ENOMEM;
 	memcpy(v->level[l] + v->fill[l], d->b, sizeof(d->b));
 	v->fill[l] += sizeof(d->b);
 	return v->fill[l] == AG_VERITY_BLOCK ? close_block(v, l) : 0;
@@ -118,9 +118,17 @@ int ag_verity_update(ag_verity *v, const void *buf, size_t len)
 	v->size += len;
 	while (rc == 0 && len > 0) {
 		if (v->dfill == 0 && len >= AG_VERITY_BLOCK) { /* whole blocks: no copy */
-			rc = data_block(v, p);
-			p += AG_VERITY_BLOCK;
-			len -= AG_VERITY_BLOCK;
+			enum { BATCH = 32 };		       /* hashed several at once */
+			uint8_t out[BATCH][32];
+			size_t n = len / AG_VERITY_BLOCK < BATCH ? len / AG_VERITY_BLOCK : BATCH;
+			ag_sha256_4k(p, n, out);
+			for (size_t i = 0; rc == 0 && i < n; i++) {
+				ag_digest d;
+				memcpy(d.b, out[i], sizeof(d.b));
+				rc = push_hash(v, 0, &d);
+			}
+			p += n * AG_VERITY_BLOCK;
+			len -= n * AG_VERITY_BLOCK;
 			continue;
 		}
 		size_t n = AG_VERITY_BLOCK - v->dfill < len ? AG_VERITY_BLOCK - v->dfill : len;
