@@ -20,6 +20,16 @@ W=${W#sha256-}
 OBJ=$S/objects/sha256/${W:0:2}/$W
 
 pages() { fincore --noheadings --output PAGES "$OBJ" | tr -d ' '; }
+settled_pages() { # once the read-ahead in flight has landed
+	local prev=-1 cur i
+	for i in $(seq 20); do
+		cur=$(pages)
+		[ "$cur" = "$prev" ] && break
+		prev=$cur
+		sleep 0.1
+	done
+	echo "$cur"
+}
 evict() { dd if="$OBJ" iflag=nocache count=0 status=none; }
 # someone's pages: 2 MiB in the middle of the object, and its first page
 warm() {
@@ -32,7 +42,7 @@ sync
 evict
 [ "$(pages)" = 0 ] || skip_all "cannot evict the object from the page cache (fincore: $(pages) pages)"
 warm
-before=$(pages)
+before=$(settled_pages)
 [ "$before" -ge 513 ] || bail "reading 2 MiB left only $before pages in the cache"
 
 "$AGSTORE" --store "$S" fsck >"$T/out" 2>&1 || bail "fsck: $(cat "$T/out")"
@@ -43,14 +53,14 @@ ok $? "fsck keeps the pages that were in the page cache ($before before, $after 
 ok $? "and drops those it read itself (40 MiB: $((40 << 8)) pages)"
 
 warm
-before=$(pages)
+before=$(settled_pages)
 "$AGSTORE" --store "$S" fsck --full >"$T/out" 2>&1 || bail "fsck --full: $(cat "$T/out")"
 after=$(pages)
 [ "$after" -ge "$before" ]
 ok $? "fsck --full (O_DIRECT) keeps them too ($before before, $after after)"
 
 warm
-before=$(pages)
+before=$(settled_pages)
 "$AGSTORE" --store "$S" export 1 "$T/exp" >"$T/out" 2>&1 || bail "export: $(cat "$T/out")"
 after=$(pages)
 [ "$after" -ge "$before" ] && [ "$after" -le $((before + 64)) ]
