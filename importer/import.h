@@ -205,7 +205,8 @@ struct imp_read {
 	ag_store *store; /* NULL: hash only (dry run) */
 	bool dry_run;
 	struct imp_progress *progress;
-	struct imp_pipe *pipe; /* staging thread, or NULL to stage inline */
+	struct imp_pipe *pipe;	   /* staging thread, or NULL to stage inline */
+	struct imp_smallq *smallq; /* small members' staging thread, or NULL: inline */
 };
 
 /* ---------- the staging thread (pipe.c) ---------- */
@@ -217,6 +218,20 @@ int imp_pipe_write(struct imp_pipe *p, ag_stage *st, const void *buf, size_t len
  * flush, or 0.  Accepts NULL. */
 int imp_pipe_flush(struct imp_pipe *p);
 void imp_pipe_free(struct imp_pipe *p); /* accepts NULL */
+
+/* ---------- small members' staging thread (smallq.c) ---------- */
+
+struct imp_smallq;
+int imp_smallq_new(ag_store *store, struct imp_smallq **out);
+/* Stages member idx of src from buf (len bytes; buf is taken over and freed)
+ * on the thread: a stage of its own, parked.  Collects the members staged
+ * so far (their stage and digest into src); their first failure, or 0.
+ * Waits while too much is in flight. */
+int imp_smallq_submit(struct imp_smallq *q, struct imp_source *src, size_t idx, char *buf,
+		      size_t len, struct imp_error *e);
+/* Waits for every member, collects them all, stops the thread and frees q:
+ * called before anything reads a member's stage or digest.  Accepts NULL. */
+int imp_smallq_finish(struct imp_smallq *q, struct imp_source *src, struct imp_error *e);
 
 /* Reads a (compressed) tar stream from fd in one pass. */
 int imp_read_archive(int fd, const struct imp_read *rd, struct imp_source *src,

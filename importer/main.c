@@ -389,6 +389,10 @@ static int read_source(struct run *rn)
 		return r;
 	if (rn->store && !rn->o.dry_run && (r = imp_pipe_new(&rd.pipe)) < 0)
 		return imp_fail(&rn->err, IMP_IO, r, "", "the staging thread cannot start");
+	if (rn->store && !rn->o.dry_run && (r = imp_smallq_new(rn->store, &rd.smallq)) < 0) {
+		imp_pipe_free(rd.pipe);
+		return imp_fail(&rn->err, IMP_IO, r, "", "the staging thread cannot start");
+	}
 	rd.progress = imp_progress_new("agimport",
 				       S_ISREG(rn->st.st_mode) ? (uint64_t)rn->st.st_size : 0);
 	if (rn->o.ollama_dir)
@@ -397,6 +401,9 @@ static int read_source(struct run *rn)
 		r = imp_read_dir(fd, &rd, &rn->src, &rn->err);
 	else
 		r = imp_read_archive(fd, &rd, &rn->src, &rn->err);
+	int fin = imp_smallq_finish(rd.smallq, &rn->src, &rn->err);
+	if (r == 0)
+		r = fin;
 	imp_progress_done(rd.progress);
 	imp_pipe_free(rd.pipe);
 	return r;

@@ -94,6 +94,19 @@ static int charge(struct imp_source *src, struct imp_member *mb, int64_t hint, s
 	return 0;
 }
 
+/* What a small member's parked stage holds in memory, at most: the stage
+ * (and its job) and its fs-verity tree. */
+static uint64_t parked_size(int64_t size)
+{
+	uint64_t n = size > 0 ? ((uint64_t)size + 4095) / 4096 : 0, blocks = 0;
+
+	while (n > 1) {
+		n = (n + 127) / 128;
+		blocks += n;
+	}
+	return 1024 + blocks * 4096;
+}
+
 static int begin_stage(struct imp_sink *k, int64_t hint, struct imp_error *e)
 {
 	struct imp_source *src = k->src;
@@ -104,11 +117,18 @@ static int begin_stage(struct imp_sink *k, int64_t hint, struct imp_error *e)
 	if ((r = charge(src, mb, hint, e)) < 0)
 		return r;
 	if (small && src->parked_bytes < IMP_PARKED_MAX) {
+		k->small = true;
+		src->parked_bytes += parked_size(hint);
+		if (k->rd->smallq) { /* gathered here, staged on the thread */
+			k->qcap = hint > 0 ? (size_t)hint : 1;
+			if (!(k->qbuf = malloc(k->qcap)))
+				return imp_fail(e, IMP_IO, -ENOMEM, mb->path, "out of memory");
+			return 0;
+		}
 		r = ag_stage_begin(k->rd->store, 0, &mb->stage);
 		if (r < 0)
 			return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)",
 					ag_strerror(r));
-		k->small = true;
 		return 0;
 	}
 	if (src->has_spool && (small || src->nstages >= src->max_stages)) {
@@ -139,7 +159,7 @@ int imp_sink_begin(struct imp_sink *k, struct imp_member *mb, const struct imp_r
 	if (rd->store && !rd->dry_run && imp_want_stage(src, mb->path)) {
 		if ((r = begin_stage(k, size_hint, e)) < 0)
 			return r;
-		if (mb->stage)
+		if (mb->stage || k->qbuf)
 			return 0;
 	}
 	k->hash = ag_hash_new();
@@ -186,6 +206,34 @@ static int spool_write(struct imp_sink *k, const void *buf, size_t len)
 	return 0;
 }
 
+/* A small member's bytes gathered for the staging thread; one that grows
+ * beyond small after all is staged here from then on. */
+static int gather(struct imp_sink *k, const void *buf, size_t len)
+{
+	size_t need = k->qlen + len;
+	int r;
+
+	if (need > k->qcap && need <= IMP_SPOOL_MAX) {
+		size_t cap = k->qcap * 2 > need ? k->qcap * 2 : need;
+		char *nb = realloc(k->qbuf, cap < IMP_SPOOL_MAX ? cap : IMP_SPOOL_MAX);
+		if (!nb)
+			return -ENOMEM;
+		k->qbuf = nb;
+		k->qcap = cap < IMP_SPOOL_MAX ? cap : IMP_SPOOL_MAX;
+	}
+	if (need <= k->qcap) {
+		memcpy(k->qbuf + k->qlen, buf, len);
+		k->qlen = need;
+		return 0;
+	}
+	if ((r = ag_stage_begin(k->rd->store, 0, &k->mb->stage)) < 0 ||
+	    (r = ag_stage_write(k->mb->stage, k->qbuf, k->qlen)) < 0)
+		return r;
+	free(k->qbuf);
+	k->qbuf = NULL;
+	return ag_stage_write(k->mb->stage, buf, len);
+}
+
 int imp_sink_write(struct imp_sink *k, const void *buf, size_t len, struct imp_error *e)
 {
 	int r = 0;
@@ -196,6 +244,8 @@ int imp_sink_write(struct imp_sink *k, const void *buf, size_t len, struct imp_e
 		return r;
 	if (k->spool)
 		r = spool_write(k, buf, len);
+	else if (k->qbuf)
+		r = gather(k, buf, len);
 	else if (!k->hash)
 		r = k->rd->pipe && !k->small ? imp_pipe_write(k->rd->pipe, k->mb->stage, buf, len)
 					     : ag_stage_write(k->mb->stage, buf, len);
@@ -226,13 +276,18 @@ int imp_sink_end(struct imp_sink *k, struct imp_error *e)
 		k->hash = NULL;
 		return 0;
 	}
+	if (k->qbuf) {
+		char *b = k->qbuf;
+		k->qbuf = NULL;
+		return imp_smallq_submit(k->rd->smallq, k->src, (size_t)(mb - k->src->m), b,
+					 k->qlen, e);
+	}
 	ag_blob_info bi;
-	uint64_t kept;
 	int r = k->small ? 0 : imp_pipe_flush(k->rd->pipe);
 	if (r == 0)
 		r = ag_stage_end(mb->stage, &bi);
-	if (r == 0 && k->small && (r = ag_stage_park(mb->stage, &kept)) == 0)
-		k->src->parked_bytes += kept;
+	if (r == 0 && k->small)
+		r = ag_stage_park(mb->stage);
 	if (r < 0)
 		return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)", ag_strerror(r));
 	mb->digest = bi.digest;
@@ -249,6 +304,8 @@ void imp_sink_abort(struct imp_sink *k)
 	k->hash = NULL;
 	free(k->data);
 	k->data = NULL;
+	free(k->qbuf);
+	k->qbuf = NULL;
 }
 
 int imp_member_fill_fd(struct imp_member *mb, int fd, const struct imp_read *rd,

@@ -13,7 +13,9 @@ struct imp_sink {
 	const struct imp_read *rd;
 	ag_hash *hash; /* dry run, spooled or unstaged members */
 	bool spool;    /* bytes go to the source's spool file */
-	bool small;    /* a small member's own stage: written here, parked at the end */
+	bool small;    /* a small member's own stage, parked at the end: */
+	char *qbuf;    /* ... its bytes, for rd->smallq, or NULL: written here */
+	size_t qlen, qcap;
 	bool keep;
 	size_t keep_max;
 	char *data;

@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "store/internal.h"
-#include "store/verity.h"
 
 struct ag_stage {
 	ag_store *s;
@@ -269,7 +268,7 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info)
 	return 0;
 }
 
-int ag_stage_park(ag_stage *st, uint64_t *kept)
+int ag_stage_park(ag_stage *st)
 {
 	if (!st->ended || st->published)
 		return -EINVAL;
@@ -279,8 +278,6 @@ int ag_stage_park(ag_stage *st, uint64_t *kept)
 		close(st->fd);
 		st->fd = -1;
 	}
-	if (kept)
-		*kept = sizeof(*st) + st->tree_blocks * AG_VERITY_BLOCK;
 	return 0;
 }
 

@@ -189,9 +189,9 @@ enum ag_publish {
 int ag_stage_publish_ex(ag_stage *st, ag_txn *t, const ag_digest *expected, enum ag_publish *how);
 /* After ag_stage_end: closes the staged file's descriptor (made read-only
  * first) until it is published or freed, which find it by name, so any
- * number of staged files can wait for publishing.  *kept (may be NULL): the
- * bytes of memory the stage still holds (mostly its fs-verity tree). */
-int ag_stage_park(ag_stage *st, uint64_t *kept);
+ * number of staged files can wait for publishing.  What the stage still
+ * holds in memory is mostly its fs-verity tree. */
+int ag_stage_park(ag_stage *st);
 /* After ag_stage_end: a new read-only descriptor of the staged bytes (for
  * copying verified non-model artifacts elsewhere).  Caller closes it. */
 int ag_stage_open_read(ag_stage *st);
