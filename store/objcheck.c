@@ -4,12 +4,12 @@
  * whole object (buffered reads, so the kernel's read-ahead overlaps the disk
  * with the hashing, as `openssl dgst` does) and then the stored fs-verity
  * tree on its own, every block against its parent's entry up to the
- * record's root (1/128 of the object's size), with the walk verified reads
- * use (read.c: ag_tree_check).  The bytes are the ones the
- * digest names, and the tree is the one the root names; that the two
- * describe each other was established when both were computed from the same
- * bytes by the import.  Only when the digest differs is every data block
- * hashed against the tree (ag_object_check), to name the bad block.
+ * record's root (1/128 of the object's size), by the walk verified reads
+ * use (read.c: ag_tree_check).  The bytes are the ones the digest names,
+ * and the tree is the one the root names; that the two describe each other
+ * was established when both were computed from the same bytes by the
+ * import.  Only when the digest differs is every data block hashed against
+ * the tree (ag_object_check), to name the bad block.
  */
 #include <fcntl.h>
 #include <unistd.h>
