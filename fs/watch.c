@@ -50,11 +50,18 @@ static void rejected_add(struct fs_ctx *c, const ag_gen *g, int64_t now)
 	struct fs_rejected *r = rejected_find(c, g->id);
 	if (!r && c->nrejected < FS_REJECTED_MAX)
 		r = &c->rejected[c->nrejected++];
-	for (size_t i = 0; !r && i < c->nrejected; i++)
-		if (i == 0 || c->rejected[i].fetched < r->fetched)
-			r = &c->rejected[i];
-	*r = (struct fs_rejected){g->id,      now,	   g->has_catalog, g->has_signature,
-				  g->catalog, g->signature};
+	if (!r) { /* full: the one read longest ago makes room */
+		r = &c->rejected[0];
+		for (size_t i = 1; i < c->nrejected; i++)
+			if (c->rejected[i].fetched < r->fetched)
+				r = &c->rejected[i];
+	}
+	*r = (struct fs_rejected){.id = g->id,
+				  .fetched = now,
+				  .has_catalog = g->has_catalog,
+				  .has_signature = g->has_signature,
+				  .catalog = g->catalog,
+				  .signature = g->signature};
 }
 
 static bool rejected_same(const struct fs_rejected *r, const ag_gen *g)
@@ -101,7 +108,9 @@ static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cu
 			continue; /* deleted since the listing */
 		if (r < 0)
 			return r;
-		if (rej && (rej->fetched = now, rejected_same(rej, g))) {
+		if (rej)
+			rej->fetched = now;
+		if (rej && rejected_same(rej, g)) {
 			ag_gen_free(g); /* rejected as it is */
 			continue;
 		}
