@@ -19,11 +19,13 @@
 static int add_file(int dfd, const char *name, const char *path, const struct imp_read *rd,
 		    struct imp_source *src, struct imp_error *e)
 {
-	/* O_NONBLOCK: a file swapped for a FIFO or device after the walk's
-	 * fstatat must not hang or poke the open; checked again on the fd. */
+	/* O_NONBLOCK: a file swapped for a FIFO or device after the directory
+	 * was read must not hang or poke the open; checked again on the fd. */
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 
+	if (fd < 0 && errno == ELOOP) /* became a link since the directory was read */
+		return imp_fail(e, IMP_REFUSED, -EINVAL, path, "it is a symbolic link");
 	if (fd < 0)
 		return imp_fail(e, IMP_IO, -errno, path, "it cannot be opened (%m)");
 	if (fstat(fd, &st) < 0)
@@ -33,13 +35,15 @@ static int add_file(int dfd, const char *name, const char *path, const struct im
 	struct imp_member *mb = imp_member_add(src, path);
 	if (!mb)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, path, "the source has too many files");
-	return imp_member_fill_fd(mb, fd, rd, src, e);
+	return imp_member_fill_fd(mb, fd, st.st_size, rd, src, e);
 }
 
 static int walk(int dfd, const char *prefix, int depth, const struct imp_read *rd,
 		struct imp_source *src, struct imp_error *e);
 
-static int walk_entry(int dfd, const char *name, const char *prefix, int depth,
+/* dtype: the directory entry's d_type; a regular file (DT_REG) is opened
+ * without a separate fstatat (add_file checks the descriptor). */
+static int walk_entry(int dfd, const char *name, unsigned char dtype, const char *prefix, int depth,
 		      const struct imp_read *rd, struct imp_source *src, struct imp_error *e)
 {
 	struct stat st;
@@ -49,6 +53,8 @@ static int walk_entry(int dfd, const char *name, const char *prefix, int depth,
 		return imp_fail(e, IMP_IO, -ENOMEM, name, "out of memory");
 	if (strlen(path) > IMP_MAX_PATH)
 		return imp_fail(e, IMP_REFUSED, -EINVAL, name, "its path is too long");
+	if (dtype == DT_REG)
+		return add_file(dfd, name, path, rd, src, e);
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return imp_fail(e, IMP_IO, -errno, path, "it cannot be examined (%m)");
 	if (S_ISLNK(st.st_mode))
@@ -83,7 +89,7 @@ static int walk(int dfd, const char *prefix, int depth, const struct imp_read *r
 	while (r == 0 && (errno = 0, de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		r = walk_entry(dfd, de->d_name, prefix, depth, rd, src, e);
+		r = walk_entry(dfd, de->d_name, de->d_type, prefix, depth, rd, src, e);
 	}
 	if (r == 0 && errno)
 		r = imp_fail(e, IMP_IO, -errno, prefix, "it cannot be listed (%m)");
@@ -149,8 +155,9 @@ static int collect_wanted(struct imp_source *src, struct wanted *w)
 	return r;
 }
 
-static int read_blob_entry(int bfd, const char *name, const struct imp_read *rd,
-			   struct imp_source *src, const struct wanted *w, struct imp_error *e)
+static int read_blob_entry(int bfd, const char *name, unsigned char dtype,
+			   const struct imp_read *rd, struct imp_source *src,
+			   const struct wanted *w, struct imp_error *e)
 {
 	_cleanup_free_ char *path = NULL;
 	ag_digest d;
@@ -162,7 +169,7 @@ static int read_blob_entry(int bfd, const char *name, const struct imp_read *rd,
 		json_array_append_new(src->skipped, json_string(path));
 		return 0;
 	}
-	return walk_entry(bfd, name, "blobs", 1, rd, src, e);
+	return walk_entry(bfd, name, dtype, "blobs", 1, rd, src, e);
 }
 
 static int read_blobs(int dirfd, const struct imp_read *rd, struct imp_source *src,
@@ -190,7 +197,7 @@ static int read_blobs(int dirfd, const struct imp_read *rd, struct imp_source *s
 	}
 	while (r == 0 && (de = readdir(d))) {
 		if (de->d_name[0] != '.')
-			r = read_blob_entry(bfd, de->d_name, rd, src, &w, e);
+			r = read_blob_entry(bfd, de->d_name, de->d_type, rd, src, &w, e);
 	}
 	closedir(d);
 	free(w.d);

@@ -241,8 +241,9 @@ int imp_read_dir(int dirfd, const struct imp_read *rd, struct imp_source *src, s
 /* Reads a plain Ollama models tree: manifests, then the blobs they name. */
 int imp_read_ollama_dir(int dirfd, const struct imp_read *rd, struct imp_source *src,
 			struct imp_error *e);
-/* Streams one regular file's bytes from fd into a member (stage + hash). */
-int imp_member_fill_fd(struct imp_member *mb, int fd, const struct imp_read *rd,
+/* Streams one regular file's bytes from fd into a member (stage + hash);
+ * size: its size when it was examined (the staging budget's charge). */
+int imp_member_fill_fd(struct imp_member *mb, int fd, int64_t size, const struct imp_read *rd,
 		       struct imp_source *src, struct imp_error *e);
 /* Sets the staging budget (fds, free space less a reserve) and opens the
  * spool file in the store's tmp/ (an O_TMPFILE: gone with the process). */

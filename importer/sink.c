@@ -308,20 +308,17 @@ void imp_sink_abort(struct imp_sink *k)
 	k->qbuf = NULL;
 }
 
-int imp_member_fill_fd(struct imp_member *mb, int fd, const struct imp_read *rd,
+int imp_member_fill_fd(struct imp_member *mb, int fd, int64_t size, const struct imp_read *rd,
 		       struct imp_source *src, struct imp_error *e)
 {
 	enum { BUFSZ = 1 << 20 };
 	struct imp_sink k;
-	struct stat st;
 	_cleanup_free_ char *buf = malloc(BUFSZ);
 	int r;
 
 	if (!buf)
 		return imp_fail(e, IMP_IO, -ENOMEM, mb->path, "out of memory");
-	if (fstat(fd, &st) < 0)
-		return imp_fail(e, IMP_IO, -errno, mb->path, "it cannot be read (%m)");
-	r = imp_sink_begin(&k, mb, rd, src, st.st_size, e);
+	r = imp_sink_begin(&k, mb, rd, src, size, e);
 	while (r == 0) {
 		ssize_t n = read(fd, buf, BUFSZ);
 		if (n < 0 && errno == EINTR)
