@@ -239,7 +239,14 @@ struct fs_blobs {
 	pthread_key_t bufkey;
 	unsigned open_flags; /* AG_BLOB_DIRECT, or AG_BLOB_STREAM with backing=buffered */
 	struct fs_ra *ra;    /* readahead.c: its workers and windows */
+	/* buffers for direct reads over FS_KEEP_READ, shared by the threads:
+	 * at most keep_large kept between reads (threads=N without read-ahead,
+	 * where every large read is direct; FS_KEEP_LARGE with it) */
+	void *large[FS_MAX_THREADS];
+	unsigned nlarge, keep_large;
 };
+#define FS_KEEP_READ  (128u << 10) /* a thread keeps its own buffer for reads up to this */
+#define FS_KEEP_LARGE 2u
 
 int blobs_init(struct fs_blobs *bs);
 void blobs_destroy(struct fs_blobs *bs);
@@ -254,9 +261,11 @@ bool blobs_verified(struct fs_ctx *c, const struct node *n);
 int blobs_digests(struct fs_blobs *bs, ag_digest **out, size_t *n);
 /* True when this was the digest's last open (the lease should be rewritten). */
 bool blobs_release(struct fs_blobs *bs, struct fs_blob *b);
-/* Verified read into this thread's buffer; *out points into it. */
+/* Verified read into this thread's buffer; *out points into it until
+ * blobs_read_done(), called once the reply is sent (whatever r was). */
 ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *b, uint64_t off, size_t len,
 		   const uint8_t **out, uint64_t *bad_chunk);
+void blobs_read_done(struct fs_blobs *bs);
 uint32_t blobs_chunk_size(const struct fs_blob *b);
 uint64_t blobs_size(const struct fs_blob *b);
 /* Verified read of [off, off+len) to the start of buf, for the read-ahead:

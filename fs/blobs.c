@@ -4,8 +4,12 @@
  * table is loaded once, whatever the number of readers); reads go through
  * ag_blob_read() into a buffer that belongs to the calling thread (allocated
  * once, AG_ALIGN-aligned), so a reply is sent straight from the bytes that
- * were just hashed and matched.  With verify=full, a digest is hashed whole
- * on its first open in this mount, remembered by the object file's identity
+ * were just hashed and matched.  A thread keeps its own buffer only for
+ * reads up to FS_KEEP_READ; a larger one (up to 1 MiB) takes a buffer from
+ * a small shared set until its reply is sent (blobs_read_done): with the
+ * read-ahead on, large direct reads are few (a stream's first requests), and
+ * a buffer of 1 MiB per FUSE thread would be most of the daemon's memory.  With verify=full, a
+ * digest is hashed whole on its first open in this mount, remembered by the object file's identity
  * (device, inode, ctime) so a replaced object is hashed again.
  *
  * Backing reads use O_DIRECT (AG_BLOB_DIRECT) by default: the object's bytes
@@ -18,6 +22,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -34,9 +39,14 @@ struct fs_blob {
 };
 
 struct tbuf {
-	void *p;
+	void *p; /* its own, for reads up to FS_KEEP_READ */
 	size_t n;
+	void *large; /* a large read's, from blobs_read to blobs_read_done */
+	size_t large_n;
 };
+
+/* The size of a shared large buffer: the largest request and its block edges. */
+#define LARGE_N ((size_t)FS_MAX_REQUEST + 2 * AG_ALIGN)
 
 struct verified {
 	ag_digest digest;
@@ -50,6 +60,8 @@ static void tbuf_free(void *p)
 	struct tbuf *tb = p;
 	if (tb) {
 		free(tb->p);
+		if (tb->large)
+			munmap(tb->large, tb->large_n);
 		free(tb);
 	}
 }
@@ -58,6 +70,7 @@ int blobs_init(struct fs_blobs *bs)
 {
 	memset(bs, 0, sizeof(*bs));
 	bs->open_flags = AG_BLOB_DIRECT;
+	bs->keep_large = FS_KEEP_LARGE;
 	int r = pthread_mutex_init(&bs->lock, NULL);
 	if (r == 0)
 		r = pthread_key_create(&bs->bufkey, tbuf_free);
@@ -75,6 +88,8 @@ void blobs_destroy(struct fs_blobs *bs)
 	}
 	free(bs->tab);
 	free(bs->verified);
+	for (unsigned i = 0; i < bs->nlarge; i++)
+		munmap(bs->large[i], LARGE_N);
 	tbuf_free(pthread_getspecific(bs->bufkey));
 	pthread_setspecific(bs->bufkey, NULL);
 	pthread_key_delete(bs->bufkey);
@@ -281,7 +296,52 @@ uint32_t blobs_chunk_size(const struct fs_blob *fb)
 	return ag_blob_get_info(fb->b)->chunk_size;
 }
 
-/* This thread's buffer, at least need bytes. */
+/* A large buffer of at least need bytes: a kept one, or a new mapping
+ * (mapped, not malloc'd, so that giving it back returns the memory). */
+static void *large_take(struct fs_blobs *bs, size_t need, size_t *size)
+{
+	void *p = NULL;
+	if (need <= LARGE_N) {
+		pthread_mutex_lock(&bs->lock);
+		if (bs->nlarge)
+			p = bs->large[--bs->nlarge];
+		pthread_mutex_unlock(&bs->lock);
+	}
+	*size = need <= LARGE_N ? LARGE_N : (need + AG_ALIGN - 1) & ~(size_t)(AG_ALIGN - 1);
+	if (!p) {
+		p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			p = NULL;
+	}
+	return p;
+}
+
+/* Keeps p for the next large read, or unmaps it. */
+static void large_give(struct fs_blobs *bs, void *p, size_t n)
+{
+	if (n == LARGE_N) {
+		pthread_mutex_lock(&bs->lock);
+		if (bs->nlarge < bs->keep_large && bs->nlarge < FS_MAX_THREADS) {
+			bs->large[bs->nlarge++] = p;
+			p = NULL;
+		}
+		pthread_mutex_unlock(&bs->lock);
+	}
+	if (p)
+		munmap(p, n);
+}
+
+void blobs_read_done(struct fs_blobs *bs)
+{
+	struct tbuf *tb = pthread_getspecific(bs->bufkey);
+	if (tb && tb->large) {
+		large_give(bs, tb->large, tb->large_n);
+		tb->large = NULL;
+	}
+}
+
+/* This thread's buffer, at least need bytes: its own for a small read, a
+ * large one (until blobs_read_done) otherwise. */
 static void *thread_buffer(struct fs_blobs *bs, size_t need, size_t *size)
 {
 	struct tbuf *tb = pthread_getspecific(bs->bufkey);
@@ -290,6 +350,12 @@ static void *thread_buffer(struct fs_blobs *bs, size_t need, size_t *size)
 			free(tb);
 			return NULL;
 		}
+	}
+	blobs_read_done(bs); /* (a read whose done was not called) */
+	if (need > FS_KEEP_READ + 2 * AG_ALIGN) {
+		tb->large = large_take(bs, need, &tb->large_n);
+		*size = tb->large_n;
+		return tb->large;
 	}
 	if (tb->n < need) {
 		size_t n = (need + AG_ALIGN - 1) & ~(size_t)(AG_ALIGN - 1);
@@ -336,7 +402,6 @@ static void remember_bad(struct fs_blob *fb, uint64_t chunk)
 ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t len,
 		   const uint8_t **out, uint64_t *bad_chunk)
 {
-	/* grows to the largest request (max_read) plus its chunk edges, then stays */
 	size_t size;
 	void *buf = thread_buffer(bs, ag_blob_bufsize(fb->b, len), &size);
 	if (!buf)

@@ -265,6 +265,7 @@ static int open_store(struct fs_ctx *c)
 		return die(EXIT_SYSTEM, "cannot start: %s", strerror(-r));
 	if (c->opt.buffered)
 		c->blobs.open_flags = AG_BLOB_STREAM;
+	c->blobs.keep_large = c->opt.readahead ? FS_KEEP_LARGE : c->opt.threads;
 	lease_start(c); /* before anything is served */
 	_cleanup_free_ char *why = NULL;
 	if ((r = trust_start(c, &why)) < 0)

@@ -36,6 +36,34 @@ done
 
 fs_mount_fg "$store" "$mnt"
 
+# large direct reads (a stream's first requests, before it has a window)
+# borrow a shared buffer: 16 readers at once, on every FUSE thread, leave
+# at most a couple of 1 MiB buffers behind, not one per thread
+anon() { awk '/^RssAnon/ {print $2}' "/proc/$agfs_pid/status"; }
+readers16() { # readers16 BS: 16 concurrent readers of 2 requests each, checked
+	local i pids=() rc=0
+	for i in $(seq 0 15); do
+		(dd if="$blob" bs="$1" skip=$((i * 2)) count=2 status=none |
+			cmp -s - <(dd if="$src" bs="$1" skip=$((i * 2)) count=2 status=none)) &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	return $rc
+}
+drop_caches
+readers16 64k # every thread up, with its small buffer
+before=$(anon)
+bigok=0
+for i in 1 2 3; do
+	drop_caches
+	readers16 1M || bigok=1
+done
+after=$(anon)
+ok $bigok "16 concurrent readers of 1 MiB requests, 3 times, read the imported bytes"
+diag "daemon RssAnon ${before} kB before, ${after} kB after"
+[ "$after" -lt $((before + 5 * 1024)) ]
+ok $? "and leave no 1 MiB buffer per thread behind (RssAnon grew $(((after - before) / 1024)) MiB)"
+
 drop_caches
 cmp -s "$blob" "$src"
 ok $? "a sequential read of the whole blob (cold) gives the imported bytes"
@@ -88,6 +116,7 @@ diag "daemon RSS ${before} kB before, ${after} kB after 36 readers closed mid-st
 [ "$after" -lt $((before + 12 * 1024)) ]
 ok $? "readers closed mid-stream give their windows back (RSS grew $(((after - before) / 1024)) MiB)"
 is "$(kill -0 $agfs_pid && echo alive)" "alive" "the daemon is still running"
+
 cmp -s "$blob" "$src"
 ok $? "and still reads the blob right"
 
