@@ -70,8 +70,8 @@ round "$AGSTORE" --store "$S" fsck --full
 [ "$after" -ge "$before" ]
 ok $? "fsck --full (O_DIRECT) keeps them too ($before before, $after after)"
 
-rm -rf "$T/exp"
-round "$AGSTORE" --store "$S" export 1 "$T/exp"
+export_fresh() { rm -rf "$T/exp" && "$AGSTORE" --store "$S" export 1 "$T/exp"; }
+round export_fresh
 [ "$after" -ge "$before" ] && [ "$after" -le $((before + 64)) ]
 ok $? "agstore export (buffered verified reads) keeps them and drops its own ($before before, $after after)"
 cmp -s "$T/exp/blobs/sha256-$W" "$TREE/blobs/sha256-$W"
