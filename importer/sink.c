@@ -4,11 +4,13 @@
  *   - a large member that may be published or copied: its own staging file
  *     in the store's tmp/ (SHA-256 and fs-verity tree computed by the store),
  *     written through the staging pipe;
- *   - a small one: its own staging file too, written and hashed on this
- *     thread, then parked (its descriptor closed) until it is published, so
- *     its bytes are written and hashed once;
- *   - a small one once the parked stages hold IMP_PARKED_MAX of memory, or a
- *     large one once the budget of descriptors is spent: the source's one
+ *   - a small model file (manifest or blob): its own staging file too,
+ *     written and hashed on the stager thread (smallq.c), then parked (its
+ *     descriptor closed) until it is published, so its bytes are written
+ *     and hashed once;
+ *   - a small model file once the parked stages hold IMP_PARKED_MAX of
+ *     memory, a small other file (for --artifacts-dir), or a large one
+ *     once the budget of descriptors is spent: the source's one
  *     spool file, hashed here, staged for real only when it is published,
  *     so a bundle of 1,000,000 files needs bounded memory and descriptors;
  *   - anything else (and everything in a dry run): only through a hash.
@@ -116,7 +118,12 @@ static int begin_stage(struct imp_sink *k, int64_t hint, struct imp_error *e)
 
 	if ((r = charge(src, mb, hint, e)) < 0)
 		return r;
-	if (small && src->parked_bytes < IMP_PARKED_MAX) {
+	/* Only what is to be published (models, or any file of an --ollama-dir)
+	 * is staged on its own; a small other file an --artifacts-dir may
+	 * receive is spooled: most such files are never used. */
+	bool model =
+		strncmp(mb->path, "models/", 7) == 0 || (src->ollama_root && !src->ollama_root[0]);
+	if (small && model && src->parked_bytes < IMP_PARKED_MAX) {
 		k->small = true;
 		src->parked_bytes += parked_size(hint);
 		if (k->rd->smallq) { /* gathered here, staged on the thread */
