@@ -34,7 +34,7 @@ refuse 1 "$T/foreign: not an agfs store; refusing to mount" "a foreign directory
 refuse 1 "$T/bad: .*refusing to mount" "a corrupt index" -- "$T/bad" "$mnt"
 refuse 1 "generation 7 does not exist" "a missing pinned generation" -- -o generation=7 "$store" "$mnt"
 refuse 1 "$T/nowhere: cannot mount here" "a missing mount point" -- "$store" "$T/nowhere"
-refuse 2 "bad value \"verify=some\"" "a bad option value" -- -o verify=some "$store" "$mnt"
+refuse 2 "-o verify=some: verify is chunks or full" "a bad option value" -- -o verify=some "$store" "$mnt"
 refuse 2 "bad value \"bogus\"" "an unknown option" -- -o bogus "$store" "$mnt"
 run_fail "$AGFS" "$store"
 is "$rc" 2 "a missing argument is a usage error (exit 2)"
