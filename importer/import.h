@@ -223,10 +223,11 @@ void imp_pipe_free(struct imp_pipe *p); /* accepts NULL */
 
 struct imp_smallq;
 int imp_smallq_new(ag_store *store, struct imp_smallq **out);
-/* Stages member idx of src from buf (len bytes; buf is taken over and freed)
- * on the thread: a stage of its own, parked.  Collects the members staged
- * so far (their stage and digest into src); their first failure, or 0.
- * Waits while too much is in flight. */
+/* Stages member idx of src from buf (len bytes; buf is taken over and
+ * freed): begins its stage (mb->stage) and hashes the bytes here, then the
+ * thread writes them, builds the tree, ends and parks the stage.  Collects
+ * the members staged so far (their digest into src); their first failure,
+ * or 0.  Waits while too much is in flight. */
 int imp_smallq_submit(struct imp_smallq *q, struct imp_source *src, size_t idx, char *buf,
 		      size_t len, struct imp_error *e);
 /* Waits for every member, collects them all, stops the thread and frees q:

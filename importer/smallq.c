@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Staging small members on a thread of their own: the reader hands over a
- * small member's bytes (read whole into a buffer) and goes on to the next
- * file, while the stager makes the member's staging file, writes it,
- * computes its SHA-256 and fs-verity tree (ag_stage_write) and parks it.
- * A bundle of many small files so keeps both cores busy: one opening and
- * reading sources, one creating, writing and hashing staged files.
+ * Staging small members on a thread of their own: the reader reads a small
+ * member whole into a buffer, begins its stage and hashes it (the whole
+ * blob's SHA-256, AG_STAGE_DIGEST), hands stage and buffer over and goes on
+ * to the next file, while the stager makes the staging file, writes it,
+ * builds its fs-verity tree (AG_STAGE_DATA | AG_STAGE_TREE), ends and parks
+ * it.  A bundle of many small files so keeps both cores busy, each with
+ * about half of the work.
  *
  * The stager never touches the member table (the reader may grow it): each
- * job carries its member's index, and the reader copies the stage and digest
- * into the table when it collects the job (as it submits more, and at
- * imp_smallq_finish, before anything reads a digest).  What is in flight is
- * bounded (SMALLQ_JOBS jobs, SMALLQ_BYTES bytes).
+ * job carries its member's index, and the reader copies the digest (and
+ * any failure) into the table when it collects the job (as it submits
+ * more, and at imp_smallq_finish, before anything reads a digest).  What is
+ * in flight is bounded (SMALLQ_JOBS jobs, SMALLQ_BYTES bytes).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +29,7 @@ struct job {
 	size_t idx; /* in src->m */
 	char *buf;
 	size_t len;
-	ag_stage *st; /* the result: parked, or NULL with err */
+	ag_stage *st; /* the member's (it frees it); parked when done without err */
 	ag_digest digest;
 	int err;
 	bool done;
@@ -47,23 +48,17 @@ struct imp_smallq {
 	bool failed; /* a job failed: the reader stops at its next submit */
 };
 
-static void stage_job(ag_store *store, struct job *j)
+static void stage_job(struct job *j)
 {
-	ag_blob_info bi;
-	int r = ag_stage_begin(store, 0, &j->st);
+	ag_blob_info bi = {0};
+	int r = ag_stage_write_parts(j->st, j->buf, j->len, AG_STAGE_DATA | AG_STAGE_TREE);
 
-	if (r == 0)
-		r = ag_stage_write(j->st, j->buf, j->len);
 	if (r == 0)
 		r = ag_stage_end(j->st, &bi);
 	if (r == 0 && bi.size != j->len)
 		r = -EIO;
 	if (r == 0)
 		r = ag_stage_park(j->st);
-	if (r < 0) {
-		ag_stage_free(j->st);
-		j->st = NULL;
-	}
 	j->digest = bi.digest;
 	j->err = r;
 	free(j->buf);
@@ -83,7 +78,7 @@ static void *stager(void *arg)
 			break;
 		q->next = j->next;
 		pthread_mutex_unlock(&q->mu);
-		stage_job(q->store, j);
+		stage_job(j);
 		pthread_mutex_lock(&q->mu);
 		j->done = true;
 		q->failed |= j->err < 0;
@@ -128,7 +123,6 @@ static int collect(struct imp_smallq *q, struct imp_source *src, struct imp_erro
 			q->tail = NULL;
 		q->njobs--;
 		q->nbytes -= j->len;
-		mb->stage = j->st;
 		mb->digest = j->digest;
 		if (j->err < 0 && r == 0)
 			r = imp_fail(e, IMP_IO, j->err, mb->path, "staging failed (%s)",
@@ -142,12 +136,17 @@ int imp_smallq_submit(struct imp_smallq *q, struct imp_source *src, size_t idx, 
 		      size_t len, struct imp_error *e)
 {
 	struct job *j = calloc(1, sizeof(*j));
-	int r;
+	struct imp_member *mb = &src->m[idx];
+	int r = j ? ag_stage_begin(q->store, 0, &mb->stage) : -ENOMEM;
 
-	if (!j) {
+	if (r == 0)
+		r = ag_stage_write_parts(mb->stage, buf, len, AG_STAGE_DIGEST);
+	if (r < 0) {
+		free(j);
 		free(buf);
-		return imp_fail(e, IMP_IO, -ENOMEM, src->m[idx].path, "out of memory");
+		return imp_fail(e, IMP_IO, r, mb->path, "staging failed (%s)", ag_strerror(r));
 	}
+	j->st = mb->stage;
 	j->idx = idx;
 	j->buf = buf;
 	j->len = len;

@@ -152,11 +152,20 @@ int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out)
 		ag_stage_free(st);
 		return rc;
 	}
+	*out = st;
+	return 0;
+}
+
+/* The staged file is made when the first bytes are written (or at the end,
+ * for an empty blob), so a caller may hash on one thread what another
+ * writes (AG_STAGE_DIGEST, AG_STAGE_DATA) from the start. */
+static int stage_create(ag_stage *st)
+{
 	for (int tries = 0; tries < 100; tries++) {
 		uint64_t rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)st ^
 			       (uint64_t)ag_now() * 2654435761u ^ (uint64_t)tries * 40503u;
 		snprintf(st->name, sizeof(st->name), "tmp/stage-%016llx", (unsigned long long)rnd);
-		st->fd = openat(s->dirfd, st->name,
+		st->fd = openat(st->s->dirfd, st->name,
 				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 		if (st->fd >= 0 || errno != EEXIST)
 			break;
@@ -164,10 +173,8 @@ int ag_stage_begin(ag_store *s, uint32_t chunk_size, ag_stage **out)
 	if (st->fd < 0) {
 		int r = ag_errno();
 		st->name[0] = '\0';
-		ag_stage_free(st);
 		return r;
 	}
-	*out = st;
 	return 0;
 }
 
@@ -200,6 +207,9 @@ static bool set_direct(ag_stage *st, bool on)
 
 static int stage_data(ag_stage *st, const uint8_t *buf, size_t len)
 {
+	int r;
+	if (!st->name[0] && (r = stage_create(st)) < 0)
+		return r;
 	bool aligned = len >= DIRECT_MIN && len % AG_ALIGN == 0 && (uintptr_t)buf % AG_ALIGN == 0 &&
 		       st->info.size % AG_ALIGN == 0;
 	if (aligned && !st->direct && !st->buffered && !set_direct(st, true))
@@ -254,7 +264,9 @@ int ag_stage_end(ag_stage *st, ag_blob_info *info)
 	if (st->ended)
 		return -EINVAL;
 	if (st->info.size != st->tb.size)
-		return -EIO; /* a part missed a piece */
+		return -EIO;				/* a part missed a piece */
+	if (!st->name[0] && (r = stage_create(st)) < 0) /* an empty blob */
+		return r;
 	st->unsynced = st->info.size < AG_SYNC_EACH_MIN;
 	if (!st->unsynced && fsync(st->fd) < 0)
 		return ag_errno();
