@@ -7,12 +7,23 @@
  * their rounds interleaved, which keeps the SHA unit busier: 1.2-1.3x the
  * throughput of OpenSSL's one-message code on the Xeon (Sapphire Rapids)
  * this was measured on; three or four lanes gave no more (too few xmm
- * registers for the SSE-encoded SHA instructions).  Written from the SHA-256 specification (FIPS
- * 180-4) and Intel's description of the instructions; without them, OpenSSL hashes each block.
+ * registers for the SSE-encoded SHA instructions).
+ *
+ * With AVX-512 there is a faster way still: sixteen messages in the sixteen
+ * 32-bit lanes of a zmm register, each round's rotations, additions and
+ * Ch/Maj (one vpternlogd each) done for all sixteen at once.  On the same
+ * Xeon that is 2.8 GB/s against 1.5 for the two SHA-NI lanes and 1.2 for
+ * OpenSSL; a read's blocks go sixteen at a time this way, and a remainder
+ * of fewer than nine goes to the SHA instructions (a masked sixteen-lane
+ * pass costs as much as a full one).  The constant padding block's message
+ * schedule is worked out once.  Written from the SHA-256 specification
+ * (FIPS 180-4) and Intel's description of the instructions; without them,
+ * OpenSSL hashes each block.
  *
  * A 4 KiB message is 64 blocks of 64 bytes plus one padding block that is
  * always the same (0x80, zeros, the length 32768 in bits).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -142,21 +153,160 @@ static void hash_ni(const uint8_t *blocks, size_t n, uint8_t (*out)[32])
 		hash1(in, out + i);
 	}
 }
+
+/* ---- sixteen messages in the lanes of AVX-512 registers ---- */
+
+#define T512	      __attribute__((target("avx512f,avx512bw")))
+#define ROR(x, n)     _mm512_ror_epi32((x), (n))
+#define XOR3(a, b, c) _mm512_ternarylogic_epi32((a), (b), (c), 0x96)
+#define CH(e, f, g)   _mm512_ternarylogic_epi32((e), (f), (g), 0xca) /* e ? f : g */
+#define MAJ(a, b, c)  _mm512_ternarylogic_epi32((a), (b), (c), 0xe8)
+#define ADD(a, b)     _mm512_add_epi32((a), (b))
+
+/* K[t] + W[t] of the padding block, whose schedule is the same for every
+ * 4 KiB message: worked out on first use. */
+static uint32_t kpad[64];
+static pthread_once_t kpad_once = PTHREAD_ONCE_INIT;
+
+static uint32_t ror32(uint32_t x, int n)
+{
+	return (x >> n) | (x << (32 - n));
+}
+
+static void kpad_init(void)
+{
+	uint32_t w[64] = {0};
+	for (int t = 0; t < 16; t++)
+		w[t] = (uint32_t)PAD[4 * t] << 24 | (uint32_t)PAD[4 * t + 1] << 16 |
+		       (uint32_t)PAD[4 * t + 2] << 8 | PAD[4 * t + 3];
+	for (int t = 16; t < 64; t++) {
+		uint32_t x = w[t - 15], y = w[t - 2];
+		w[t] = w[t - 16] + (ror32(x, 7) ^ ror32(x, 18) ^ (x >> 3)) + w[t - 7] +
+		       (ror32(y, 17) ^ ror32(y, 19) ^ (y >> 10));
+	}
+	for (int t = 0; t < 64; t++)
+		kpad[t] = K[t] + w[t];
+}
+
+/* One round on the state s[0..7] = a..h of every lane, kw = K[t] + W[t]. */
+#define ROUND(s, kw)                                                                           \
+	do {                                                                                   \
+		__m512i t1_ = ADD(ADD(s[7], XOR3(ROR(s[4], 6), ROR(s[4], 11), ROR(s[4], 25))), \
+				  ADD(CH(s[4], s[5], s[6]), (kw)));                            \
+		__m512i t2_ = ADD(XOR3(ROR(s[0], 2), ROR(s[0], 13), ROR(s[0], 22)),            \
+				  MAJ(s[0], s[1], s[2]));                                      \
+		s[7] = s[6];                                                                   \
+		s[6] = s[5];                                                                   \
+		s[5] = s[4];                                                                   \
+		s[4] = ADD(s[3], t1_);                                                         \
+		s[3] = s[2];                                                                   \
+		s[2] = s[1];                                                                   \
+		s[1] = s[0];                                                                   \
+		s[0] = ADD(t1_, t2_);                                                          \
+	} while (0)
+
+/* The n (1..16) 4 KiB messages at base, base + 4096, ... into out[0..n-1];
+ * lane l's word j of each 64-byte block is gathered from its message. */
+T512 static void hash16(const uint8_t *base, uint8_t (*out)[32], int n)
+{
+	const __m512i idx = _mm512_set_epi32(15 << 10, 14 << 10, 13 << 10, 12 << 10, 11 << 10,
+					     10 << 10, 9 << 10, 8 << 10, 7 << 10, 6 << 10, 5 << 10,
+					     4 << 10, 3 << 10, 2 << 10, 1 << 10, 0); /* in words */
+	const __m512i bswap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+	const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+	__m512i h[8], s[8];
+	for (int i = 0; i < 8; i++)
+		h[i] = _mm512_set1_epi32((int)H0[i]);
+	for (int b = 0; b < AG_SHA4K_BLOCK / 64; b++) {
+		const uint8_t *p = base + 64 * b;
+		__m512i w[16];
+		for (int i = 0; i < 8; i++)
+			s[i] = h[i];
+#pragma GCC unroll 16
+		for (int j = 0; j < 16; j++)
+			w[j] = _mm512_shuffle_epi8(
+				_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, idx,
+							    p + 4 * j, 4),
+				bswap);
+#pragma GCC unroll 64
+		for (int t = 0; t < 64; t++) {
+			if (t >= 16) { /* W[t] into the slot of W[t - 16] */
+				__m512i x = w[(t - 15) & 15], y = w[(t - 2) & 15];
+				__m512i s0 = XOR3(ROR(x, 7), ROR(x, 18), _mm512_srli_epi32(x, 3));
+				__m512i s1 = XOR3(ROR(y, 17), ROR(y, 19), _mm512_srli_epi32(y, 10));
+				w[t & 15] = ADD(ADD(w[t & 15], s0), ADD(w[(t - 7) & 15], s1));
+			}
+			ROUND(s, ADD(w[t & 15], _mm512_set1_epi32((int)K[t])));
+		}
+		for (int i = 0; i < 8; i++)
+			h[i] = ADD(h[i], s[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		s[i] = h[i];
+#pragma GCC unroll 64
+	for (int t = 0; t < 64; t++)
+		ROUND(s, _mm512_set1_epi32((int)kpad[t]));
+	uint32_t v[8][16];
+	for (int i = 0; i < 8; i++)
+		_mm512_storeu_si512(v[i], ADD(h[i], s[i]));
+	for (int l = 0; l < n; l++)
+		for (int i = 0; i < 8; i++) {
+			uint32_t x = __builtin_bswap32(v[i][l]);
+			memcpy(out[l] + 4 * i, &x, 4);
+		}
+}
+
+static bool have_avx512(void)
+{
+	static atomic_int have = -1; /* as in have_sha_ni */
+	int h = atomic_load_explicit(&have, memory_order_relaxed);
+	if (h < 0) {
+		/* libgcc also checks that the OS saves the zmm registers */
+		h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+		atomic_store_explicit(&have, h, memory_order_relaxed);
+	}
+	return h > 0;
+}
+
+static void hash_avx512(const uint8_t *blocks, size_t n, uint8_t (*out)[32], bool ni)
+{
+	pthread_once(&kpad_once, kpad_init);
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		hash16(blocks + i * AG_SHA4K_BLOCK, out + i, 16);
+	if (i == n)
+		return;
+	if (ni && n - i < 9)
+		hash_ni(blocks + i * AG_SHA4K_BLOCK, n - i, out + i);
+	else
+		hash16(blocks + i * AG_SHA4K_BLOCK, out + i, (int)(n - i));
+}
 #endif
+
+enum ag_sha4k_impl ag_sha4k_best(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (have_avx512())
+		return AG_SHA4K_AVX512;
+	if (have_sha_ni())
+		return AG_SHA4K_SHANI;
+#endif
+	return AG_SHA4K_OPENSSL;
+}
 
 bool ag_sha4k_accelerated(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-	return have_sha_ni();
-#else
-	return false;
-#endif
+	return ag_sha4k_best() != AG_SHA4K_OPENSSL;
 }
 
-void ag_sha256_4k(const void *blocks, size_t n, uint8_t (*out)[32])
+void ag_sha256_4k_impl(const void *blocks, size_t n, uint8_t (*out)[32], enum ag_sha4k_impl impl)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (ag_sha4k_accelerated()) {
+	if (impl == AG_SHA4K_AVX512 && have_avx512()) {
+		hash_avx512(blocks, n, out, have_sha_ni());
+		return;
+	}
+	if (impl >= AG_SHA4K_SHANI && have_sha_ni()) {
 		hash_ni(blocks, n, out);
 		return;
 	}
@@ -164,4 +314,15 @@ void ag_sha256_4k(const void *blocks, size_t n, uint8_t (*out)[32])
 	for (size_t i = 0; i < n; i++)
 		ag_sha256_fast((const uint8_t *)blocks + i * AG_SHA4K_BLOCK, AG_SHA4K_BLOCK,
 			       out[i]);
+}
+
+void ag_sha256_4k(const void *blocks, size_t n, uint8_t (*out)[32])
+{
+	static atomic_int best = -1;
+	int b = atomic_load_explicit(&best, memory_order_relaxed);
+	if (b < 0) {
+		b = (int)ag_sha4k_best();
+		atomic_store_explicit(&best, b, memory_order_relaxed);
+	}
+	ag_sha256_4k_impl(blocks, n, out, (enum ag_sha4k_impl)b);
 }

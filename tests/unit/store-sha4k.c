@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ag_sha256_4k (several 4 KiB blocks hashed at once, with the CPU's SHA
- * instructions when it has them) against OpenSSL block by block: every
- * count from 1 to 13 (each remainder of the lanes), a whole group of 64,
- * unaligned input, blocks of all zeros and all ones, one bit flipped in
- * each lane; and the known digest of 4096 zero bytes.
+ * ag_sha256_4k (several 4 KiB blocks hashed at once, with AVX-512 or the
+ * CPU's SHA instructions when it has them) against OpenSSL block by block,
+ * done each way this CPU can (OpenSSL, SHA-NI, AVX-512): every count from 1
+ * to 40 (each remainder of the two and the sixteen lanes, full and masked
+ * sixteen-lane passes), a group of 64, unaligned input, blocks of all zeros
+ * and all ones, one bit flipped in each of 19 lanes; and the known digest
+ * of 4096 zero bytes.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,13 +26,15 @@ static uint8_t next_byte(void)
 	return (uint8_t)(rng >> 29);
 }
 
-/* ag_sha256_4k over n blocks at p equals OpenSSL's digest of each. */
+static enum ag_sha4k_impl impl;
+
+/* impl's digests of n blocks at p equal OpenSSL's digest of each. */
 static int same_as_openssl(const uint8_t *p, size_t n)
 {
 	uint8_t(*got)[32] = calloc(n, 32);
 	int bad = got == NULL;
 	if (got)
-		ag_sha256_4k(p, n, got);
+		ag_sha256_4k_impl(p, n, got, impl);
 	for (size_t i = 0; !bad && i < n; i++) {
 		uint8_t want[32];
 		ag_sha256_fast(p + i * BLK, BLK, want);
@@ -42,40 +46,59 @@ static int same_as_openssl(const uint8_t *p, size_t n)
 
 int main(void)
 {
-	diag("SHA instructions %s", ag_sha4k_accelerated() ? "used" : "not available: OpenSSL");
+	static const char *const names[] = {"OpenSSL", "SHA-NI", "AVX-512"};
+	enum ag_sha4k_impl best = ag_sha4k_best();
+	diag("fastest way on this CPU: %s", names[best]);
+	if (best < AG_SHA4K_AVX512)
+		diag("skip: the AVX-512 way is not tested, this CPU has no AVX-512");
 	size_t max = 64;
 	uint8_t *buf = malloc(max * BLK + 1);
 	if (!buf)
 		bail("no memory");
-	for (size_t i = 0; i < max * BLK + 1; i++)
-		buf[i] = next_byte();
-
-	for (size_t n = 1; n <= 13; n++)
-		ok(same_as_openssl(buf, n), "%zu random blocks", n);
-	ok(same_as_openssl(buf, max), "a group of %zu blocks", max);
-	ok(same_as_openssl(buf + 1, 7), "7 blocks at an unaligned address");
-
-	uint8_t zero[3][32];
-	memset(buf, 0, 3 * BLK);
-	ag_sha256_4k(buf, 3, zero);
 	uint8_t want[32];
 	static const char hex[] =
 		"ad7facb2586fc6e966c004d7d1d16b024f5805ff7cb47c7a85dabd8b48892ca7";
 	for (int i = 0; i < 32; i++)
 		sscanf(hex + 2 * i, "%2hhx", &want[i]);
-	ok(!memcmp(zero[0], want, 32) && !memcmp(zero[2], want, 32),
-	   "4096 zero bytes hash to sha256:ad7facb2...");
-	memset(buf, 0xff, 5 * BLK);
-	ok(same_as_openssl(buf, 5), "blocks of 0xff");
-	for (int lane = 0; lane < 3; lane++) {
-		uint8_t h[3][32];
+
+	for (impl = AG_SHA4K_OPENSSL; impl <= best; impl++) {
+		const char *w = names[impl];
+		rng = 0x243f6a8885a308d3ull;
+		for (size_t i = 0; i < max * BLK + 1; i++)
+			buf[i] = next_byte();
+		int all = 1;
+		for (size_t n = 1; n <= 40; n++)
+			all &= same_as_openssl(buf, n);
+		ok(all, "%s: every count of random blocks from 1 to 40", w);
+		ok(same_as_openssl(buf, max), "%s: a group of %zu blocks", w, max);
+		ok(same_as_openssl(buf + 1, 7) && same_as_openssl(buf + 1, 21),
+		   "%s: 7 and 21 blocks at an unaligned address", w);
+
+		uint8_t zero[3][32];
 		memset(buf, 0, 3 * BLK);
-		buf[lane * BLK + 4095] ^= 1;
-		ag_sha256_4k(buf, 3, h);
-		ok(memcmp(h[lane], want, 32) && !memcmp(h[(lane + 1) % 3], want, 32) &&
-			   same_as_openssl(buf, 3),
-		   "a bit flipped in the last byte of lane %d changes that lane only", lane);
+		ag_sha256_4k_impl(buf, 3, zero, impl);
+		ok(!memcmp(zero[0], want, 32) && !memcmp(zero[2], want, 32),
+		   "%s: 4096 zero bytes hash to sha256:ad7facb2...", w);
+		memset(buf, 0xff, 17 * BLK);
+		ok(same_as_openssl(buf, 17), "%s: blocks of 0xff", w);
+		int lanes_ok = 1;
+		for (int lane = 0; lane < 19; lane++) {
+			uint8_t h[19][32];
+			memset(buf, 0, 19 * BLK);
+			buf[lane * BLK + 4095] ^= 1;
+			ag_sha256_4k_impl(buf, 19, h, impl);
+			for (int l = 0; l < 19; l++)
+				lanes_ok &= (memcmp(h[l], want, 32) != 0) == (l == lane);
+			lanes_ok &= same_as_openssl(buf, 19);
+		}
+		ok(lanes_ok,
+		   "%s: a bit flipped in the last byte of any of 19 lanes changes that lane only",
+		   w);
 	}
+	uint8_t z[1][32];
+	memset(buf, 0, BLK);
+	ag_sha256_4k(buf, 1, z);
+	ok(!memcmp(z[0], want, 32), "ag_sha256_4k (the fastest way) agrees");
 	free(buf);
 	return done_testing();
 }
