@@ -116,6 +116,19 @@ rounds r_small
 [ "$D" = "$W" ] && fresh "$W/copy" "$W/store"
 [ "$D" = "$W" ] || umount "$D"
 row "import of $SMALL_MODELS small models vs cp -r + sync, $SMALL_WHERE" small.agfs small.ref "cp -r + sync" "≤ 1.5" agfs/ref
+# The same, the way earlier runs measured it (in $W on the root file system,
+# the previous round's output deleted just before), for comparison with
+# their figures.
+if [ "$D" != "$W" ]; then
+	copy_w() { cp -r "$W/small" "$W/copy" && sync; }
+	smallw_ref() { fresh "$W/copy" && timed smallw.ref copy_w; }
+	smallw_agfs() { fresh "$W/store" && timed smallw.agfs "$AGIMPORT" --store "$W/store" --ollama-dir "$W/small" --no-signature; }
+	r_smallw() { rotated "$1" smallw_ref smallw_agfs; }
+	rounds r_smallw
+	fresh "$W/copy" "$W/store"
+	row "import of $SMALL_MODELS small models vs cp -r + sync, in $W (root file system, previous round deleted: the earlier method)" \
+		smallw.agfs smallw.ref "cp -r + sync" "≤ 1.5" agfs/ref
+fi
 
 fsck_ref() { cold timed fsck.ref digests; }
 fsck_agfs() { cold timed fsck.agfs "$AGSTORE" --store "$W/fsck" fsck; }
