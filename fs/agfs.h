@@ -375,13 +375,11 @@ void lease_flush(struct fs_ctx *c);
 
 /* ---------- the mount ---------- */
 
-/* A generation keyring= rejected when the mount first saw it, with the
- * names its record had then (watch.c). */
+/* A generation keyring= rejected when the mount first saw it (watch.c;
+ * trust.c remembers the names its record had then). */
 struct fs_rejected {
 	uint64_t id;
 	int64_t fetched; /* when its record was last read */
-	bool has_catalog, has_signature;
-	ag_digest catalog, signature;
 };
 #define FS_REJECTED_MAX 64
 

@@ -21,14 +21,14 @@
 
 /*
  * keyring=: a generation rejected when the mount first saw it is remembered
- * (c->rejected) with the names its record had then, so that a poll neither
- * checks it again nor (apply(), known_only()) counts it as a change of
- * versions/.  Its record is read again only to see whether it now names
- * another catalog or signature (agstore sign), and only then checked: at
- * every poll for the current generation, once a minute for the others.  The
- * table is bounded (the entry read longest ago makes room: it is then only
- * read and checked again, and trust.c remembers its verdict, so it is not
- * audited twice); an id is forgotten when it leaves the store.
+ * (c->rejected), so that a poll does not read its record again each time
+ * nor (apply(), known_only()) count it as a change of versions/.  Its
+ * record is read again, at every poll for the current generation and once
+ * a minute for the others, to see whether it now names another catalog or
+ * signature (agstore sign): trust_check_gen() remembers the names it
+ * rejected and checks only a record that names others.  The table is
+ * bounded (the entry read longest ago makes room: it is then only read
+ * again); an id is forgotten when it leaves the store.
  */
 #define REJECTED_REREAD_S 60
 
@@ -45,9 +45,9 @@ static void rejected_drop(struct fs_ctx *c, struct fs_rejected *r)
 	*r = c->rejected[--c->nrejected];
 }
 
-static void rejected_add(struct fs_ctx *c, const ag_gen *g, int64_t now)
+static void rejected_add(struct fs_ctx *c, uint64_t id, int64_t now)
 {
-	struct fs_rejected *r = rejected_find(c, g->id);
+	struct fs_rejected *r = rejected_find(c, id);
 	if (!r && c->nrejected < FS_REJECTED_MAX)
 		r = &c->rejected[c->nrejected++];
 	if (!r) { /* full: the one read longest ago makes room */
@@ -56,19 +56,7 @@ static void rejected_add(struct fs_ctx *c, const ag_gen *g, int64_t now)
 			if (c->rejected[i].fetched < r->fetched)
 				r = &c->rejected[i];
 	}
-	*r = (struct fs_rejected){.id = g->id,
-				  .fetched = now,
-				  .has_catalog = g->has_catalog,
-				  .has_signature = g->has_signature,
-				  .catalog = g->catalog,
-				  .signature = g->signature};
-}
-
-static bool rejected_same(const struct fs_rejected *r, const ag_gen *g)
-{
-	return r->has_catalog == g->has_catalog && r->has_signature == g->has_signature &&
-	       (!g->has_catalog || ag_digest_eq(&r->catalog, &g->catalog)) &&
-	       (!g->has_signature || ag_digest_eq(&r->signature, &g->signature));
+	*r = (struct fs_rejected){.id = id, .fetched = now};
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -110,13 +98,10 @@ static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cu
 			return r;
 		if (rej)
 			rej->fetched = now;
-		if (rej && rejected_same(rej, g)) {
-			ag_gen_free(g); /* rejected as it is */
-			continue;
-		}
+		/* -EPERM at once for a record rejected as it is (trust.c) */
 		if ((r = trust_check_gen(c, g)) < 0) { /* keyring=: not shown */
 			if (r == -EPERM)
-				rejected_add(c, g, now);
+				rejected_add(c, ids[i], now);
 			else
 				syslog(LOG_ERR, "cannot check generation %" PRIu64 "'s catalog: %s",
 				       ids[i], ag_strerror(r));
