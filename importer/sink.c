@@ -222,11 +222,13 @@ static int gather(struct imp_sink *k, const void *buf, size_t len)
 
 	if (need > k->qcap && need <= IMP_SPOOL_MAX) {
 		size_t cap = k->qcap * 2 > need ? k->qcap * 2 : need;
-		char *nb = realloc(k->qbuf, cap < IMP_SPOOL_MAX ? cap : IMP_SPOOL_MAX);
+		if (cap > IMP_SPOOL_MAX)
+			cap = IMP_SPOOL_MAX;
+		char *nb = realloc(k->qbuf, cap);
 		if (!nb)
 			return -ENOMEM;
 		k->qbuf = nb;
-		k->qcap = cap < IMP_SPOOL_MAX ? cap : IMP_SPOOL_MAX;
+		k->qcap = cap;
 	}
 	if (need <= k->qcap) {
 		memcpy(k->qbuf + k->qlen, buf, len);
