@@ -379,7 +379,7 @@ void lease_flush(struct fs_ctx *c);
  * trust.c remembers the names its record had then). */
 struct fs_rejected {
 	uint64_t id;
-	int64_t fetched; /* when its record was last read */
+	int64_t fetched; /* when its record was last read (CLOCK_MONOTONIC, s) */
 };
 #define FS_REJECTED_MAX 64
 

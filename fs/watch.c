@@ -79,7 +79,9 @@ static void rejected_prune(struct fs_ctx *c, const uint64_t *ids, size_t n)
  * store's current one). */
 static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur)
 {
-	int64_t now = time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* not set back with the wall clock */
+	int64_t now = ts.tv_sec;
 	rejected_prune(c, ids, n);
 	for (size_t i = 0; i < n; i++) {
 		pthread_rwlock_rdlock(&c->tree.lock);
