@@ -31,6 +31,7 @@
 #include "store/sha4k.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define LANES  2
@@ -133,8 +134,11 @@ static bool have_sha_ni(void)
 	static atomic_int have = -1;
 	int h = atomic_load_explicit(&have, memory_order_relaxed);
 	if (h < 0) {
-		h = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
-		    __builtin_cpu_supports("ssse3");
+		/* CPUID leaf 7 EBX bit 29: the SHA extensions (asked directly:
+		 * clang's __builtin_cpu_supports does not know "sha") */
+		unsigned a, b, c, d;
+		h = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) &&
+		    __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3");
 		atomic_store_explicit(&have, h, memory_order_relaxed);
 	}
 	return h > 0;
@@ -292,6 +296,17 @@ enum ag_sha4k_impl ag_sha4k_best(void)
 		return AG_SHA4K_SHANI;
 #endif
 	return AG_SHA4K_OPENSSL;
+}
+
+bool ag_sha4k_has(enum ag_sha4k_impl impl)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (impl == AG_SHA4K_AVX512)
+		return have_avx512();
+	if (impl == AG_SHA4K_SHANI)
+		return have_sha_ni();
+#endif
+	return impl == AG_SHA4K_OPENSSL;
 }
 
 bool ag_sha4k_accelerated(void)

@@ -18,6 +18,8 @@ bool ag_sha4k_accelerated(void);
 /* The ways of doing it, slowest first, and the fastest this CPU has. */
 enum ag_sha4k_impl { AG_SHA4K_OPENSSL, AG_SHA4K_SHANI, AG_SHA4K_AVX512 };
 enum ag_sha4k_impl ag_sha4k_best(void);
+/* Whether this CPU can do it impl's way. */
+bool ag_sha4k_has(enum ag_sha4k_impl impl);
 /* ag_sha256_4k done no faster than impl (for tests: each way must agree). */
 void ag_sha256_4k_impl(const void *blocks, size_t n, uint8_t (*out)[32], enum ag_sha4k_impl impl);
 
