@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/internal.h"
+#include "store/pagecache.h"
 #include "store/verity.h"
 
 static int keep_block(void *arg, unsigned level, uint64_t index, const uint8_t *block)
@@ -107,8 +108,13 @@ int ag_treebuf_fd(int fd, uint64_t size, ag_blob_info *info, uint8_t **tree, uin
 	uint8_t *buf = r == 0 ? malloc(bufsz) : NULL;
 	if (r == 0 && !buf)
 		r = -ENOMEM;
+	/* dropped afterwards: only the pages this call brought in (a mount
+	 * may be serving the others, store/pagecache.h) */
+	struct ag_pagecache pc;
+	ag_pagecache_init(&pc, fd, size);
 	for (uint64_t off = 0; r == 0 && off < size;) {
 		size_t want = size - off < bufsz ? (size_t)(size - off) : bufsz;
+		ag_pagecache_note(&pc, off, want);
 		ssize_t n = ag_pread_all(fd, buf, want, off);
 		if (n < 0)
 			r = (int)n;
@@ -122,6 +128,6 @@ int ag_treebuf_fd(int fd, uint64_t size, ag_blob_info *info, uint8_t **tree, uin
 		r = ag_treebuf_final(&tb, info, tree, nblocks);
 	free(buf);
 	ag_treebuf_free(&tb);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	ag_pagecache_fini(&pc);
 	return r;
 }
