@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "store/catalog.h"
+#include "store/isotime.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
 
@@ -231,7 +232,8 @@ static bool time_ok(const char *t)
 	for (size_t i = 0; shape[i]; i++)
 		if (shape[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != shape[i])
 			return false;
-	return true;
+	int64_t when; /* and a real time: not 31 February, not 25:00 */
+	return ag_parse_time(t, &when) == 0;
 }
 
 /* A relative path inside the bundle: no empty, "." or ".." part, no control
@@ -255,7 +257,8 @@ static bool bundle_path_ok(const char *p)
 static int check_names(const struct ag_catalog *c, const char **why)
 {
 	if (!time_ok(c->created))
-		return fail(why, "its created time is not YYYY-MM-DDTHH:MM:SSZ");
+		return fail(why,
+			    "its created time is not a real time written YYYY-MM-DDTHH:MM:SSZ");
 	for (size_t i = 0; i < c->nmodels; i++) {
 		char *norm = NULL;
 		const char *n = c->models[i].name;
