@@ -518,12 +518,16 @@ bool ra_read(struct fs_ctx *c, struct fs_stream *st, fuse_req_t req, uint64_t of
 	blobs_count_served(st->fb, off, (size_t)(end - off));
 	fuse_reply_iov(req, iov, s2 ? 2 : 1);
 
+	/* Once unpinned and unlocked, st is not ours: the reply let the
+	 * kernel finish the read, so a RELEASE may free st (ra_close) on
+	 * another thread at once.  Everything needed of st is read first. */
 	pthread_mutex_lock(&ra->lock);
 	unpin(ra, s1, s2);
 	uint8_t *mem = window_done(st) ? window_take(ra, st) : NULL;
+	size_t memlen = (size_t)st->nseg * SEG;
 	pthread_mutex_unlock(&ra->lock);
 	if (mem) /* read to the end: the memory goes back now, not at close */
-		munmap(mem, (size_t)st->nseg * SEG);
+		munmap(mem, memlen);
 	return true;
 }
 
