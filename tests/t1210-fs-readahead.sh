@@ -132,7 +132,9 @@ for fd in 6 7 8 9; do
 	cat <&$fd >/dev/null
 done
 after=$(rss)
-[ "$after" -lt $((before + 8 * 1024)) ]
+# four held windows would be 16 MiB; under ASan on a busy machine the
+# daemon's other memory (more FUSE threads, their buffers) has grown 8 MiB
+[ "$after" -lt $((before + 12 * 1024)) ]
 ok $? "4 readers that read to the end and keep the file open hold no window (RSS grew $(((after - before) / 1024)) MiB)"
 exec 6<&- 7<&- 8<&- 9<&-
 exec 6<"$blob" 7<"$blob" 8<"$blob" 9<"$blob"
