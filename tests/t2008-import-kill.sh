@@ -44,7 +44,13 @@ nsync=$(grep -c '^[0-9]* *fsync(' "$T/trace")
 ok $? "with fewer than 10 fsyncs ($nsync; an fsync per object and directory before: about 800)"
 place=$(grep -n -E '(renameat2|linkat)\(.*"objects/sha256/[0-9a-f]{2}/[0-9a-f]{64}"' "$T/trace" | tail -1 | cut -d: -f1)
 aw=$(grep -n 'write([0-9]*<[^>]*/audit\.log>.*BUNDLE_INGEST' "$T/trace" | head -1 | cut -d: -f1)
-sfs=$(awk -v p="${place:-0}" 'NR > p && /syncfs\(/ && !/unfinished/ {print NR; exit}' "$T/trace")
+# the first syncfs started after it, at the line where it returned (strace -f
+# splits a call into "<unfinished ...>" and "<... syncfs resumed>" when
+# another thread's line comes between; the background syncfs started earlier)
+sfs=$(awk -v p="${place:-0}" '
+	/syncfs\(/ && /unfinished/ { start[$1] = NR; next }
+	/<\.\.\. syncfs resumed>/ { if (start[$1] > p) { print NR; exit } next }
+	NR > p && /syncfs\(/ { print NR; exit }' "$T/trace")
 diag "last object placed at line $place, then syncfs at $sfs, audit record at $aw"
 [ -n "$place" ] && [ -n "$sfs" ] && [ -n "$aw" ] && [ "$sfs" -lt "$aw" ]
 ok $? "and one syncfs of the store after the last object is placed, before its audit record"
