@@ -7,7 +7,7 @@
 # import retried afterwards succeeds.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
-need_cmd gpg tar gzip sha256sum openssl python3 strace
+need_cmd gpg tar gzip sha256sum openssl python3 strace mdb_dump
 [ -x "$AGIMPORT" ] || skip_all "agimport not built"
 [ -x "$AGSTORE" ] || skip_all "agstore not built"
 
@@ -26,11 +26,18 @@ S=$T/s
 make_random_ollama_tree "$T/first" 5000
 "$AGIMPORT" --store "$S" --no-signature --ollama-dir "$T/first" --label 20260101 >/dev/null 2>&1 ||
 	bail "the first import failed"
-# Every index and object file (gc leaves a fan-out directory it emptied).
-files() { snap "$1" | grep -v '^objects/sha256/..$'; }
+# Every object file (gc leaves a fan-out directory it emptied) and what the
+# index holds.  Its bytes are not compared: a writer killed inside LMDB's
+# commit has written its new pages to free space of data.mdb, but not the
+# meta page that would point to them, so the index holds what it did.
+files() {
+	snap "$1" | grep -v -e '^objects/sha256/..$' -e ' index/data\.mdb$'
+	mdb_dump -a "$1/index"
+}
 # what the next writer leaves: the state any kill must come back to
 "$AGSTORE" --store "$S" gc >/dev/null 2>&1 || bail "gc failed"
 before=$(files "$S")
+mdb0=$(sha256sum <"$S/index/data.mdb")
 
 # A whole import, traced: no fsync of a small staged object, one syncfs
 # after the last object is placed and before the audit record (an earlier
@@ -54,6 +61,21 @@ sfs=$(awk -v p="${place:-0}" '
 diag "last object placed at line $place, then syncfs at $sfs, audit record at $aw"
 [ -n "$place" ] && [ -n "$sfs" ] && [ -n "$aw" ] && [ "$sfs" -lt "$aw" ]
 ok $? "and one syncfs of the store after the last object is placed, before its audit record"
+
+# Killed inside the index commit: the new pages are written (and the audit
+# record), the meta page that makes them the index is not.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+	strace -f -y -qq -e trace=fdatasync -e inject=fdatasync:signal=KILL:when=2 -o "$T/ktrace" \
+	"$AGIMPORT" --keyring "$T/pubkey.asc" --store "$S" "$T/b.tgz" >/dev/null 2>&1
+grep -q 'fdatasync([0-9]*<[^>]*/index/data\.mdb>) = ?' "$T/ktrace"
+ok $? "an import killed at the sync between writing the index's pages and its meta page" ||
+	sed 's/^/# /' "$T/ktrace"
+[ "$(sha256sum <"$S/index/data.mdb")" != "$mdb0" ]
+ok $? "after writing new pages to data.mdb"
+"$AGSTORE" --store "$S" gc >/dev/null 2>&1
+diff <(echo "$before") <(files "$S") | sed "s/^/# /" | head -5
+[ "$(files "$S")" = "$before" ] && [ -z "$(ls -A "$S/tmp")" ]
+ok $? "leaves the store as it was once the next writer has removed its staging"
 
 # The time a whole import takes, then kills spread over it.
 t0=$(date +%s%N)
