@@ -217,10 +217,12 @@ T512 static INLINE void load16(const uint8_t *p, int n, __m512i w[16])
 {
 	__m512i r[16], t[16];
 #pragma GCC unroll 16
-	for (int l = 0; l < 16; l++)
-		r[l] = l < n ? _mm512_loadu_si512((const void *)(p + (size_t)l * AG_SHA4K_BLOCK))
-			     : _mm512_setzero_si512();
-		/* 32-bit pairs, then 64-bit, then 128-bit lanes twice */
+	for (int l = 0; l < 16; l++) {
+		r[l] = _mm512_setzero_si512();
+		if (l < n)
+			r[l] = _mm512_loadu_si512((const void *)(p + (size_t)l * AG_SHA4K_BLOCK));
+	}
+	/* 32-bit pairs, then 64-bit, then 128-bit lanes twice */
 #pragma GCC unroll 8
 	for (int l = 0; l < 16; l += 2) {
 		t[l] = _mm512_unpacklo_epi32(r[l], r[l + 1]);
