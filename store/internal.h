@@ -94,7 +94,11 @@ struct ag_blob {
 	pthread_mutex_t lock;
 	bool direct;
 	bool dropbehind;
-	struct ag_pagecache pc; /* with dropbehind: what was resident before (under lock) */
+	/* With dropbehind: what was resident before, under pc_lock, not lock:
+	 * its mincore and fadvise calls do not hold up other readers' tree
+	 * walks. */
+	struct ag_pagecache pc;
+	pthread_mutex_t pc_lock;
 };
 
 /* read.c: every tree block of bi's stored tree against its parent's entry

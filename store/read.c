@@ -62,6 +62,7 @@ static int blob_new(ag_store *s, const ag_blob_info *bi, ag_blob **out)
 	b->fd = b->fd_buffered = -1;
 	b->info = *bi;
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->pc_lock, NULL);
 	struct ag_verity_geometry g;
 	ag_verity_geometry(b->info.size, &g);
 	b->nlevels = g.nlevels;
@@ -134,6 +135,7 @@ void ag_blob_close(ag_blob *b)
 	if (b->fd_buffered >= 0)
 		close(b->fd_buffered);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->pc_lock);
 	uint64_t n = b->nlevels ? b->first_block[0] + b->nblocks[0] : 0;
 	for (uint64_t i = 0; b->tree && i < n; i++)
 		free(b->tree[i]);
@@ -172,9 +174,9 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 	if (b->direct)
 		want = (len + AG_ALIGN - 1) / AG_ALIGN * AG_ALIGN;
 	if (b->dropbehind) {
-		pthread_mutex_lock(&b->lock);
+		pthread_mutex_lock(&b->pc_lock);
 		ag_pagecache_note(&b->pc, off, want);
-		pthread_mutex_unlock(&b->lock);
+		pthread_mutex_unlock(&b->pc_lock);
 	}
 	ssize_t n = ag_pread_all(b->fd, buf, want, off);
 	if (n == -EINVAL && b->direct) {
@@ -189,9 +191,9 @@ static ssize_t read_span(ag_blob *b, void *buf, size_t len, uint64_t off)
 	 * DONTNEED cannot reach them.  Only those its reads brought in: another
 	 * reader of the object (fsck, a second mount) keeps its own. */
 	if (n > 0 && b->dropbehind && off >= DROP_LAG) {
-		pthread_mutex_lock(&b->lock);
+		pthread_mutex_lock(&b->pc_lock);
 		ag_pagecache_drop(&b->pc, off - DROP_LAG, (uint64_t)n);
-		pthread_mutex_unlock(&b->lock);
+		pthread_mutex_unlock(&b->pc_lock);
 	}
 	return n;
 }
