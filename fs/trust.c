@@ -182,6 +182,12 @@ static int remember_serial(struct fs_trust *t, uint64_t id, uint64_t serial)
 	return 0;
 }
 
+/* The tables are never pruned when generations are removed.  The serials
+ * must stay: they are what tells an older catalog replayed in a later
+ * generation, after gc removed the generations it should follow.  A
+ * rejected entry is one small record per generation number ever rejected,
+ * and map one per blob digest ever verified. */
+
 /* With the lock held: true when g was rejected as it is now. */
 static bool was_rejected(struct fs_trust *t, const ag_gen *g)
 {

@@ -304,7 +304,9 @@ int ag_stage_open_read(ag_stage *st)
 /* Moves the staged file to rel, never over an existing name: a rename
  * (one system call, no staging name left behind), or, where the file
  * system has no RENAME_NOREPLACE, a link and an unlink.  0, or -EEXIST,
- * -ENOENT (no fan-out directory yet) or another error. */
+ * -ENOENT (no fan-out directory yet) or another error.  The object is in
+ * place once the link is made: should the unlink then fail, the staging
+ * name left in tmp/ is swept by the next writer, as after a kill. */
 static int place(ag_stage *st, const char *rel)
 {
 	int dfd = st->s->dirfd;
