@@ -471,6 +471,8 @@ static void audit_reject(struct run *rn)
 		return;
 	f = json_pack("{s:s, s:s, s:s}", "source", rn->source ? rn->source : "", "member",
 		      rn->err.member, "reason", rn->err.reason);
+	if (f && rn->err.cls == IMP_IO) /* not found wrong: could not be imported */
+		json_object_set_new(f, "io_error", json_true());
 	ag_audit(rn->store, "BUNDLE_REJECTED", rn->o.operator_name, f);
 	json_decref(f);
 }
@@ -607,9 +609,10 @@ static void report(struct run *rn, int r)
 		json_dumpf(rn->res.report, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 	} else if (rn->o.json) {
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "source",
-				      rn->source ? rn->source : "", "result", "refused", "member",
-				      rn->err.member, "reason", rn->err.reason);
+		json_t *j =
+			json_pack("{s:s, s:s, s:s, s:s}", "source", rn->source ? rn->source : "",
+				  "result", rn->err.cls == IMP_IO ? "failed" : "refused", "member",
+				  rn->err.member, "reason", rn->err.reason);
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 		json_decref(j);
@@ -631,11 +634,14 @@ static void report(struct run *rn, int r)
 			rn->err.member[0] ? rn->err.member : "a later step", rn->err.reason);
 		return;
 	}
+	/* A source found wrong is refused; one that could not be imported (a
+	 * disk error, no space) is not called bad. */
+	const char *what = rn->err.cls == IMP_IO ? "could not import" : "refused";
 	if (r < 0 && rn->err.member[0])
-		fprintf(stderr, "agimport: refused %s: %s: %s.\n", rn->source ? rn->source : "-",
+		fprintf(stderr, "agimport: %s %s: %s: %s.\n", what, rn->source ? rn->source : "-",
 			rn->err.member, rn->err.reason);
 	else if (r < 0)
-		fprintf(stderr, "agimport: refused %s: %s.\n", rn->source ? rn->source : "-",
+		fprintf(stderr, "agimport: %s %s: %s.\n", what, rn->source ? rn->source : "-",
 			rn->err.reason[0] ? rn->err.reason : ag_strerror(r));
 }
 
