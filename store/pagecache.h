@@ -20,6 +20,7 @@ struct ag_pagecache {
 	int fd;
 	uint64_t size;
 	size_t page;
+	uint64_t ahead;	 /* how far past a read its read-ahead may reach */
 	uint8_t *map;	 /* PROT_READ mapping of the file; NULL: nothing is dropped */
 	uint8_t *before; /* a bit per page: resident before the reader came */
 	uint8_t *noted;	 /* a bit per window: its pages' bits are set */
@@ -29,7 +30,7 @@ struct ag_pagecache {
 /* For fd, size bytes.  Cannot fail: without what it needs, it drops nothing. */
 void ag_pagecache_init(struct ag_pagecache *pc, int fd, uint64_t size);
 /* Before reading [off, off + len): notes which pages of its windows, and of
- * the window after (where read-ahead goes), are resident now. */
+ * those the kernel's read-ahead may reach meanwhile, are resident now. */
 void ag_pagecache_note(struct ag_pagecache *pc, uint64_t off, uint64_t len);
 /* POSIX_FADV_DONTNEED for the pages of [off, off + len) that were noted
  * as not resident. */

@@ -147,7 +147,7 @@ int main(void)
 	read_through(fd, size);
 	is_int(resident(fd, size, 0, size), 0, "nothing resident before: nothing after");
 
-	/* one read in the middle: its window and the next noted, nothing else */
+	/* one read in the middle: its window and those read-ahead reaches noted, nothing else */
 	size_t got = 0;
 	for (int i = 0; i < 5; i++) {
 		evict(fd);
