@@ -65,8 +65,6 @@ void ag_pagecache_init(struct ag_pagecache *pc, int fd, uint64_t size)
 	pc->fd = fd;
 	pc->size = size;
 	pc->page = ps > 0 ? (size_t)ps : 4096;
-	uint64_t reach = readahead_reach(fd);
-	pc->ahead = reach > AHEAD ? reach : AHEAD;
 	if (size == 0 || size > SIZE_MAX || WIN % pc->page)
 		return;
 	uint64_t npages = (size + pc->page - 1) / pc->page, nwin = (size + WIN - 1) / WIN;
@@ -85,6 +83,8 @@ void ag_pagecache_init(struct ag_pagecache *pc, int fd, uint64_t size)
 		return;
 	}
 	pc->map = m;
+	uint64_t reach = readahead_reach(fd);
+	pc->ahead = reach > AHEAD ? reach : AHEAD;
 }
 
 void ag_pagecache_note(struct ag_pagecache *pc, uint64_t off, uint64_t len)

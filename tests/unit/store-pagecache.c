@@ -3,8 +3,8 @@
  * store/pagecache.c: a reader that drops behind it drops only the pages it
  * brought into the page cache.  A 40 MiB file (not a whole number of 16 MiB
  * windows) with 2 MiB in its middle read beforehand, then read through as
- * ag_object_hash_check does; read at one offset only; a file smaller than a
- * page.  Residency is counted with mincore(2).
+ * ag_object_hash_check does; read at one offset only; read ahead of the
+ * reader by most of the file; a file smaller than a page.  Residency is counted with mincore(2).
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -165,6 +165,23 @@ int main(void)
 	}
 	is_int(got, MIB / page, "a read in the last window");
 	is_int(all, 1, "dropped at the end; the first page (not noted) kept");
+
+	/* read-ahead far past the reader before its next note (two windows of
+	 * 2 x read_ahead_kb: 32 MiB with read_ahead_kb 8192): those pages are
+	 * its own too */
+	for (int i = 0; i < 5; i++) {
+		evict(fd);
+		sentinel_read();
+		struct ag_pagecache pc;
+		ag_pagecache_init(&pc, fd, size);
+		ag_pagecache_note(&pc, 0, MIB);
+		touch_only(fd, 0, size);
+		ag_pagecache_fini(&pc);
+		all = resident(fd, size, 0, size);
+		if (sentinel_kept())
+			break;
+	}
+	is_int(all, 0, "pages read ahead 40 MiB past a 1 MiB read: dropped with it");
 	close(fd);
 
 	fd = make_file(dir, 100);
