@@ -128,10 +128,21 @@ struct node {
  * once no path the mount serves leads into it and none of its nodes is known
  * to the kernel or held by an open handle (refs, the sum of its nodes').
  */
+#define GROUP_MISSES 16
+
 struct node_group {
 	_Atomic uint64_t refs;
 	struct node **nodes;
 	size_t n, cap;
+	/* The last names looked up in its directories and not found (under
+	 * fs_tree.miss_lock): the kernel keeps a negative dentry for each, which
+	 * holds its directory, and only its name can drop it once the
+	 * directory is no longer reachable (tree_held_entries). */
+	struct {
+		struct node *dir;
+		char *name;
+	} miss[GROUP_MISSES];
+	unsigned nmiss, next_miss;
 };
 
 /* One generation as seen through the mount. */
@@ -180,6 +191,7 @@ struct fs_tree {
 	struct node **orphans; /* shared files no live directory lists (nlink 0) */
 	size_t norphans, orphans_cap;
 	struct node_group *building; /* where node_new puts what it makes */
+	pthread_mutex_t miss_lock;   /* node_group.miss under the read lock */
 };
 
 int tree_init(struct fs_tree *t);
@@ -202,10 +214,11 @@ struct fs_inval {
 	fuse_ino_t parent;
 	char *name;
 };
-/* The entries of nodes the kernel still holds in trees no longer served
- * (at most max; caller frees the names and *out).  Invalidated once the
- * lock is let go, the kernel drops each as soon as its last user lets go,
- * forgets its inode, and the tree can be freed.  With the lock held. */
+/* The entries of nodes the kernel still holds in trees no longer served,
+ * and the names last looked up in vain in their held directories (at most
+ * max; caller frees the names and *out).  Invalidated once the lock is let
+ * go, the kernel drops each as soon as its last user lets go, forgets its
+ * inode, and the tree can be freed.  With the lock held. */
 size_t tree_held_entries(struct fs_tree *t, struct fs_inval **out, size_t max);
 /* A reference to n (k kernel lookups, or an open handle), and its end.
  * With the read (or write) lock held. */
@@ -215,6 +228,9 @@ void node_unref(struct node *n, uint64_t k);
 struct node *tree_node(struct fs_tree *t, fuse_ino_t ino);
 /* Child lookup in any directory kind.  With the read lock held. */
 struct node *tree_lookup(struct fs_tree *t, struct node *dir, const char *name);
+/* Notes that name was not found in dir (a directory of a generation's tree),
+ * for tree_held_entries.  With the read lock held. */
+void tree_note_miss(struct fs_tree *t, struct node *dir, const char *name);
 /* A snapshot of a directory's entries; free with free() (names are not owned).
  * With the read lock held. */
 int tree_list(struct fs_tree *t, struct node *dir, struct dent **out, size_t *n);

@@ -131,9 +131,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = ENOENT;
 	else if (!node_is_dir(dir))
 		err = ENOTDIR;
-	else if (!(n = tree_lookup(t, dir, name)))
+	else if (!(n = tree_lookup(t, dir, name))) {
 		err = ENOENT;
-	else
+		tree_note_miss(t, dir, name); /* the kernel keeps a negative dentry */
+	} else
 		fill_entry(t, dir, n, &e);
 	if (n)
 		node_ref(n, 1); /* the kernel's lookup count, once it has the reply */

@@ -260,6 +260,10 @@ int tree_init(struct fs_tree *t)
 	int r = -pthread_rwlock_init(&t->lock, NULL);
 	if (r < 0)
 		return r;
+	if ((r = -pthread_mutex_init(&t->miss_lock, NULL)) < 0) {
+		pthread_rwlock_destroy(&t->lock);
+		return r;
+	}
 	/* ino 0 is never used; FUSE_ROOT_ID is 1. */
 	if (!(t->root = node_new(t, N_ROOT, 0, NULL)) ||
 	    !(t->versions = node_new(t, N_VERSIONS, 0, NULL)))
@@ -296,6 +300,7 @@ void tree_destroy(struct fs_tree *t)
 	free(t->imap);
 	free(t->files);
 	free(t->orphans);
+	pthread_mutex_destroy(&t->miss_lock);
 	pthread_rwlock_destroy(&t->lock);
 }
 
@@ -716,6 +721,8 @@ static void group_free(struct fs_tree *t, struct node_group *g)
 	}
 	for (size_t i = 0; i < g->n; i++)
 		node_drop(t, g->nodes[i]);
+	for (unsigned i = 0; i < g->nmiss; i++)
+		free(g->miss[i].name);
 	free(g->nodes);
 	free(g);
 }
@@ -870,30 +877,66 @@ void tree_sweep(struct fs_tree *t, int64_t now)
 	t->norphans = w;
 }
 
-/* The held children of g's held directories, into *out (at most max). */
+void tree_note_miss(struct fs_tree *t, struct node *dir, const char *name)
+{
+	struct node_group *g = dir->group;
+	if (!g)
+		return; /* the root, versions/, the empty trees: always reachable */
+	pthread_mutex_lock(&t->miss_lock);
+	bool known = false;
+	for (unsigned i = 0; i < g->nmiss && !known; i++)
+		known = g->miss[i].dir == dir && !strcmp(g->miss[i].name, name);
+	char *copy = known ? NULL : strdup(name);
+	if (copy) {
+		unsigned k = g->nmiss < GROUP_MISSES ? g->nmiss++ : g->next_miss;
+		g->next_miss = (k + 1) % GROUP_MISSES;
+		free(g->miss[k].name);
+		g->miss[k].dir = dir;
+		g->miss[k].name = copy;
+	}
+	pthread_mutex_unlock(&t->miss_lock);
+}
+
+static bool held_add(struct fs_inval **out, size_t *n, size_t *cap, fuse_ino_t parent,
+		     const char *name)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct fs_inval *v = realloc(*out, nc * sizeof(*v));
+		if (!v)
+			return false;
+		*out = v;
+		*cap = nc;
+	}
+	char *copy = strdup(name);
+	if (!copy)
+		return false;
+	(*out)[(*n)++] = (struct fs_inval){parent, copy};
+	return true;
+}
+
+/*
+ * The held children of g's held directories, into *out (at most max), and
+ * the names last looked up in vain in them.  A directory the kernel holds
+ * is unhashed once its tree's name is invalidated; a negative dentry made in
+ * it meanwhile (a lookup racing the switch, a shell whose working directory
+ * it is) stays hashed there, holds it, and is reachable only by its name.
+ */
 static void held_in(struct node_group *g, struct fs_inval **out, size_t *n, size_t *cap, size_t max)
 {
 	for (size_t i = 0; g && i < g->n && *n < max; i++) {
 		struct node *d = g->nodes[i];
 		if (!node_is_dir(d) || !atomic_load(&d->refs))
 			continue;
-		for (size_t j = 0; j < d->nchild && *n < max; j++) {
-			if (!atomic_load(&d->child[j].node->refs))
-				continue;
-			if (*n == *cap) {
-				size_t nc = *cap ? *cap * 2 : 16;
-				struct fs_inval *v = realloc(*out, nc * sizeof(*v));
-				if (!v)
-					return;
-				*out = v;
-				*cap = nc;
-			}
-			char *name = strdup(d->child[j].name);
-			if (!name)
+		for (size_t j = 0; j < d->nchild && *n < max; j++)
+			if (atomic_load(&d->child[j].node->refs) &&
+			    !held_add(out, n, cap, d->ino, d->child[j].name))
 				return;
-			(*out)[(*n)++] = (struct fs_inval){d->ino, name};
-		}
 	}
+	for (unsigned i = 0; g && i < g->nmiss && *n < max; i++)
+		if (atomic_load(&g->miss[i].dir->refs) &&
+		    !held_add(out, n, cap, g->miss[i].dir->ino, g->miss[i].name))
+			return;
 }
 
 size_t tree_held_entries(struct fs_tree *t, struct fs_inval **out, size_t max)

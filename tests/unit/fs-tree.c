@@ -7,6 +7,7 @@
  * namespace of thousands of models builds right. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,6 +58,20 @@ static struct gtree *add(struct fs_tree *t, ag_store *s, uint64_t id, unsigned f
 	return gt;
 }
 
+/* How many of the held entries name parent's child name, and how many there are. */
+static size_t held_count(struct fs_tree *t, fuse_ino_t parent, const char *name, size_t *all)
+{
+	struct fs_inval *v = NULL;
+	size_t n = tree_held_entries(t, &v, 4096), k = 0;
+	for (size_t i = 0; i < n; i++) {
+		k += v[i].parent == parent && !strcmp(v[i].name, name);
+		free(v[i].name);
+	}
+	free(v);
+	*all = n;
+	return k;
+}
+
 static void test_held(ag_store *s)
 {
 	struct fs_tree t;
@@ -98,6 +113,23 @@ static void test_held(ag_store *s)
 	   "and goes after it (nothing holds a node of it)");
 	ok(tree_find_gen(&t, 1) && tree_find_gen(&t, 1)->vgroup,
 	   "versions/1/ stays while a node of it is held");
+	size_t all = 0;
+	is_int(held_count(&t, dino, "latest", &all), 1, "its held file is an entry to invalidate");
+	is_int(all, 1, "the only one");
+	/* names looked up in vain there: the kernel's negative dentries hold it */
+	tree_note_miss(&t, dir1, "no-such-tag");
+	tree_note_miss(&t, dir1, "no-such-tag");
+	tree_note_miss(&t, t.root, "no-such-dir"); /* the root: always reachable */
+	is_int(held_count(&t, dino, "no-such-tag", &all), 1,
+	       "a name looked up in vain in a held directory is one too (once)");
+	is_int(all, 2, "and nothing else");
+	char nm[32];
+	for (int i = 0; i < GROUP_MISSES + 4; i++) {
+		snprintf(nm, sizeof(nm), "miss%d", i);
+		tree_note_miss(&t, dir1, nm);
+	}
+	is_int(held_count(&t, dino, "no-such-tag", &all), 0, "only the last few are kept");
+	is_int(all, 1 + GROUP_MISSES, "%d of them", GROUP_MISSES);
 	node_unref(dir1, 1);
 	tree_sweep(&t, 100);
 	ok(!tree_find_gen(&t, 1), "let go, generation 1's trees are freed");
