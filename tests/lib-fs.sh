@@ -86,6 +86,21 @@ fs_mount_fg() {
 	fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
 }
 
+# fs_stop_fg MESSAGE: SIGTERM to the agfs -f of fs_mount_fg, and one test
+# point that it exits with status 0; if not, the status and the end of its
+# log (where a sanitizer's report goes) as diagnostics.
+fs_stop_fg() {
+	local st
+	kill -TERM "$agfs_pid"
+	wait "$agfs_pid"
+	st=$?
+	ok $st "$1"
+	[ $st = 0 ] || {
+		diag "agfs exited with status $st; the end of its log:"
+		tail -n 40 "$T/agfs.log" | sed 's/^/#   /'
+	}
+}
+
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null

@@ -88,9 +88,7 @@ ok $? "a missing object gives EIO"
 ls -l "$mnt/blobs" >/dev/null 2>&1
 ok $? "listing blobs/ still works"
 
-kill -TERM $agfs_pid
-wait $agfs_pid
-ok $? "SIGTERM stops agfs -f with status 0"
+fs_stop_fg "SIGTERM stops agfs -f with status 0"
 ! mountpoint -q "$mnt"
 ok $? "and unmounts"
 

@@ -60,7 +60,5 @@ ok $? "naming chunk 3"
 ! grep -q '"READER_KILLED"' "$store/audit.log"
 ok $? "and no READER_KILLED record"
 
-kill -TERM $agfs_pid
-wait $agfs_pid
-ok $? "SIGTERM stops agfs -f with status 0"
+fs_stop_fg "SIGTERM stops agfs -f with status 0"
 done_testing

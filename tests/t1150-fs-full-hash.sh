@@ -45,7 +45,5 @@ for i in $(seq 1 8); do
 	cmp -s "$T/head.$i" <(head -c 4096 "$tree/blobs/sha256-$big") && same=$((same + 1))
 done
 is "$same" 8 "all 8 opens of the big blob succeeded, with the right bytes"
-kill -TERM $agfs_pid
-wait $agfs_pid
-ok $? "agfs stops cleanly"
+fs_stop_fg "agfs stops cleanly"
 done_testing
