@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the mount's node lifetimes (tree.c): a generation's trees are
  * freed once nothing serves them and nothing holds a node of them; a held
- * node (a kernel lookup, an open handle) keeps its tree; shared files go
- * with the last directory that lists them; the inode table finds every live
- * node after many removals; versions/ resolves hundreds of generations; a
- * namespace of thousands of models builds right. */
+ * node (a kernel lookup, an open handle) keeps its tree, and its names and
+ * the names looked up in vain in it are handed out for invalidation; shared
+ * files go with the last directory that lists them; the inode table finds
+ * every live node after many removals; versions/ resolves hundreds of
+ * generations; a namespace of thousands of models builds right. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

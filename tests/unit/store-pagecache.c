@@ -4,7 +4,8 @@
  * brought into the page cache.  A 40 MiB file (not a whole number of 16 MiB
  * windows) with 2 MiB in its middle read beforehand, then read through as
  * ag_object_hash_check does; read at one offset only; read ahead of the
- * reader by most of the file; a file smaller than a page.  Residency is counted with mincore(2).
+ * reader by most of the file; a file smaller than a page.  Residency is
+ * counted with mincore(2).
  */
 #include <fcntl.h>
 #include <stdint.h>
