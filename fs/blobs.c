@@ -35,7 +35,7 @@ struct fs_blob {
 	ag_blob *b;
 	unsigned refs;
 	_Atomic uint64_t bad;	   /* a chunk that failed verification lately (UINT64_MAX: none) */
-	_Atomic int64_t bad_until; /* ... remembered until then (CLOCK_MONOTONIC seconds) */
+	_Atomic int64_t bad_until; /* ... remembered until then (fs_mono_s()) */
 };
 
 struct tbuf {
@@ -370,13 +370,6 @@ static void *thread_buffer(struct fs_blobs *bs, size_t need, size_t *size)
 	return tb->p;
 }
 
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /*
  * A client that retries a failing read in a loop (a loader re-faulting the
  * same page) should not make us re-read and re-hash the chunk every time:
@@ -385,7 +378,7 @@ static int64_t mono_now(void)
 static bool known_bad(struct fs_blob *fb, uint64_t off, size_t len, uint64_t *bad_chunk)
 {
 	uint64_t bad = atomic_load(&fb->bad), cs = ag_blob_get_info(fb->b)->chunk_size;
-	if (bad == UINT64_MAX || len == 0 || atomic_load(&fb->bad_until) < mono_now())
+	if (bad == UINT64_MAX || len == 0 || atomic_load(&fb->bad_until) < fs_mono_s())
 		return false;
 	if (bad < off / cs || bad > (off + len - 1) / cs)
 		return false;
@@ -396,7 +389,7 @@ static bool known_bad(struct fs_blob *fb, uint64_t off, size_t len, uint64_t *ba
 static void remember_bad(struct fs_blob *fb, uint64_t chunk)
 {
 	atomic_store(&fb->bad, chunk);
-	atomic_store(&fb->bad_until, mono_now() + FS_BAD_MEMORY_S);
+	atomic_store(&fb->bad_until, fs_mono_s() + FS_BAD_MEMORY_S);
 }
 
 ssize_t blobs_read(struct fs_blobs *bs, struct fs_blob *fb, uint64_t off, size_t len,

@@ -51,9 +51,10 @@ static void *writer_main(void *arg)
 	for (;;) {
 		while (q->n == 0 && !q->stop) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += 1;
-			if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT) {
+			if (pthread_cond_clockwait(&q->cond, &q->lock, CLOCK_MONOTONIC, &ts) ==
+			    ETIMEDOUT) {
 				pthread_mutex_unlock(&q->lock);
 				events_flush(c, false); /* windows that ended */
 				pthread_mutex_lock(&q->lock);
@@ -174,7 +175,7 @@ static json_t *limit_take_folded(struct fs_ctx *c, struct limit *l)
 static bool seen_recently(struct fs_ctx *c, const ag_digest *d, uint64_t key, int64_t quiet,
 			  json_t **spill)
 {
-	int64_t now = time(NULL);
+	int64_t now = fs_mono_s();
 	size_t h = limit_hash(d, key);
 	struct limit *slot = NULL, *oldest = NULL;
 	bool seen = false;
@@ -211,7 +212,7 @@ static bool limited(struct fs_ctx *c, const ag_digest *d, uint64_t key, int64_t 
 /* Writes the counts of MODEL_OPEN windows that have ended. */
 static void events_flush(struct fs_ctx *c, bool all)
 {
-	int64_t now = time(NULL);
+	int64_t now = fs_mono_s();
 	for (size_t i = 0; i < LIMIT_SLOTS; i++) {
 		pthread_mutex_lock(&c->ev_lock);
 		struct limit *l = &limit_tab[i];
@@ -297,7 +298,7 @@ static bool error_budget(struct fs_ctx *c)
 {
 	static int64_t since;
 	static unsigned lines, dropped;
-	int64_t now = time(NULL);
+	int64_t now = fs_mono_s();
 	unsigned was_dropped = 0;
 	pthread_mutex_lock(&c->ev_lock);
 	if (now - since >= FAILURE_QUIET_S) {
@@ -459,7 +460,7 @@ enum stuck_verdict { NOT_STUCK, STUCK, BACKING_OFF };
 static enum stuck_verdict count_failure(pid_t pid, const ag_digest *d, uint64_t chunk,
 					unsigned *seen, int64_t *secs, int64_t *backoff)
 {
-	int64_t now = time(NULL);
+	int64_t now = fs_mono_s();
 	struct stuck *slot = NULL, *oldest = &stuck_tab[0];
 	enum stuck_verdict v = NOT_STUCK;
 	pthread_mutex_lock(&stuck_lock);

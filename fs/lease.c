@@ -116,7 +116,7 @@ static size_t served_ids(struct fs_ctx *c, uint64_t store_cur, uint64_t ids[FS_L
 	 * -o generation= mount never switches */
 	uint64_t cand[FS_LEASE_GENS] = {
 		c->opt.generation ? 0 : store_cur, t->current ? t->current->id : 0,
-		t->grace && time(NULL) < t->grace_until ? t->grace->id : 0, c->opt.generation};
+		t->grace && fs_mono_s() < t->grace_until ? t->grace->id : 0, c->opt.generation};
 	size_t n = 0;
 	for (size_t i = 0; i < FS_LEASE_GENS; i++)
 		if (cand[i])

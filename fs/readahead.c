@@ -91,13 +91,9 @@ int ra_init(struct fs_blobs *bs)
 	struct fs_ra *ra = calloc(1, sizeof(*ra));
 	if (!ra)
 		return -ENOMEM;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&ra->lock, NULL);
 	pthread_cond_init(&ra->work, NULL);
-	pthread_cond_init(&ra->done, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&ra->done, NULL);
 	bs->ra = ra;
 	return 0;
 }
@@ -427,7 +423,7 @@ static bool find_range(struct fs_ra *ra, struct fs_stream *st, uint64_t off, uin
 			until.tv_nsec %= 1000000000L;
 		}
 		ra->waiters++;
-		int r = pthread_cond_timedwait(&ra->done, &ra->lock, &until);
+		int r = pthread_cond_clockwait(&ra->done, &ra->lock, CLOCK_MONOTONIC, &until);
 		ra->waiters--;
 		if (r == ETIMEDOUT || !st->mem) /* (given to another reader meanwhile) */
 			return false;

@@ -1009,7 +1009,7 @@ static struct node *root_blob_fallback(struct fs_tree *t, struct node *dir, cons
 	if (t->current && t->current->cur_blobs && t->current->cur_blobs != dir)
 		n = dir_child(t->current->cur_blobs, name);
 	if (!n && t->grace && t->grace->cur_blobs && t->grace->cur_blobs != dir &&
-	    time(NULL) < t->grace_until)
+	    fs_mono_s() < t->grace_until)
 		n = dir_child(t->grace->cur_blobs, name);
 	return n;
 }

@@ -79,9 +79,7 @@ static void rejected_prune(struct fs_ctx *c, const uint64_t *ids, size_t n)
  * store's current one). */
 static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cur)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* not set back with the wall clock */
-	int64_t now = ts.tv_sec;
+	int64_t now = fs_mono_s();
 	rejected_prune(c, ids, n);
 	for (size_t i = 0; i < n; i++) {
 		pthread_rwlock_rdlock(&c->tree.lock);
@@ -212,10 +210,10 @@ static int apply(struct fs_ctx *c, uint64_t *ids, size_t n, uint64_t cur, struct
 		/* the previous root's blobs stay reachable for a while: a loader
 		 * that read its manifest just before the switch still finds them */
 		t->grace = old;
-		t->grace_until = time(NULL) + c->opt.grace;
+		t->grace_until = fs_mono_s() + c->opt.grace;
 		ch->root = true;
 	}
-	tree_sweep(t, time(NULL));
+	tree_sweep(t, fs_mono_s());
 	ch->nheld = tree_held_entries(t, &ch->held, HELD_MAX);
 	return 0;
 }
@@ -363,7 +361,7 @@ static void *watch_main(void *arg)
 	int64_t metrics_at = 0;
 	when_ready(c);
 	while (!atomic_load(&c->stopping)) {
-		int64_t now = time(NULL);
+		int64_t now = fs_mono_s();
 		if (now - metrics_at >= FS_METRICS_EVERY_S) {
 			metrics_write(c);
 			metrics_at = now;
