@@ -86,19 +86,24 @@ fs_mount_fg() {
 	fs_wait_for 10 test -d "$mnt/blobs" || bail "the mount does not answer"
 }
 
-# fs_stop_fg MESSAGE: SIGTERM to the agfs -f of fs_mount_fg, and one test
-# point that it exits with status 0; if not, the status and the end of its
-# log (where a sanitizer's report goes) as diagnostics.
-fs_stop_fg() {
+# fs_stop_pid PID LOG MESSAGE: SIGTERM to an agfs -f this shell started, and
+# one test point that it exits with status 0; if not, the status and the end
+# of LOG (where a sanitizer's report goes) as diagnostics.
+fs_stop_pid() {
 	local st
-	kill -TERM "$agfs_pid"
-	wait "$agfs_pid"
+	kill -TERM "$1"
+	wait "$1"
 	st=$?
-	ok $st "$1"
+	ok $st "$3"
 	[ $st = 0 ] || {
 		diag "agfs exited with status $st; the end of its log:"
-		tail -n 40 "$T/agfs.log" | sed 's/^/#   /'
+		tail -n 40 "$2" | sed 's/^/#   /'
 	}
+}
+
+# fs_stop_fg MESSAGE: fs_stop_pid for the agfs -f of fs_mount_fg.
+fs_stop_fg() {
+	fs_stop_pid "$agfs_pid" "$T/agfs.log" "$1"
 }
 
 drop_caches() {

@@ -54,17 +54,7 @@ start() {
 	pid[$name]=$!
 	fs_wait_for 10 mountpoint -q "$T/$name" || bail "agfs did not mount $name: $(head -3 "$T/$name.log")"
 }
-stop() {
-	local st
-	kill -TERM "${pid[$1]}"
-	wait "${pid[$1]}"
-	st=$?
-	ok $st "$1: SIGTERM stops agfs -f with status 0"
-	[ $st = 0 ] || {
-		diag "agfs exited with status $st; the end of its log:"
-		tail -n 20 "$T/$1.log" | sed 's/^/#   /'
-	}
-}
+stop() { fs_stop_pid "${pid[$1]}" "$T/$1.log" "$1: SIGTERM stops agfs -f with status 0"; }
 trap 'for p in "${pid[@]}"; do kill "$p" 2>/dev/null; done; wait; gpgconf --kill gpg-agent 2>/dev/null; _cleanup' EXIT
 age() { awk '$1 == "agfs_generation_age_seconds" {print $2}' "$T/$1.prom"; }
 leased() { "$AGSTORE" --store "$1" --json pins | tr -d ' \n' | grep -o '"leased_generations":\[[^]]*\]'; }
