@@ -8,6 +8,7 @@
  * is mounted), then mount, then serve until SIGTERM or fusermount3 -u.
  */
 #include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -389,6 +390,22 @@ static void raise_nofile(void)
 	}
 }
 
+/*
+ * glibc loads the unwinder (libgcc_s) the first time a thread is cancelled,
+ * and aborts when it cannot open it.  libfuse cancels its worker threads at
+ * unmount, so a daemon that had run out of descriptors would die there with
+ * SIGABRT and leave a dead mount.  Loaded now, it is found without a
+ * descriptor then.
+ */
+static void load_unwinder(void)
+{
+	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+		syslog(LOG_WARNING,
+		       "cannot load libgcc_s.so.1 (%s): an unmount with no descriptor free would "
+		       "abort",
+		       dlerror());
+}
+
 static char *login_name(void)
 {
 	struct passwd *pw = getpwuid(geteuid());
@@ -432,6 +449,7 @@ int main(int argc, char **argv)
 	fuse_set_log_func(fuse_log_to_syslog);
 	pthread_mutex_init(&c.ev_lock, NULL);
 	raise_nofile();
+	load_unwinder();
 	if (!(c.operator_name = login_name()))
 		return die(EXIT_SYSTEM, "cannot start: %s", strerror(ENOMEM));
 	if ((r = resolve_paths(&c, &a)))
