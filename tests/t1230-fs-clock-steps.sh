@@ -5,15 +5,16 @@
 # runs on the monotonic clock.  Set back: a rejected older generation signed
 # later is still read again within a minute (keyring=), the metrics file is
 # still rewritten every 15 s, a switch's grace period still ends after grace=
-# seconds, and a window of MODEL_OPEN records still ends after 60 s.  Set
-# forward: the grace period does not end at once.  On the wall clock, each
-# of these waited a day for the clock to catch up, or ended at once.  The
-# daemons' own agfs_generation_age_seconds shows that their wall clock did
-# move by a day.
+# seconds, a window of MODEL_OPEN records still ends after 60 s, and so does
+# the minute of the budget of 20 "cannot be read" lines (used up by 30 blobs
+# opened with the daemon out of descriptors).  Set forward: the grace period
+# does not end at once.  On the wall clock, each of these waited a day for
+# the clock to catch up, or ended at once.  The daemons' own
+# agfs_generation_age_seconds shows that their wall clock did move by a day.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
 . "$TESTS_DIR/lib-fs.sh"
-need_cmd gpg tar gzip sha256sum jq
+need_cmd gpg tar gzip sha256sum jq prlimit
 [ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] && [ -x "$AGFS" ] && [ -x "$MKSTORE" ] || skip_all "programs not built"
 need_root_fuse
 FT=
@@ -95,7 +96,36 @@ opens() { [ "$(grep '"MODEL_OPEN"' "$S/audit.log" | grep -c "\"digest\":\"${blob
 fs_wait_for 5 opens 1
 ok $? "sig: one MODEL_OPEN record for two opens while the window is open"
 
+# the budget of "cannot be read" lines, 20 a minute: 30 blobs that cannot be
+# opened (the daemon out of descriptors) use it up and 10 go unlogged
+for i in $(seq 1 16); do
+	fs_model "$T/e" registry.ollama.ai/library/e$i/latest $((i * 4099))
+done
+# and a blob whose record goes while it is open: its block 4500 (tree block
+# 35; a read loads 16) then cannot be checked, a minute later
+fs_model "$T/e" registry.ollama.ai/library/late/latest $((20 * 1024 * 1024))
+late=$FS_MODEL_HEX
+fs_store "$T/errs.store" "$T/e" >/dev/null || bail "fs-mkstore failed"
+start errs "$T/errs.store"
+mapfile -t eblobs < <(ls "$T/errs/blobs" | grep -v "$late")
+[ "${#eblobs[@]}" = 34 ] || bail "errs: ${#eblobs[@]} blobs, not 34"
+exec 6<"$T/errs/blobs/sha256-$late"
+"$MKSTORE" --drop-blob "$late" "$T/errs.store" || bail "fs-mkstore --drop-blob failed"
+soft=$(prlimit --pid "${pid[errs]}" --nofile --raw --noheadings -o SOFT)
+nofile() { prlimit --pid "${pid[errs]}" --nofile="$1": || bail "prlimit failed"; }
+nofile 3
+for b in "${eblobs[@]:0:30}"; do
+	! cat "$T/errs/blobs/$b" >/dev/null 2>&1 || bail "errs: $b opened"
+done
+nofile "$soft"
+errors_at=$(date +%s)
+is "$(grep -c 'cannot be read: Too many open files' "$T/errs.log")" 20 \
+	"errs: 30 blobs that cannot be opened, 20 'cannot be read' lines"
+fs_wait_for 5 test -s "$T/errs.prom" || bail "no metrics file"
+age0e=$(age errs)
+
 echo -1d >"$T/sig.clock"
+echo -1d >"$T/errs.clock"
 "$AGSTORE" --store "$S" sign 1 --sign-key "$ALICE" >/dev/null 2>"$T/err"
 ok $? "generation 1 signed by the trusted key, the mount's wall clock a day back"
 
@@ -105,6 +135,9 @@ age1=$(age sig)
 drop=$((age0 - age1))
 [ "$drop" -ge 86300 ] && [ "$drop" -le 86400 ]
 ok $? "sig: in it, the daemon's wall clock is a day back (generation age $age0 s, then $age1 s)"
+
+fs_wait_for 25 moved errs "$age0e"
+ok $? "errs: its wall clock is a day back too (generation age $age0e s, then $(age errs) s)"
 
 # grace=: the previous generation stays leased for grace seconds after a switch
 fs_model "$T/g1" registry.ollama.ai/library/one/latest 5000
@@ -148,5 +181,17 @@ ok $? "sig: generation 1, signed, is shown within a minute of its rejection thou
 diag "shown $(($(date +%s) - rejected_at)) s after the rejection"
 fs_wait_for 30 opens 2
 ok $? "sig: the window of MODEL_OPEN still ends after 60 s: a second record counts the other open"
+while [ $(($(date +%s) - errors_at)) -lt 62 ]; do
+	sleep 1
+done
+# (not out of descriptors now: libfaketime reads the clock's file at each call)
+! dd if="$T/errs/blobs/sha256-$late" bs=4096 skip=4500 count=1 of=/dev/null 2>/dev/null
+ok $? "errs: the blob whose record went cannot be read"
+exec 6<&-
+grep -q '^agfs\[[0-9]*\]: 10 more store errors in the last minute were not logged' "$T/errs.log"
+ok $? "errs: a minute later, though the clock went back a day, the 10 unlogged errors are counted"
+grep -q "sha256:$late cannot be read: .*(not a verification failure)" "$T/errs.log"
+ok $? "errs: and the next one is logged"
 stop sig
+stop errs
 done_testing
