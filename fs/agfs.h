@@ -439,6 +439,10 @@ struct fs_ctx {
 	 * watcher, or watch_load before it starts, touches them) */
 	struct fs_rejected rejected[FS_REJECTED_MAX];
 	size_t nrejected;
+	/* the last "cannot check generation N's catalog" logged (watcher only):
+	 * not again at every poll while the same error lasts */
+	uint64_t uncheckable_id;
+	int uncheckable_err;
 };
 
 /* trust.c: -o keyring=.  trust_start opens the keyring (or logs that there

@@ -292,8 +292,8 @@ int trust_check_gen(struct fs_ctx *c, const ag_gen *g)
 	pthread_mutex_lock(&t->lock);
 	r = sig_verify_detached(t->ks, cat, len, asc, asclen, &fpr, &swhy);
 	pthread_mutex_unlock(&t->lock);
-	if (r == -ENOMEM)
-		return r;
+	if (r < 0 && r != -AG_EDIGEST)
+		return r; /* gpg could not be run (no descriptor, no memory): not a verdict */
 	if (r < 0) {
 		snprintf(why, sizeof(why), "its catalog's signature: %s",
 			 swhy ? swhy : "it is not valid");

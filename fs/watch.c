@@ -100,14 +100,21 @@ static int load_new(struct fs_ctx *c, const uint64_t *ids, size_t n, uint64_t cu
 			rej->fetched = now;
 		/* -EPERM at once for a record rejected as it is (trust.c) */
 		if ((r = trust_check_gen(c, g)) < 0) { /* keyring=: not shown */
-			if (r == -EPERM)
+			if (r == -EPERM) {
 				rejected_add(c, ids[i], now);
-			else
-				syslog(LOG_ERR, "cannot check generation %" PRIu64 "'s catalog: %s",
+			} else if (c->uncheckable_id != ids[i] || c->uncheckable_err != r) {
+				syslog(LOG_ERR,
+				       "cannot check generation %" PRIu64 "'s catalog: %s; "
+				       "not shown until it can be, trying again every second",
 				       ids[i], ag_strerror(r));
+				c->uncheckable_id = ids[i];
+				c->uncheckable_err = r;
+			}
 			ag_gen_free(g);
 			continue;
 		}
+		if (c->uncheckable_id == ids[i])
+			c->uncheckable_id = 0;
 		if (rej)
 			rejected_drop(c, rej);
 		struct gtree *gt;

@@ -66,7 +66,8 @@ static int check_signature(struct imp_source *src, const struct imp_options *o,
 	int r = sig_verify_detached(ks, bj->data, bj->size, sig->data, sig->size, &res->signer,
 				    &why);
 	if (r < 0)
-		return imp_fail(e, IMP_REFUSED, r, BUNDLE_SIG, "%s", why ? why : "it is not valid");
+		return imp_fail(e, r == -AG_EDIGEST ? IMP_REFUSED : IMP_IO, r, BUNDLE_SIG, "%s",
+				why ? why : "it is not valid");
 	bj->bound |= IMP_BIND_SIGNATURE;
 	sig->bound |= IMP_BIND_SIGNATURE;
 	return 0;

@@ -321,7 +321,8 @@ static int check_sig(struct imp_source *src, struct sig_keyring *ks, struct imp_
 	int r = sig_verify_detached(ks, im->manifest->data, im->manifest->size, sig->data,
 				    sig->size, &fpr, &why);
 	if (r < 0)
-		return imp_fail(e, IMP_REFUSED, r, path, "%s", why ? why : "it is not valid");
+		return imp_fail(e, r == -AG_EDIGEST ? IMP_REFUSED : IMP_IO, r, path, "%s",
+				why ? why : "it is not valid");
 	sig->bound |= IMP_BIND_SIGNATURE;
 	im->manifest->bound |= IMP_BIND_SIGNATURE;
 	return asprintf(&im->sig_status, "verified, signed by %s", fpr) < 0 ? -ENOMEM : 0;

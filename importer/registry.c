@@ -403,6 +403,9 @@ static int verify_catalog(struct pull *p)
 				why ? why : ag_strerror(r));
 	r = sig_verify_detached(ks, p->cat, p->catlen, p->asc, p->asclen, &p->fpr, &why);
 	sig_keyring_free(ks);
+	if (r < 0 && r != -AG_EDIGEST)
+		return imp_fail(&p->err, IMP_IO, r, OCI_INDEX_REPO, "%s",
+				why ? why : ag_strerror(r));
 	if (r < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, OCI_INDEX_REPO,
 				"the catalog's signature is refused: %s",

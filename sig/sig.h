@@ -39,7 +39,8 @@ void sig_keyring_remove_stale(const char *parent);
 /* Verifies a detached signature (armored or binary) over data.  Returns 0
  * and the signer's primary key fingerprint (*fpr, caller frees), or
  * -AG_EDIGEST (bad, unknown key, expired, revoked, not allowed, no
- * signature) with *why. */
+ * signature) with *why, or another negative errno when gpg could not be run
+ * or asked (no descriptor, no memory): could not check, not a verdict. */
 int sig_verify_detached(struct sig_keyring *k, const char *data, size_t len, const char *sig,
 			size_t siglen, char **fpr, char **why);
 

@@ -325,18 +325,33 @@ static const char *status_clause(gpgme_error_t st)
 	}
 }
 
+/* The errno of a gpgme error that is the system's (gpg could not be started
+ * or talked to: no descriptor, no memory, no gpg), or 0: the answer then is
+ * "could not check", never a verdict on the signature. */
+static int system_errno(gpgme_error_t ge)
+{
+	return ge ? gpgme_err_code_to_errno(gpgme_err_code(ge)) : 0;
+}
+
 static int check_key(struct sig_keyring *k, gpgme_signature_t s, char **fpr, char **why)
 {
 	gpgme_key_t key = NULL;
+	gpgme_error_t ge = 0;
 	int r = -AG_EDIGEST;
 
-	if (s->summary & GPGME_SIGSUM_KEY_REVOKED)
+	if (s->fpr && !(s->summary & (GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_KEY_EXPIRED |
+				      GPGME_SIGSUM_SIG_EXPIRED)))
+		ge = gpgme_get_key(k->ctx, s->fpr, &key, 0);
+	if (system_errno(ge)) {
+		*why = sfmt("the signing key cannot be looked up (%s)", gpgme_strerror(ge));
+		r = -system_errno(ge);
+	} else if (s->summary & GPGME_SIGSUM_KEY_REVOKED)
 		*why = strdup("the signing key is revoked");
 	else if (s->summary & GPGME_SIGSUM_KEY_EXPIRED)
 		*why = strdup("the signing key has expired");
 	else if (s->summary & GPGME_SIGSUM_SIG_EXPIRED)
 		*why = strdup("the signature has expired");
-	else if (!s->fpr || gpgme_get_key(k->ctx, s->fpr, &key, 0) || !key || !key->subkeys)
+	else if (!s->fpr || ge || !key || !key->subkeys)
 		*why = strdup("the signing key is not in the trusted keyring");
 	else if (key->revoked)
 		*why = strdup("the signing key is revoked");
@@ -398,7 +413,7 @@ int sig_verify_detached(struct sig_keyring *k, const char *data, size_t len, con
 			*why = strdup("the signature file holds no OpenPGP signature");
 		else
 			*why = sfmt("the signature cannot be checked (%s)", gpgme_strerror(ge));
-		r = -AG_EDIGEST;
+		r = system_errno(ge) ? -system_errno(ge) : -AG_EDIGEST;
 		goto out;
 	}
 	r = check_result(k, gpgme_op_verify_result(k->ctx), fpr, why);

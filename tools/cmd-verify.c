@@ -201,7 +201,7 @@ static int check_catalog(struct vrun *v)
 			     &cat, &len)) < 0)
 		return r;
 	r = sig_verify_detached(v->ks, cat, len, asc, asclen, &v->signer, &why);
-	if (r == -ENOMEM)
+	if (r < 0 && r != -AG_EDIGEST)
 		return cant(v, r, "the catalog's signature cannot be checked");
 	if (r < 0)
 		return vbreak(v, "signature", "the catalog's signature: %s",
@@ -580,7 +580,7 @@ static int check_bundle(struct vrun *v)
 			     &asclen)) < 0)
 		return r;
 	r = sig_verify_detached(v->bks, bj, len, asc, asclen, &v->bundle_signer, &why);
-	if (r == -ENOMEM)
+	if (r < 0 && r != -AG_EDIGEST)
 		return cant(v, r, "bundle.json's signature cannot be checked");
 	if (r < 0)
 		return vbreak(v, "bundle", "bundle.json's signature: %s",

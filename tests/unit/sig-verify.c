@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sig/: sign then verify with real gpg keys in a temporary GNUPGHOME; a
  * changed byte, an unknown key, a signer not allowed, subkey pins, bad key
- * material, and the private home removed afterwards. */
+ * material, gpg that cannot be run (no descriptor) as "could not check", and
+ * the private home removed afterwards. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +145,34 @@ int main(void)
 	ok(fpr && strcmp(fpr, fa) == 0, "the signer's fingerprint is Alice's");
 	free(fpr);
 	free(why);
+
+	/* Out of descriptors (one left: gpg needs pipes): could not check, not a
+	 * verdict; with descriptors back the same signature verifies. */
+	{
+		struct sig_keyring *k = NULL;
+		struct rlimit was, low;
+		if (sig_keyring_open(keys_a, NULL, 0, tmp, &k, &why) < 0 ||
+		    getrlimit(RLIMIT_NOFILE, &was) < 0)
+			bail("cannot open Alice's keyring: %s", why ? why : "");
+		int lowest = dup(0);
+		if (lowest < 0)
+			bail("dup: %m");
+		close(lowest);
+		low = (struct rlimit){(rlim_t)lowest + 1, was.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+			bail("setrlimit: %m");
+		r = sig_verify_detached(k, data, strlen(data), sig, siglen, &fpr, &why);
+		setrlimit(RLIMIT_NOFILE, &was);
+		is_int(r, -EMFILE, "out of descriptors: -EMFILE, not -AG_EDIGEST");
+		ok(why && strstr(why, "cannot be checked"), "saying so: %s", why ? why : "");
+		ok(!fpr, "and no signer");
+		free(why);
+		r = sig_verify_detached(k, data, strlen(data), sig, siglen, &fpr, &why);
+		is_int(r, 0, "descriptors back: the same signature verifies");
+		free(fpr);
+		free(why);
+		sig_keyring_free(k);
+	}
 
 	/* One byte changed. */
 	char *bad = strdup(data);
