@@ -106,6 +106,42 @@ fs_stop_fg() {
 	fs_stop_pid "$agfs_pid" "$T/agfs.log" "$1"
 }
 
+# fs_faketime_ready: finds Debian's libfaketime and checks that it sets a
+# program's wall clock back a day; false, with the reason in
+# $FS_FAKETIME_WHY, when it cannot.
+fs_faketime_ready() {
+	local f back
+	FS_FAKETIME=
+	for f in /usr/lib/*/faketime/libfaketimeMT.so.1; do
+		[ -e "$f" ] && FS_FAKETIME=$f
+	done
+	if [ -z "$FS_FAKETIME" ]; then
+		FS_FAKETIME_WHY="libfaketime is not installed (Debian package libfaketime)"
+		return 1
+	fi
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	echo -1d >"$T/probe.clock"
+	back=$(($(date +%s) - $( (fs_faked "$T/probe.clock" date +%s))))
+	[ "$back" -ge 86390 ] && [ "$back" -le 86410 ] && return 0
+	FS_FAKETIME_WHY="libfaketime does not set the clock back here ($back s)"
+	return 1
+}
+
+# fs_faked CLOCKFILE CMD...: execs CMD (so call it in a subshell) with the
+# wall clock that CLOCKFILE gives (libfaketime's offsets: +0, -1d, +1d),
+# read again at every call; CLOCK_MONOTONIC is left alone, and only
+# programs named agfs or date are faked, not the gpg that agfs runs (which
+# would take a signature made after its clock for a bad one).  libfaketime
+# 0.9.10's pthread_cond_timedwait returns at once for a condition variable
+# on CLOCK_MONOTONIC; agfs's timed waits use pthread_cond_clockwait, which
+# it leaves alone.
+fs_faked() {
+	local clock=$1
+	shift
+	exec env LD_PRELOAD="$FS_FAKETIME" FAKETIME_TIMESTAMP_FILE="$clock" FAKETIME_NO_CACHE=1 \
+		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 FAKETIME_ONLY_CMDS=agfs,date "$@"
+}
+
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null

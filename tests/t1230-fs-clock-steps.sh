@@ -17,29 +17,7 @@
 need_cmd gpg tar gzip sha256sum jq prlimit
 [ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] && [ -x "$AGFS" ] && [ -x "$MKSTORE" ] || skip_all "programs not built"
 need_root_fuse
-FT=
-for f in /usr/lib/*/faketime/libfaketimeMT.so.1; do
-	[ -e "$f" ] && FT=$f
-done
-[ -n "$FT" ] || skip_all "libfaketime is not installed (Debian package libfaketime)"
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-
-# faked CLOCKFILE CMD...: execs CMD (so call it in a subshell) with the wall
-# clock that CLOCKFILE gives (libfaketime's offsets: +0, -1d, +1d), read
-# again at every call; only in programs named agfs or date, not in the gpg
-# that agfs runs (which would take a signature made after its clock for a
-# bad one).  libfaketime 0.9.10's pthread_cond_timedwait returns at once
-# for a condition variable on CLOCK_MONOTONIC; agfs's timed waits use
-# pthread_cond_clockwait, which it leaves alone.
-faked() {
-	local clock=$1
-	shift
-	exec env LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$clock" FAKETIME_NO_CACHE=1 \
-		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 FAKETIME_ONLY_CMDS=agfs,date "$@"
-}
-echo -1d >"$T/probe.clock"
-back=$(($(date +%s) - $( (faked "$T/probe.clock" date +%s))))
-[ "$back" -ge 86390 ] && [ "$back" -le 86410 ] || skip_all "libfaketime does not set the clock back here ($back s)"
+fs_faketime_ready || skip_all "$FS_FAKETIME_WHY"
 
 declare -A pid
 # start NAME STORE [agfs options]: agfs -f on $T/NAME with the clock of
@@ -50,7 +28,7 @@ start() {
 	echo +0 >"$T/$name.clock"
 	mkdir -p "$T/$name"
 	_mounts+=("$T/$name")
-	(faked "$T/$name.clock" "$AGFS" -f -o metrics="$T/$name.prom" "$@" "$store" "$T/$name" \
+	(fs_faked "$T/$name.clock" "$AGFS" -f -o metrics="$T/$name.prom" "$@" "$store" "$T/$name" \
 		2>"$T/$name.log") &
 	pid[$name]=$!
 	fs_wait_for 10 mountpoint -q "$T/$name" || bail "agfs did not mount $name: $(head -3 "$T/$name.log")"
