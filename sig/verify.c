@@ -116,11 +116,36 @@ static int export_home(const char *dir, gpgme_data_t *out)
 	return r;
 }
 
-/* Imports one blob of key material; returns the number of keys it held. */
+static char *sfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *sfmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* The errno of a gpgme error that is the system's (gpg could not be started
+ * or talked to: no descriptor, no memory, no gpg), or 0: the answer then is
+ * "could not check", never a verdict on the signature. */
+static int system_errno(gpgme_error_t ge)
+{
+	return ge ? gpgme_err_code_to_errno(gpgme_err_code(ge)) : 0;
+}
+
+/* Imports one blob of key material; returns the number of keys it held, or
+ * a negative errno when gpg could not be run. */
 static int import_data(struct sig_keyring *k, gpgme_data_t d)
 {
 	gpgme_data_seek(d, 0, SEEK_SET);
-	if (gpgme_op_import(k->ctx, d))
+	gpgme_error_t ge = gpgme_op_import(k->ctx, d);
+	if (system_errno(ge))
+		return -system_errno(ge);
+	if (ge)
 		return 0;
 	gpgme_import_result_t ir = gpgme_op_import_result(k->ctx);
 	return ir ? ir->imported + ir->unchanged : 0;
@@ -171,9 +196,14 @@ static int import_dir(struct sig_keyring *k, const char *path)
 		if (de->d_name[0] == '.' || asprintf(&f, "%s/%s", path, de->d_name) < 0)
 			continue;
 		struct stat st;
-		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) && import_file(k, f) > 0)
-			n++;
+		int m = stat(f, &st) == 0 && S_ISREG(st.st_mode) ? import_file(k, f) : 0;
 		free(f);
+		if (m < 0 && m != -EIO) { /* gpg could not be run; an unreadable file is skipped */
+			n = m;
+			break;
+		}
+		if (m > 0)
+			n++;
 	}
 	closedir(d);
 	return n;
@@ -190,7 +220,7 @@ static int import_keys(struct sig_keyring *k, const char *path, char **why)
 	}
 	n = S_ISDIR(st.st_mode) ? import_dir(k, path) : import_file(k, path);
 	if (n < 0) {
-		*why = strdup("the keyring cannot be read");
+		*why = sfmt("the keyring cannot be read (%s)", strerror(-n));
 		return n;
 	}
 	if (n == 0) {
@@ -269,19 +299,6 @@ void sig_keyring_free(struct sig_keyring *k)
 	free(k);
 }
 
-static char *sfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *sfmt(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 static bool fpr_match(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -323,14 +340,6 @@ static const char *status_clause(gpgme_error_t st)
 	default:
 		return NULL;
 	}
-}
-
-/* The errno of a gpgme error that is the system's (gpg could not be started
- * or talked to: no descriptor, no memory, no gpg), or 0: the answer then is
- * "could not check", never a verdict on the signature. */
-static int system_errno(gpgme_error_t ge)
-{
-	return ge ? gpgme_err_code_to_errno(gpgme_err_code(ge)) : 0;
 }
 
 static int check_key(struct sig_keyring *k, gpgme_signature_t s, char **fpr, char **why)

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sig/: sign then verify with real gpg keys in a temporary GNUPGHOME; a
  * changed byte, an unknown key, a signer not allowed, subkey pins, bad key
- * material, gpg that cannot be run (no descriptor) as "could not check", and
- * the private home removed afterwards. */
+ * material, gpg that cannot be run (no descriptor) as "could not check" in
+ * both verifying and loading a keyring, and the private home removed
+ * afterwards. */
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +71,39 @@ static char *slurp(const char *path, size_t *len)
 		fclose(f);
 	buf[*len] = '\0';
 	return buf;
+}
+
+/* The private GnuPG homes of run pid in tmp. */
+static int homes_of(pid_t pid)
+{
+	char tag[64];
+	int n = 0;
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+	snprintf(tag, sizeof(tag), "-gnupg.%ld.", (long)pid);
+	while (d && (de = readdir(d)))
+		n += strstr(de->d_name, tag) != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* on: the soft descriptor limit just above the lowest free descriptor, so
+ * that one is left; off: the limit as it was. */
+static void one_descriptor_left(bool on)
+{
+	static struct rlimit was;
+	if (!on) {
+		setrlimit(RLIMIT_NOFILE, &was);
+		return;
+	}
+	int lowest = dup(0);
+	if (lowest < 0 || getrlimit(RLIMIT_NOFILE, &was) < 0)
+		bail("dup or getrlimit: %m");
+	close(lowest);
+	struct rlimit low = {(rlim_t)lowest + 1, was.rlim_max};
+	if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+		bail("setrlimit: %m");
 }
 
 static int verify(const char *keys, char *const *signers, size_t n, const char *data,
@@ -149,20 +186,43 @@ int main(void)
 	/* Out of descriptors (one left: gpg needs pipes): could not check, not a
 	 * verdict; with descriptors back the same signature verifies. */
 	{
+		/* a keyring loaded with one descriptor left, in a child: it cannot
+		 * remove its private home then either; the next load removes it
+		 * (the child's run is gone) */
+		char msg[512] = "";
+		int pfd[2];
+		if (pipe(pfd) < 0)
+			bail("pipe: %m");
+		pid_t child = fork();
+		if (child == 0) {
+			struct sig_keyring *k2 = NULL;
+			close(pfd[0]);
+			one_descriptor_left(true);
+			r = sig_keyring_open(keys_a, NULL, 0, tmp, &k2, &why);
+			one_descriptor_left(false);
+			dprintf(pfd[1], "%d %s", r, why ? why : "");
+			_exit(0);
+		}
+		close(pfd[1]);
+		ssize_t got = child > 0 ? read(pfd[0], msg, sizeof(msg) - 1) : -1;
+		msg[got > 0 ? got : 0] = '\0';
+		close(pfd[0]);
+		waitpid(child, NULL, 0);
+		ok(strncmp(msg, "-24 ", 4) == 0,
+		   "out of descriptors, a keyring cannot be loaded: -EMFILE");
+		ok(strstr(msg, "cannot be read (Too many open files)") &&
+			   !strstr(msg, "no usable public key"),
+		   "saying why, not that it holds no key: %s", msg);
+		is_int(homes_of(child), 1, "its private home is left behind");
 		struct sig_keyring *k = NULL;
-		struct rlimit was, low;
-		if (sig_keyring_open(keys_a, NULL, 0, tmp, &k, &why) < 0 ||
-		    getrlimit(RLIMIT_NOFILE, &was) < 0)
+		r = sig_keyring_open(keys_a, NULL, 0, tmp, &k, &why);
+		if (r < 0)
 			bail("cannot open Alice's keyring: %s", why ? why : "");
-		int lowest = dup(0);
-		if (lowest < 0)
-			bail("dup: %m");
-		close(lowest);
-		low = (struct rlimit){(rlim_t)lowest + 1, was.rlim_max};
-		if (setrlimit(RLIMIT_NOFILE, &low) < 0)
-			bail("setrlimit: %m");
+		free(why);
+		is_int(homes_of(child), 0, "and removed by the next load");
+		one_descriptor_left(true);
 		r = sig_verify_detached(k, data, strlen(data), sig, siglen, &fpr, &why);
-		setrlimit(RLIMIT_NOFILE, &was);
+		one_descriptor_left(false);
 		is_int(r, -EMFILE, "out of descriptors: -EMFILE, not -AG_EDIGEST");
 		ok(why && strstr(why, "cannot be checked"), "saying so: %s", why ? why : "");
 		ok(!fpr, "and no signer");
