@@ -304,6 +304,20 @@ static int scan_line(struct repair_scan *rs, const char *line, size_t len)
 	return r;
 }
 
+/* The next line of f without its newline: its length, or -1 at the end of
+ * the file, or a negative errno when it cannot be read (a read error or no
+ * memory must not read as the end of the log). */
+static ssize_t next_line(FILE *f, char **line, size_t *cap)
+{
+	errno = 0;
+	ssize_t n = getline(line, cap, f);
+	if (n < 0)
+		return feof(f) && !ferror(f) ? -1 : errno ? -errno : -EIO;
+	if (n > 0 && (*line)[n - 1] == '\n')
+		(*line)[--n] = '\0';
+	return n;
+}
+
 /* Under audit.log's flock (fd): records of audited commits after the
  * index's "audit_seq" that nothing resolved get an INDEX_COMMIT_LOST. */
 static int repair_locked(ag_store *s, int fd, int *repaired)
@@ -335,13 +349,12 @@ static int repair_locked(ag_store *s, int fd, int *repaired)
 	struct repair_scan rs = {.audit_seq = aseq};
 	char *line = NULL;
 	size_t cap = 0;
-	ssize_t n;
+	ssize_t n = -1;
 	r = fseeko(f, (off_t)aend, SEEK_SET) < 0 ? ag_errno() : 0;
-	while (r == 0 && (n = getline(&line, &cap, f)) > 0) {
-		if (line[n - 1] == '\n')
-			line[--n] = '\0';
+	while (r == 0 && (n = next_line(f, &line, &cap)) >= 0)
 		r = scan_line(&rs, line, (size_t)n);
-	}
+	if (r == 0 && n < -1)
+		r = (int)n;
 	free(line);
 	fclose(f);
 	for (size_t i = 0; i < rs.n; i++) {
@@ -478,12 +491,10 @@ static int each_line(ag_store *s, line_cb cb, void *arg)
 	ssize_t n;
 	uint64_t no = 0;
 	int r = 0;
-	while (r == 0 && (n = getline(&line, &cap, f)) > 0) {
-		no++;
-		if (line[n - 1] == '\n')
-			line[--n] = '\0';
-		r = cb(no, line, (size_t)n, arg);
-	}
+	while (r == 0 && (n = next_line(f, &line, &cap)) >= 0)
+		r = cb(++no, line, (size_t)n, arg);
+	if (r == 0 && n < -1)
+		r = (int)n;
 	free(line);
 	fclose(f);
 	return r;

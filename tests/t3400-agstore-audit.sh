@@ -2,7 +2,8 @@
 # shellcheck disable=SC2154 # $rc is set by run_fail (tests/lib.sh)
 # SPDX-License-Identifier: Apache-2.0
 # agstore audit: the log printed readably, --since, and `audit verify` naming
-# the first line that was edited, removed or reordered.
+# the first line that was edited, removed or reordered; a log that cannot be
+# read is "could not check" (exit 4), never "intact".
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-tools.sh"
 need_agstore
@@ -90,5 +91,19 @@ ok $? "and names line 1"
 
 "$AGSTORE" --store "$S" --json audit verify | jq -e '.ok == true and .lines == 6' >/dev/null
 ok $? "audit verify --json"
+
+# A log that cannot be read is not an intact one: read(2) fails on
+# audit.log (EISDIR here; EIO from a failing disk takes the same path).
+damaged unreadable
+rm "$T/unreadable/audit.log"
+mkdir "$T/unreadable/audit.log"
+run_fail "$AGSTORE" --store "$T/unreadable" audit verify
+is "$rc" 4 "verify of a log that cannot be read exits 4 (could not check), not 0"
+grep -q "cannot verify $T/unreadable/audit.log: Is a directory" "$T/err"
+ok $? "naming the file and the reason: $(cat "$T/err")"
+! grep -q "intact" "$T/out"
+ok $? "and does not call it intact"
+run_fail "$AGSTORE" --store "$T/unreadable" status
+is "$rc" 4 "agstore status exits 4 too"
 
 done_testing
