@@ -7,7 +7,10 @@
 # - damaged blob records do not stop fsck or gc: every one is reported, the
 #   rest is checked (fsck) or collected (gc), exit status 1;
 # - a generation made after audited commits began that no audit record names
-#   is reported by fsck.
+#   is reported by fsck;
+# - an object that cannot be read (EACCES, agstore run by the store's
+#   non-root owner) is "unchecked": fsck and status exit 4, not 1, unless
+#   something checked was wrong.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-tools.sh"
 need_agstore
@@ -102,4 +105,48 @@ ok $? "both are reported as corrupt (tampering)"
 timeout 20 "$AGSTORE" --store "$S" cat "$w5" >/dev/null 2>"$T/err"
 rc=$?
 ok $((rc == 0 || rc >= 124)) "agstore cat of the FIFO fails at once (exit $rc): $(cat "$T/err")"
+
+# --- an object that cannot be read: could not check, exit 4, not 1 ---
+# the store owned by nobody, who runs agstore; one object made unreadable
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+	U=$T/unreadable
+	mkdir -p "$U" && chmod 755 "$T" "$U"
+	"$AGSTORE" --store "$U/store" init >/dev/null || bail "cannot init a store"
+	tools_model "$U/t" registry.ollama.ai/library/u1/latest 100000 >/dev/null
+	tools_model "$U/t" registry.ollama.ai/library/u2/latest 100000 >/dev/null
+	tools_gen "$U/store" "$U/t" >/dev/null || bail "cannot write a generation"
+	chown -R nobody "$U/store"
+	as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$AGSTORE" --store "$U/store" "$@"; }
+	u1=$(tools_weights "$U/t" registry.ollama.ai/library/u1/latest)
+	u2=$(tools_weights "$U/t" registry.ollama.ai/library/u2/latest)
+	chmod 000 "$(tools_object "$U/store" "$u1")"
+	as_nobody fsck >"$T/out" 2>"$T/err"
+	is "$?" 4 "fsck with one object it cannot read exits 4 (could not check), not 1"
+	grep -q "could not check 1 object of $U/store; nothing it checked was wrong" "$T/err"
+	ok $? "saying so: $(cat "$T/err")"
+	grep -q "^unchecked .*$u1: Permission denied" "$T/out"
+	ok $? "naming the object and the reason"
+	as_nobody status >"$T/out" 2>"$T/err"
+	is "$?" 4 "status after it exits 4"
+	grep -q "INCOMPLETE: 1 could not be checked" "$T/out" && ! grep -q PROBLEMS "$T/out"
+	ok $? "and says the last fsck was incomplete, not that it found problems"
+	as_nobody --json status | jq -e '.fsck_problems == false and .fsck_incomplete == true' >/dev/null
+	ok $? "status --json: fsck_incomplete, not fsck_problems"
+	# a corrupt object besides: that is a verdict (exit 1)
+	obj2=$(tools_object "$U/store" "$u2")
+	printf 'X' | dd of="$obj2" bs=1 seek=4096 conv=notrunc 2>/dev/null
+	as_nobody fsck >"$T/out" 2>"$T/err"
+	is "$?" 1 "with a corrupt object as well, fsck exits 1"
+	as_nobody status >/dev/null 2>&1
+	is "$?" 1 "and so does status"
+else
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+	skip "an unreadable object needs root, the user nobody and setpriv"
+fi
 done_testing

@@ -699,7 +699,14 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 		r = out_json(json_incref(sum)) < 0 ? EX_AG_IO : EX_AG_OK;
 	else if (r == EX_AG_OK)
 		report(&f);
-	if (r == EX_AG_OK && json_array_size(f.problems) > 0)
+	/* only objects that could not be checked: not a verdict (exit 4) */
+	if (r == EX_AG_OK && json_array_size(f.problems) > 0 &&
+	    json_array_size(f.problems) == f.nunchecked)
+		r = tool_fail(
+			t, EX_AG_IO,
+			"fsck could not check %zu object%s of %s; nothing it checked was wrong",
+			f.nunchecked, f.nunchecked == 1 ? "" : "s", t->store_path);
+	else if (r == EX_AG_OK && json_array_size(f.problems) > 0)
 		r = tool_fail(t, EX_AG_PROBLEM, "fsck found %zu problem%s in %s",
 			      json_array_size(f.problems),
 			      json_array_size(f.problems) == 1 ? "" : "s", t->store_path);

@@ -43,6 +43,7 @@ struct status {
 	double age_days;
 	struct data_date date;
 	bool fsck_problems;
+	bool fsck_incomplete; /* the last fsck could not check some objects, found nothing */
 	bool chain_ok;
 	uint64_t chain_line;
 	char *chain_why;
@@ -84,6 +85,15 @@ static int count_blob(const ag_blob_info *bi, void *arg)
 	return 0;
 }
 
+/* What the last fsck found wrong (not counting what it could not check). */
+static json_int_t fsck_verdicts(json_t *f)
+{
+	static const char *const kinds[] = {"corrupt", "missing", "stray", "dangling", "unaudited"};
+	json_int_t n = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		n += json_integer_value(json_object_get(f, kinds[i]));
+	return n;
+}
 static int gather(ag_store *s, struct status *st)
 {
 	_cleanup_free_ uint64_t *ids = NULL;
@@ -104,6 +114,11 @@ static int gather(ag_store *s, struct status *st)
 	else if (r < 0 && r != -ENOENT)
 		return r;
 	st->fsck_problems = st->last_fsck && !json_is_true(json_object_get(st->last_fsck, "ok"));
+	if (st->fsck_problems && fsck_verdicts(st->last_fsck) == 0 &&
+	    json_integer_value(json_object_get(st->last_fsck, "unchecked")) > 0) {
+		st->fsck_problems = false;
+		st->fsck_incomplete = true;
+	}
 	r = ag_audit_verify(s, &st->chain_line, &st->chain_why);
 	if (r < 0 && r != -AG_ECHAIN && r != -ENOENT)
 		return r;
@@ -178,18 +193,26 @@ static json_t *status_json(const struct tool *t, const struct status *st)
 			"operator", json_str_or_null(st->cur->operator_name), "data_date",
 			json_time(st->date.when), "age_from", data_date_source(st->date.from),
 			"age_days", st->age_days, "models", (json_int_t)st->cur->nmodels);
-	return json_pack(
-		"{s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:o,s:O?,s:b,s:o,s:o,s:o}", "store", t->store_path,
-		"current", cur, "stale", st->stale, "max_age_days", (json_int_t)st->max_age_days,
-		"generations", (json_int_t)st->ngens, "objects", (json_int_t)st->objects, "bytes",
-		(json_int_t)st->bytes, "free_bytes",
-		st->has_free ? json_integer((json_int_t)st->free_bytes) : json_null(), "last_fsck",
-		st->last_fsck, "fsck_problems", st->fsck_problems, "audit_chain", chain_json(st),
-		"mount", mount_json(st), "last_pull", pull_json(st));
+	return json_pack("{s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:o,s:O?,s:b,s:b,s:o,s:o,s:o}", "store",
+			 t->store_path, "current", cur, "stale", st->stale, "max_age_days",
+			 (json_int_t)st->max_age_days, "generations", (json_int_t)st->ngens,
+			 "objects", (json_int_t)st->objects, "bytes", (json_int_t)st->bytes,
+			 "free_bytes",
+			 st->has_free ? json_integer((json_int_t)st->free_bytes) : json_null(),
+			 "last_fsck", st->last_fsck, "fsck_problems", st->fsck_problems,
+			 "fsck_incomplete", st->fsck_incomplete, "audit_chain", chain_json(st),
+			 "mount", mount_json(st), "last_pull", pull_json(st));
 }
 
 static void print_fsck(json_t *f)
 {
+	if (fsck_verdicts(f) == 0 && json_integer_value(json_object_get(f, "unchecked")) > 0) {
+		printf("last fsck:    %s, INCOMPLETE: %" JSON_INTEGER_FORMAT
+		       " could not be checked, nothing checked was wrong\n",
+		       json_string_value(json_object_get(f, "time")),
+		       json_integer_value(json_object_get(f, "unchecked")));
+		return;
+	}
 	json_t *ok = json_object_get(f, "ok");
 
 	printf("last fsck:    %s, ", json_string_value(json_object_get(f, "time")));
@@ -278,6 +301,12 @@ static int verdict(struct tool *t, const struct status *st)
 				 "the audit chain of %s is broken at line %" PRIu64 ": %s",
 				 t->store_path, st->chain_line,
 				 st->chain_why ? st->chain_why : "the hash chain is broken");
+	if (st->fsck_incomplete)
+		return tool_fail(
+			t, EX_AG_IO,
+			"the last fsck of %s could not check every object (run agstore fsck "
+			"again)",
+			t->store_path);
 	if (st->mount && !st->mount_ok)
 		return tool_fail(t, EX_AG_PROBLEM,
 				 "the mount %s does not serve the current generation of %s: %s",
