@@ -125,6 +125,28 @@ make_bundle() {
 	rm -rf "$out/.bundle-$label"
 }
 
+# make_two_bundles: $T/b1/airgap-bundle-20260501.tar.gz of a random tree
+# ($T/tree) and $T/b2/airgap-bundle-20260502.tar.gz of the same with one
+# model more, registry.ollama.ai/library/later/7b ($T/tree2): two
+# generations for the signed-catalog tests, which import them their way.
+make_two_bundles() {
+	make_random_ollama_tree "$T/tree" 20000 &&
+		make_bundle "$T/tree" "$T/b1" 20260501 &&
+		cp -r "$T/tree" "$T/tree2" &&
+		make_model "$T/tree2" registry.ollama.ai/library/later/7b 3000 later &&
+		make_bundle "$T/tree2" "$T/b2" 20260502
+}
+
+# first_generation_signed STORE: make_gpg_key, make_two_bundles, and b1
+# imported into STORE as generation 1, its catalog signed by $KEY_FPR.
+first_generation_signed() {
+	make_gpg_key
+	make_two_bundles || bail "cannot make the bundles"
+	"$AGIMPORT" --store "$1" --keyring "$T/pubkey.asc" --sign-key "$KEY_FPR" \
+		"$T/b1/airgap-bundle-20260501.tar.gz" >/dev/null 2>"$T/err" ||
+		bail "import: $(cat "$T/err")"
+}
+
 # store_snapshot without LMDB's lock file, which every reader's open rewrites
 # (reader slots): equal snapshots mean the index and objects are unchanged.
 snap() {

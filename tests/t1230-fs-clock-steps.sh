@@ -47,14 +47,10 @@ leases() { [ "$(leased "$1")" = "\"leased_generations\":[$2]" ]; } # leases STOR
 # keyring=: generation 1 unsigned (rejected), generation 2 signed (served)
 make_gpg_key
 ALICE=$KEY_FPR
-make_random_ollama_tree "$T/tree" 20000
-make_bundle "$T/tree" "$T/b1" 20260501
+make_two_bundles || bail "cannot make the bundles"
 S=$T/store
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" "$T/b1/airgap-bundle-20260501.tar.gz" \
 	>/dev/null 2>"$T/err" || bail "unsigned import: $(cat "$T/err")"
-cp -r "$T/tree" "$T/tree2"
-make_model "$T/tree2" registry.ollama.ai/library/later/7b 3000 later
-make_bundle "$T/tree2" "$T/b2" 20260502
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --sign-key "$ALICE" \
 	"$T/b2/airgap-bundle-20260502.tar.gz" >/dev/null 2>"$T/err" || bail "import: $(cat "$T/err")"
 

@@ -13,17 +13,9 @@ need_cmd gpg tar gzip sha256sum jq
 [ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] && [ -x "$AGFS" ] || skip_all "programs not built"
 need_root_fuse
 
-make_gpg_key
-ALICE=$KEY_FPR
-TREE=$T/tree
-make_random_ollama_tree "$TREE" 20000
-make_bundle "$TREE" "$T/b1" 20260501
 S=$T/store
-"$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --sign-key "$ALICE" \
-	"$T/b1/airgap-bundle-20260501.tar.gz" >/dev/null 2>"$T/err" || bail "import: $(cat "$T/err")"
-cp -r "$TREE" "$T/tree2"
-make_model "$T/tree2" registry.ollama.ai/library/later/7b 3000 later
-make_bundle "$T/tree2" "$T/b2" 20260502
+first_generation_signed "$S"
+ALICE=$KEY_FPR
 "$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" "$T/b2/airgap-bundle-20260502.tar.gz" \
 	>/dev/null 2>"$T/err" || bail "unsigned import: $(cat "$T/err")"
 LATER=manifests/registry.ollama.ai/library/later/7b

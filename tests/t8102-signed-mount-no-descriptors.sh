@@ -15,16 +15,9 @@ need_cmd gpg tar gzip sha256sum jq prlimit
 [ -x "$AGIMPORT" ] && [ -x "$AGSTORE" ] && [ -x "$AGFS" ] || skip_all "programs not built"
 need_root_fuse
 
-make_gpg_key
-ALICE=$KEY_FPR
-make_random_ollama_tree "$T/tree" 20000
-make_bundle "$T/tree" "$T/b1" 20260501
 S=$T/store
-"$AGIMPORT" --store "$S" --keyring "$T/pubkey.asc" --sign-key "$ALICE" \
-	"$T/b1/airgap-bundle-20260501.tar.gz" >/dev/null 2>"$T/err" || bail "import: $(cat "$T/err")"
-cp -r "$T/tree" "$T/tree2"
-make_model "$T/tree2" registry.ollama.ai/library/later/7b 3000 later
-make_bundle "$T/tree2" "$T/b2" 20260502
+first_generation_signed "$S"
+ALICE=$KEY_FPR
 LATER=manifests/registry.ollama.ai/library/later/7b
 
 fs_mount_fg "$S" "$T/mnt" -o keyring="$T/pubkey.asc"
