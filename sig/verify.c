@@ -156,8 +156,9 @@ static int import_file(struct sig_keyring *k, const char *path)
 	gpgme_data_t d = NULL;
 	int n;
 
-	if (gpgme_data_new_from_file(&d, path, 1))
-		return -EIO;
+	gpgme_error_t ge = gpgme_data_new_from_file(&d, path, 1);
+	if (ge)
+		return system_errno(ge) ? -system_errno(ge) : -EIO;
 	n = import_data(k, d);
 	gpgme_data_release(d);
 	return n;
@@ -198,7 +199,7 @@ static int import_dir(struct sig_keyring *k, const char *path)
 		struct stat st;
 		int m = stat(f, &st) == 0 && S_ISREG(st.st_mode) ? import_file(k, f) : 0;
 		free(f);
-		if (m < 0 && m != -EIO) { /* gpg could not be run; an unreadable file is skipped */
+		if (m < 0 && m != -EACCES) { /* a file we may not read is skipped */
 			n = m;
 			break;
 		}

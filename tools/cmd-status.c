@@ -85,15 +85,17 @@ static int count_blob(const ag_blob_info *bi, void *arg)
 	return 0;
 }
 
-/* What the last fsck found wrong (not counting what it could not check). */
-static json_int_t fsck_verdicts(json_t *f)
+/* The last fsck (its stored summary) could not check some objects and found
+ * nothing wrong: every other kind of problem it counts is zero. */
+static bool fsck_only_unchecked(json_t *f)
 {
 	static const char *const kinds[] = {"corrupt", "missing", "stray", "dangling", "unaudited"};
-	json_int_t n = 0;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		n += json_integer_value(json_object_get(f, kinds[i]));
-	return n;
+		if (json_integer_value(json_object_get(f, kinds[i])) != 0)
+			return false;
+	return json_integer_value(json_object_get(f, "unchecked")) > 0;
 }
+
 static int gather(ag_store *s, struct status *st)
 {
 	_cleanup_free_ uint64_t *ids = NULL;
@@ -113,12 +115,9 @@ static int gather(ag_store *s, struct status *st)
 		st->last_fsck = json_loads(fsck, 0, NULL);
 	else if (r < 0 && r != -ENOENT)
 		return r;
-	st->fsck_problems = st->last_fsck && !json_is_true(json_object_get(st->last_fsck, "ok"));
-	if (st->fsck_problems && fsck_verdicts(st->last_fsck) == 0 &&
-	    json_integer_value(json_object_get(st->last_fsck, "unchecked")) > 0) {
-		st->fsck_problems = false;
-		st->fsck_incomplete = true;
-	}
+	bool not_ok = st->last_fsck && !json_is_true(json_object_get(st->last_fsck, "ok"));
+	st->fsck_incomplete = not_ok && fsck_only_unchecked(st->last_fsck);
+	st->fsck_problems = not_ok && !st->fsck_incomplete;
 	r = ag_audit_verify(s, &st->chain_line, &st->chain_why);
 	if (r < 0 && r != -AG_ECHAIN && r != -ENOENT)
 		return r;
@@ -206,7 +205,7 @@ static json_t *status_json(const struct tool *t, const struct status *st)
 
 static void print_fsck(json_t *f)
 {
-	if (fsck_verdicts(f) == 0 && json_integer_value(json_object_get(f, "unchecked")) > 0) {
+	if (fsck_only_unchecked(f)) {
 		printf("last fsck:    %s, INCOMPLETE: %" JSON_INTEGER_FORMAT
 		       " could not be checked, nothing checked was wrong\n",
 		       json_string_value(json_object_get(f, "time")),

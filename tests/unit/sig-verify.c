@@ -106,6 +106,33 @@ static void one_descriptor_left(bool on)
 		bail("setrlimit: %m");
 }
 
+/* Loads keys in a child process with one descriptor left; msg: "r why".
+ * Returns the child's pid (its run is gone when this returns). */
+static pid_t load_starved(const char *keys, char *msg, size_t len)
+{
+	int pfd[2];
+	char *why = NULL;
+	if (pipe(pfd) < 0)
+		bail("pipe: %m");
+	pid_t child = fork();
+	if (child == 0) {
+		struct sig_keyring *k = NULL;
+		close(pfd[0]);
+		one_descriptor_left(true);
+		int r = sig_keyring_open(keys, NULL, 0, tmp, &k, &why);
+		one_descriptor_left(false);
+		dprintf(pfd[1], "%d %s", r, why ? why : "");
+		_exit(0);
+	}
+	close(pfd[1]);
+	ssize_t got = child > 0 ? read(pfd[0], msg, len - 1) : -1;
+	msg[got > 0 ? got : 0] = '\0';
+	close(pfd[0]);
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	return child;
+}
+
 static int verify(const char *keys, char *const *signers, size_t n, const char *data,
 		  const char *asc, size_t asclen, char **fpr, char **why)
 {
@@ -186,40 +213,29 @@ int main(void)
 	/* Out of descriptors (one left: gpg needs pipes): could not check, not a
 	 * verdict; with descriptors back the same signature verifies. */
 	{
-		/* a keyring loaded with one descriptor left, in a child: it cannot
-		 * remove its private home then either; the next load removes it
-		 * (the child's run is gone) */
-		char msg[512] = "";
-		int pfd[2];
-		if (pipe(pfd) < 0)
-			bail("pipe: %m");
-		pid_t child = fork();
-		if (child == 0) {
-			struct sig_keyring *k2 = NULL;
-			close(pfd[0]);
-			one_descriptor_left(true);
-			r = sig_keyring_open(keys_a, NULL, 0, tmp, &k2, &why);
-			one_descriptor_left(false);
-			dprintf(pfd[1], "%d %s", r, why ? why : "");
-			_exit(0);
-		}
-		close(pfd[1]);
-		ssize_t got = child > 0 ? read(pfd[0], msg, sizeof(msg) - 1) : -1;
-		msg[got > 0 ? got : 0] = '\0';
-		close(pfd[0]);
-		waitpid(child, NULL, 0);
+		/* a keyring (a key file, a directory of them) loaded with one
+		 * descriptor left, in a child: it cannot remove its private home
+		 * then either; the next load removes it (the child's run is gone) */
+		char msg[512], kdir[420];
+		snprintf(kdir, sizeof(kdir), "%s/../keydir", home);
+		if (sh("mkdir -p %s && cp %s %s/", kdir, keys_a, kdir) != 0)
+			bail("cannot make a keyring directory");
+		pid_t c1 = load_starved(keys_a, msg, sizeof(msg));
 		ok(strncmp(msg, "-24 ", 4) == 0,
-		   "out of descriptors, a keyring cannot be loaded: -EMFILE");
+		   "out of descriptors, a keyring file cannot be loaded: -EMFILE");
 		ok(strstr(msg, "cannot be read (Too many open files)") &&
 			   !strstr(msg, "no usable public key"),
 		   "saying why, not that it holds no key: %s", msg);
-		is_int(homes_of(child), 1, "its private home is left behind");
+		pid_t c2 = load_starved(kdir, msg, sizeof(msg));
+		ok(strncmp(msg, "-24 ", 4) == 0 && strstr(msg, "(Too many open files)"),
+		   "nor a keyring directory: %s", msg);
+		is_int(homes_of(c1) + homes_of(c2), 2, "their private homes are left behind");
 		struct sig_keyring *k = NULL;
 		r = sig_keyring_open(keys_a, NULL, 0, tmp, &k, &why);
 		if (r < 0)
 			bail("cannot open Alice's keyring: %s", why ? why : "");
 		free(why);
-		is_int(homes_of(child), 0, "and removed by the next load");
+		is_int(homes_of(c1) + homes_of(c2), 0, "and removed by the next load");
 		one_descriptor_left(true);
 		r = sig_verify_detached(k, data, strlen(data), sig, siglen, &fpr, &why);
 		one_descriptor_left(false);
