@@ -318,6 +318,83 @@ static ssize_t next_line(FILE *f, char **line, size_t *cap)
 	return n;
 }
 
+/* ---------- the index's anchor in the log ----------
+ *
+ * A hash chain shows an edited, removed or reordered line, but not lines
+ * removed from its end, nor a log deleted and started again.  The index
+ * holds what it needs to see both back to its last audited commit: that
+ * record's seq ("audit_seq") and the log's length after it ("audit_end").
+ * The record must be the line that ends at that byte. */
+
+struct anchor {
+	uint64_t seq, end; /* 0 when the index has no audited commit yet */
+};
+
+static int read_anchor(ag_store *s, struct anchor *a)
+{
+	_cleanup_free_ char *vs = NULL, *ve = NULL;
+	*a = (struct anchor){0};
+	int r = ag_meta_get(s, "audit_seq", &vs);
+	if (r == 0)
+		r = ag_meta_get(s, "audit_end", &ve);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	a->seq = strtoull(vs, NULL, 10);
+	a->end = strtoull(ve, NULL, 10);
+	return 0;
+}
+
+/* 0 when the log (fd) holds the anchor's record where the index says it
+ * ends; -AG_ECHAIN with *why (a sentence) when it does not; or -errno. */
+static int check_anchor(int fd, const struct anchor *a, char **why)
+{
+	struct stat st;
+	*why = NULL;
+	if (a->seq == 0 || a->end == 0)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return ag_errno();
+	if ((uint64_t)st.st_size < a->end) {
+		if (asprintf(why,
+			     "the log is %llu bytes, shorter than the %llu it had after line %llu, "
+			     "the record of the index's last audited commit: lines were removed "
+			     "from "
+			     "its end",
+			     (unsigned long long)st.st_size, (unsigned long long)a->end,
+			     (unsigned long long)a->seq) < 0)
+			return -ENOMEM;
+		return -AG_ECHAIN;
+	}
+	size_t want = a->end < MAX_LINE + 1 ? (size_t)a->end : MAX_LINE + 1;
+	_cleanup_free_ char *buf = malloc(want + 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = ag_pread_all(fd, buf, want, (off_t)(a->end - want));
+	if (n != (ssize_t)want)
+		return n < 0 ? (int)n : -EIO;
+	bool found = false;
+	if (buf[want - 1] == '\n') {
+		size_t start = want - 1;
+		while (start > 0 && buf[start - 1] != '\n')
+			start--;
+		json_t *o = json_loadb(buf + start, want - 1 - start, 0, NULL);
+		json_t *seq = json_object_get(o, "seq");
+		found = json_is_integer(seq) && (uint64_t)json_integer_value(seq) == a->seq &&
+			json_object_get(o, "index_txn");
+		json_decref(o);
+	}
+	if (found)
+		return 0;
+	if (asprintf(why,
+		     "line %llu is not the record of the index's last audited commit ending at "
+		     "byte %llu: the log was cut and written again",
+		     (unsigned long long)a->seq, (unsigned long long)a->end) < 0)
+		return -ENOMEM;
+	return -AG_ECHAIN;
+}
+
 /* Under audit.log's flock (fd): records of audited commits after the
  * index's "audit_seq" that nothing resolved get an INDEX_COMMIT_LOST. */
 static int repair_locked(ag_store *s, int fd, int *repaired)
@@ -389,6 +466,26 @@ int ag_audit_repair(ag_store *s, int *repaired)
 	return r;
 }
 
+/* This record will become the index's anchor.  If the log no longer holds
+ * the old one (lines removed from its end, or the log deleted and started
+ * again), the record says so in "anchor_lost", which verify reports for
+ * good: the new anchor must not make the loss invisible. */
+static int note_lost_anchor(ag_store *s, int fd, json_t *extra)
+{
+	struct anchor a;
+	_cleanup_free_ char *why = NULL;
+	int r = read_anchor(s, &a);
+	if (r == 0)
+		r = check_anchor(fd, &a, &why);
+	if (r != -AG_ECHAIN)
+		return r;
+	json_t *lost = json_pack("{s:I,s:I,s:s}", "line", (json_int_t)a.seq, "end",
+				 (json_int_t)a.end, "detail", why);
+	if (!lost || json_object_set_new(extra, "anchor_lost", lost) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int ag_txn_put_reserved(ag_txn *t, const char *key, const char *value)
 {
 	AG_TXN_GUARD(t);
@@ -439,6 +536,8 @@ int ag_txn_commit_audit(ag_txn *t, const char *event, const char *operator_name,
 			json_object_set_new(extra, "index_generation",
 					    json_integer((json_int_t)t->gen_added));
 	}
+	if (r == 0)
+		r = note_lost_anchor(s, fd, extra);
 	if (r == 0)
 		r = prepare_line(fd, event, operator_name, fields, extra, &al);
 	json_decref(extra);
@@ -501,6 +600,7 @@ static int each_line(ag_store *s, line_cb cb, void *arg)
 }
 
 struct verify_state {
+	uint64_t lines;
 	char prevhex[AG_HEX_LEN + 1];
 	uint64_t bad_line;
 	char *why;
@@ -522,12 +622,15 @@ static int fail_at(struct verify_state *v, uint64_t line, const char *fmt, ...)
 static int verify_line(uint64_t no, const char *line, size_t len, void *arg)
 {
 	struct verify_state *v = arg;
+	v->lines = no;
 	json_t *o = json_loadb(line, len, 0, NULL);
 	if (!o)
 		return fail_at(v, no, "line %llu is not valid JSON: it was edited or damaged",
 			       (unsigned long long)no);
 	json_int_t seq = json_integer_value(json_object_get(o, "seq"));
 	const char *prev = json_string_value(json_object_get(o, "prev"));
+	const char *event = json_string_value(json_object_get(o, "event"));
+	json_t *lost = json_object_get(o, "anchor_lost");
 	int r = 0;
 	if (seq != (json_int_t)no)
 		r = fail_at(v, no,
@@ -540,6 +643,16 @@ static int verify_line(uint64_t no, const char *line, size_t len, void *arg)
 				     "recorded in the line after it"
 				   : "line %llu was edited: its \"prev\" is not the chain's start",
 			    (unsigned long long)(no > 1 ? no - 1 : no));
+	else if (no == 1 && (!event || strcmp(event, "STORE_INIT")))
+		r = fail_at(v, no,
+			    "line 1 is a %s record, not the STORE_INIT every store's log starts "
+			    "with: the log was deleted and started again",
+			    event ? event : "nameless");
+	else if (lost)
+		r = fail_at(v, no,
+			    "it was written when the log no longer held line %lld, the record of "
+			    "the index's last audited commit: records were removed before it",
+			    (long long)json_integer_value(json_object_get(lost, "line")));
 	json_decref(o);
 	line_hash_hex(line, len, v->prevhex);
 	return r;
@@ -563,11 +676,39 @@ static uint64_t torn_last_line(ag_store *s)
 	return lines;
 }
 
+/* After a whole chain: the log exists, starts (with STORE_INIT, checked by
+ * verify_line) and holds the index's anchor where the index says. */
+static int verify_whole(ag_store *s, const struct anchor *a, struct verify_state *v)
+{
+	_cleanup_close_ int fd = openat(s->dirfd, "audit.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT)
+		return ag_errno();
+	if (fd < 0 || v->lines == 0) {
+		v->bad_line = 0;
+		v->why = strdup(fd < 0 ? "the file is missing, but every store's log starts with "
+					 "its STORE_INIT record: it was deleted"
+				       : "the file is empty, but every store's log starts with its "
+					 "STORE_INIT record: its records were removed");
+		return v->why ? -AG_ECHAIN : -ENOMEM;
+	}
+	int r = check_anchor(fd, a, &v->why);
+	if (r == -AG_ECHAIN)
+		v->bad_line = a->seq <= v->lines ? a->seq : v->lines + 1;
+	return r;
+}
+
 int ag_audit_verify(ag_store *s, uint64_t *bad_line, char **why)
 {
 	struct verify_state v = {.bad_line = 0, .why = NULL};
+	struct anchor a;
 	memcpy(v.prevhex, zero_hex, sizeof(v.prevhex));
-	int r = each_line(s, verify_line, &v);
+	/* The anchor first: an audited commit while the log is read only
+	 * appends after the record it names. */
+	int r = read_anchor(s, &a);
+	if (r == 0)
+		r = each_line(s, verify_line, &v);
+	if (r == 0)
+		r = verify_whole(s, &a, &v);
 	if (r == -AG_ECHAIN && v.bad_line && v.bad_line == torn_last_line(s)) {
 		free(v.why);
 		if (asprintf(&v.why,

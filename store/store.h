@@ -486,7 +486,10 @@ int ag_audit(ag_store *s, const char *event, const char *operator_name, json_t *
 /* Same, by store path, for a program that could not open the store. */
 int ag_audit_path(const char *store_path, const char *event, const char *operator_name,
 		  json_t *fields);
-/* Checks the chain.  On a break returns -AG_ECHAIN with *bad_line (1-based)
+/* Checks the chain, that it starts with STORE_INIT and that it holds the
+ * index's last audited commit where the index says (lines removed from its
+ * end, a deleted log).  On a break returns -AG_ECHAIN with *bad_line (1-based;
+ * 0 when the whole file is missing or empty)
  * and *why (a sentence, caller frees) set. */
 int ag_audit_verify(ag_store *s, uint64_t *bad_line, char **why);
 /* Calls cb with every line parsed (line numbers 1-based). */

@@ -2,8 +2,9 @@
 # shellcheck disable=SC2154 # $rc is set by run_fail (tests/lib.sh)
 # SPDX-License-Identifier: Apache-2.0
 # agstore audit: the log printed readably, --since, and `audit verify` naming
-# the first line that was edited, removed or reordered; a log that cannot be
-# read is "could not check" (exit 4), never "intact".
+# the first line that was edited, removed or reordered, a log cut back past the
+# index's last audited commit, deleted, emptied or started again; a log that
+# cannot be read is "could not check" (exit 4), never "intact".
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-tools.sh"
 need_agstore
@@ -91,6 +92,68 @@ ok $? "and names line 1"
 
 "$AGSTORE" --store "$S" --json audit verify | jq -e '.ok == true and .lines == 6' >/dev/null
 ok $? "audit verify --json"
+
+# --- what the chain alone cannot show: the index's anchor ---
+# The index keeps the seq and end offset of its last audited commit's record
+# (line 4, MODELS_REMOVED; GC and FSCK are plain appends).
+is "$(sed -n 4p "$S/audit.log" | jq -r '.event + " " + (.index_txn | type)')" \
+	"MODELS_REMOVED number" "(line 4 is the last audited commit's record)"
+damaged tail
+head -n 3 "$S/audit.log" >"$T/tail/audit.log"
+run_fail "$AGSTORE" --store "$T/tail" audit verify
+is "$rc" 1 "verify fails when lines were removed from the end, back past the last audited commit"
+grep -q "audit.log line 4: the log is [0-9]* bytes, shorter than the [0-9]* it had after line 4, .*lines were removed from its end" "$T/err"
+ok $? "and says so: $(cat "$T/err")"
+
+damaged rewritten
+head -n 3 "$S/audit.log" >"$T/rewritten/audit.log"
+"$AGSTORE" --store "$T/rewritten" --operator ivy fsck >/dev/null 2>&1
+"$AGSTORE" --store "$T/rewritten" --operator ivy fsck >/dev/null 2>&1
+is "$(wc -l <"$T/rewritten/audit.log")" 5 "(cut to 3 lines, then two plain appends)"
+run_fail "$AGSTORE" --store "$T/rewritten" audit verify
+is "$rc" 1 "verify fails when the log was cut and written again"
+grep -q "audit.log line 4: line 4 is not the record of the index's last audited commit" "$T/err"
+ok $? "and names the line the index expects: $(cat "$T/err")"
+
+damaged laundered
+head -n 3 "$S/audit.log" >"$T/laundered/audit.log"
+"$AGSTORE" --store "$T/laundered" --operator ivy activate 1 >/dev/null
+ok $? "an audited commit on a log that lost the index's anchor still works"
+is "$(sed -n 4p "$T/laundered/audit.log" | jq -c '[.event, .anchor_lost.line]')" \
+	'["GENERATION_ACTIVATED",4]' "its record says which record the log had lost"
+run_fail "$AGSTORE" --store "$T/laundered" audit verify
+is "$rc" 1 "verify still fails after the index's anchor moved on"
+grep -q "audit.log line 4: it was written when the log no longer held line 4, .*records were removed before it" "$T/err"
+ok $? "naming that record: $(cat "$T/err")"
+
+damaged missing
+rm "$T/missing/audit.log"
+run_fail "$AGSTORE" --store "$T/missing" audit verify
+is "$rc" 1 "verify fails when audit.log is missing"
+is "$(cat "$T/err")" "agstore: $T/missing/audit.log: the file is missing, but every store's log starts with its STORE_INIT record: it was deleted." \
+	"in one sentence naming the file"
+"$AGSTORE" --store "$T/missing" --json audit verify 2>/dev/null | jq -e '.ok == false' >/dev/null
+ok $? "--json says ok: false"
+run_fail "$AGSTORE" --store "$T/missing" status
+is "$rc" 1 "agstore status exits 1"
+grep -q "^audit chain:  BROKEN in audit.log: the file is missing" "$T/out"
+ok $? "and shows the chain as broken"
+
+damaged empty
+: >"$T/empty/audit.log"
+run_fail "$AGSTORE" --store "$T/empty" audit verify
+is "$rc" 1 "verify fails when audit.log is empty"
+grep -q "audit.log: the file is empty" "$T/err"
+ok $? "and says so"
+
+damaged restarted
+rm "$T/restarted/audit.log"
+"$AGSTORE" --store "$T/restarted" --operator ivy fsck >/dev/null 2>&1
+is "$(jq -r .seq "$T/restarted/audit.log")" 1 "(a deleted log starts again at seq 1 with the next append)"
+run_fail "$AGSTORE" --store "$T/restarted" audit verify
+is "$rc" 1 "verify fails on a log that was deleted and started again"
+grep -q "audit.log line 1: line 1 is a FSCK record, not the STORE_INIT every store's log starts with" "$T/err"
+ok $? "and says why: $(cat "$T/err")"
 
 # A log that cannot be read is not an intact one: read(2) fails on
 # audit.log (EISDIR here; EIO from a failing disk takes the same path).

@@ -140,13 +140,16 @@ static int audit_verify(struct tool *t, ag_store *s)
 		if (t->json)
 			out_json(json_pack("{s:b,s:I,s:s?}", "ok", 0, "line", (json_int_t)bad,
 					   "why", why));
+		if (bad == 0)
+			return tool_fail(t, EX_AG_PROBLEM, "%s/audit.log: %s", t->store_path,
+					 why ? why : "the hash chain is broken");
 		return tool_fail(t, EX_AG_PROBLEM, "%s/audit.log line %" PRIu64 ": %s",
 				 t->store_path, bad, why ? why : "the hash chain is broken");
 	}
 	if (r < 0)
 		return tool_fail_err(t, r, "cannot verify %s/audit.log", t->store_path);
 	r = ag_audit_foreach(s, count_one, &lines);
-	if (r < 0 && r != -ENOENT)
+	if (r < 0)
 		return tool_fail_err(t, r, "cannot read %s/audit.log", t->store_path);
 	if (t->json)
 		return out_json(json_pack("{s:b,s:I}", "ok", 1, "lines", (json_int_t)lines)) < 0

@@ -119,11 +119,9 @@ static int gather(ag_store *s, struct status *st)
 	st->fsck_incomplete = not_ok && fsck_only_unchecked(st->last_fsck);
 	st->fsck_problems = not_ok && !st->fsck_incomplete;
 	r = ag_audit_verify(s, &st->chain_line, &st->chain_why);
-	if (r < 0 && r != -AG_ECHAIN && r != -ENOENT)
+	if (r < 0 && r != -AG_ECHAIN)
 		return r;
 	st->chain_ok = r == 0;
-	if (r == -ENOENT)
-		st->chain_why = strdup("audit.log is missing");
 	if (st->chain_ok && (r = ag_audit_foreach(s, find_pull, st)) < 0)
 		return r;
 	if (st->cur) {
@@ -150,6 +148,15 @@ static int gather(ag_store *s, struct status *st)
 	if (st->mount && !st->cur)
 		st->mount_why = strdup("the store has no current generation");
 	return 0;
+}
+
+/* "at line N", or "in audit.log" when the whole file is missing or empty. */
+static const char *chain_where(const struct status *st, char buf[static 40])
+{
+	if (st->chain_line == 0)
+		return "in audit.log";
+	snprintf(buf, 40, "at line %" PRIu64, st->chain_line);
+	return buf;
 }
 
 static json_t *chain_json(const struct status *st)
@@ -264,10 +271,11 @@ static void status_print(const struct tool *t, const struct status *st)
 		print_fsck(st->last_fsck);
 	else
 		printf("last fsck:    never\n");
+	char where[40];
 	if (st->chain_ok)
 		printf("audit chain:  intact\n");
 	else
-		printf("audit chain:  BROKEN at line %" PRIu64 ": %s\n", st->chain_line,
+		printf("audit chain:  BROKEN %s: %s\n", chain_where(st, where),
 		       st->chain_why ? st->chain_why : "the hash chain is broken");
 	if (st->mount && st->mount_ok)
 		printf("mount:        %s serves generation %" PRIu64 "\n", st->mount, st->cur->id);
@@ -290,15 +298,16 @@ static void status_print(const struct tool *t, const struct status *st)
 /* The exit code and its one sentence: problems (1) before staleness (3). */
 static int verdict(struct tool *t, const struct status *st)
 {
+	char where[40];
+
 	if (st->fsck_problems)
 		return tool_fail(
 			t, EX_AG_PROBLEM,
 			"the last fsck of %s found problems (run agstore fsck to see them)",
 			t->store_path);
 	if (!st->chain_ok)
-		return tool_fail(t, EX_AG_PROBLEM,
-				 "the audit chain of %s is broken at line %" PRIu64 ": %s",
-				 t->store_path, st->chain_line,
+		return tool_fail(t, EX_AG_PROBLEM, "the audit chain of %s is broken %s: %s",
+				 t->store_path, chain_where(st, where),
 				 st->chain_why ? st->chain_why : "the hash chain is broken");
 	if (st->fsck_incomplete)
 		return tool_fail(
