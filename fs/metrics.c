@@ -91,7 +91,7 @@ int fs_report_creation_date(const char *report, int64_t *when)
 {
 	if (!report)
 		return -ENOENT;
-	json_t *rep = json_loads(report, 0, NULL);
+	json_t *rep = ag_json_loads(report, 0, NULL);
 	const char *p =
 		json_string_value(json_object_get(json_object_get(rep, "bundle"), "creation_date"));
 	/* the parser agstore status uses: both see the same date, or none */

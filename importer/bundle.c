@@ -211,10 +211,11 @@ int imp_bundle_json_parse(const char *buf, size_t len, struct imp_bundle_json *o
 	memcpy(copy, buf, len);
 	copy[len] = '\0';
 	strip_comments(copy, len);
-	out->raw = json_loadb(copy, len, JSON_REJECT_DUPLICATES, &jerr);
+	out->raw = ag_json_loadb(copy, len, JSON_REJECT_DUPLICATES, &jerr);
+	int err = errno;
 	free(copy);
 	if (!out->raw)
-		return -EINVAL;
+		return err == ENOMEM ? -ENOMEM : -EINVAL;
 	r = parse_root(out, why);
 	if (r < 0)
 		imp_bundle_json_free(out);

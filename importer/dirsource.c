@@ -142,8 +142,15 @@ static int collect_wanted(struct imp_source *src, struct wanted *w)
 	for (size_t i = 0; r == 0 && i < src->n; i++) {
 		const char *why;
 		ag_model m = {0};
-		if (!src->m[i].data || imp_manifest_parse(src->m[i].data, src->m[i].size, &m, &why))
+		if (!src->m[i].data)
+			continue;
+		r = imp_manifest_parse(src->m[i].data, src->m[i].size, &m, &why);
+		if (r == -ENOMEM)
+			break;
+		if (r < 0) {
+			r = 0;
 			continue; /* refused, with its reason, by the verification */
+		}
 		r = add_wanted(w, &m);
 		free(m.config.media_type);
 		for (size_t j = 0; j < m.nlayers; j++)

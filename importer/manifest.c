@@ -158,9 +158,9 @@ int imp_manifest_parse(const char *buf, size_t len, ag_model *m, const char **wh
 		*why = "it is too large";
 		return -EINVAL;
 	}
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = ag_json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return -EINVAL;
+		return errno == ENOMEM ? -ENOMEM : -EINVAL;
 	r = parse_doc(root, m, why);
 	json_decref(root);
 	if (r < 0)

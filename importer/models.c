@@ -134,7 +134,7 @@ static const char *gen_version(const ag_gen *g, json_t **doc)
 	json_error_t jerr;
 	const char *v = NULL, *kind = NULL;
 
-	*doc = g->report ? json_loads(g->report, 0, &jerr) : NULL;
+	*doc = g->report ? ag_json_loads(g->report, 0, &jerr) : NULL;
 	if (*doc) {
 		v = json_string_value(
 			json_object_get(json_object_get(*doc, "bundle"), "bundle_version"));
@@ -344,6 +344,8 @@ static int add_model(struct imp_source *src, struct imp_member *mb, const char *
 	if (!mb->data)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, mb->path, "it is too large for a manifest");
 	r = imp_manifest_parse(mb->data, mb->size, &im->model, &why);
+	if (r == -ENOMEM)
+		return imp_fail(e, IMP_IO, r, mb->path, "out of memory");
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, mb->path, "it is not a valid manifest: %s", why);
 	im->model.manifest = mb->digest;

@@ -295,7 +295,9 @@ static int index_layers(struct pull *p, json_t *layers)
 /* The index manifest's config descriptor. */
 static int index_config(struct pull *p, const char *body, size_t len, ag_digest *d, uint64_t *size)
 {
-	json_t *j = json_loadb(body, len, 0, NULL);
+	json_t *j = ag_json_loadb(body, len, 0, NULL);
+	if (!j && errno == ENOMEM)
+		return imp_fail(&p->err, IMP_IO, -ENOMEM, OCI_INDEX_REPO, "out of memory");
 	json_t *cfg = json_object_get(j, "config");
 	const char *mt = json_string_value(json_object_get(cfg, "mediaType"));
 	const char *dig = json_string_value(json_object_get(cfg, "digest"));
@@ -368,7 +370,9 @@ static int fetch_index(struct pull *p)
 	if ((r = index_config(p, body, len, &p->idx_digest, &size)) < 0 ||
 	    (r = fetch_small(p, member, &p->idx_digest, size, &idx)) < 0)
 		return r;
-	if ((r = oci_index_parse(idx, size, &p->x, &why)) < 0)
+	if ((r = oci_index_parse(idx, size, &p->x, &why)) == -ENOMEM)
+		return imp_fail(&p->err, IMP_IO, r, member, "out of memory");
+	if (r < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, member, "the index is refused: %s", why);
 	snprintf(member, sizeof(member), "%s:%s catalog", OCI_INDEX_REPO, p->ref);
 	if (p->cat_l.present &&
@@ -454,7 +458,9 @@ static int check_catalog(struct pull *p)
 
 	if (!p->no_signature && (r = verify_catalog(p)) < 0)
 		return r;
-	if ((r = ag_catalog_parse(p->cat, p->catlen, &p->cg, &why)) < 0)
+	if ((r = ag_catalog_parse(p->cat, p->catlen, &p->cg, &why)) == -ENOMEM)
+		return imp_fail(&p->err, IMP_IO, r, OCI_INDEX_REPO, "out of memory");
+	if (r < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, OCI_INDEX_REPO,
 				"the catalog is refused: %s", why ? why : ag_strerror(r));
 	if ((r = meta_u64(p, "max_catalog_serial", &max)) < 0)
@@ -577,7 +583,9 @@ static int fetch_manifest(struct pull *p, const struct oci_index_model *im)
 	if (len != im->size || !ag_digest_eq(&d, &im->manifest))
 		return imp_fail(&p->err, IMP_REFUSED, -AG_EDIGEST, member,
 				"the manifest's bytes are not the ones the index names");
-	if ((r = imp_manifest_parse(body, len, &m, &why)) < 0)
+	if ((r = imp_manifest_parse(body, len, &m, &why)) == -ENOMEM)
+		return imp_fail(&p->err, IMP_IO, r, member, "out of memory");
+	if (r < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, member, "%s", why);
 	m.name = strdup(im->name);
 	m.manifest = d;

@@ -113,7 +113,7 @@ static int parse_model(const char *name, json_t *v, struct oci_index_model *m, c
 
 int oci_index_parse(const char *buf, size_t len, struct oci_index *x, const char **why)
 {
-	json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL), *models, *v;
+	json_t *doc = ag_json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL), *models, *v;
 	json_t *gen;
 	const char *name;
 	int r = -EBADMSG;
@@ -121,7 +121,7 @@ int oci_index_parse(const char *buf, size_t len, struct oci_index *x, const char
 	*x = (struct oci_index){0};
 	*why = "it is not JSON";
 	if (!doc)
-		return -EBADMSG;
+		return errno == ENOMEM ? -ENOMEM : -EBADMSG;
 	models = json_object_get(doc, "models");
 	gen = json_object_get(doc, "generation");
 	*why = "it is not an agfs index (agfs_index 1, generation, models)";

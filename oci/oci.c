@@ -381,7 +381,7 @@ static int configure(oci *c, const struct req *q, struct resp *rs, struct curl_s
 /* The registry's own error code ("BLOB_UNKNOWN", ...) from a JSON body. */
 static const char *reg_code(const struct resp *rs, char *buf, size_t n)
 {
-	json_t *j = rs->body ? json_loadb(rs->body, rs->len, 0, NULL) : NULL;
+	json_t *j = rs->body ? ag_json_loadb(rs->body, rs->len, 0, NULL) : NULL;
 	const char *code = json_string_value(
 		json_object_get(json_array_get(json_object_get(j, "errors"), 0), "code"));
 

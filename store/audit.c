@@ -71,7 +71,9 @@ static char *build_line(const char *prev, const char *event, const char *op, jso
 	char prevhex[AG_HEX_LEN + 1];
 	memcpy(prevhex, zero_hex, sizeof(prevhex));
 	if (prev) {
-		json_t *p = json_loads(prev, 0, NULL);
+		json_t *p = ag_json_loads(prev, 0, NULL);
+		if (!p && errno == ENOMEM)
+			return NULL; /* not seq 1 for want of memory */
 		seq = (uint64_t)json_integer_value(json_object_get(p, "seq")) + 1;
 		json_decref(p);
 		line_hash_hex(prev, strlen(prev), prevhex);
@@ -273,9 +275,9 @@ static int scan_line(struct repair_scan *rs, const char *line, size_t len)
 	bool resolve = strstr(line, "\"for_seq\"") != NULL;
 	if (!commit && !resolve)
 		return 0;
-	json_t *o = json_loadb(line, len, 0, NULL);
+	json_t *o = ag_json_loadb(line, len, 0, NULL);
 	if (!o)
-		return 0;
+		return errno == ENOMEM ? -ENOMEM : 0;
 	int r = 0;
 	json_int_t seq = json_integer_value(json_object_get(o, "seq"));
 	const char *ev = json_string_value(json_object_get(o, "event"));
@@ -379,7 +381,9 @@ static int check_anchor(int fd, const struct anchor *a, char **why)
 		size_t start = want - 1;
 		while (start > 0 && buf[start - 1] != '\n')
 			start--;
-		json_t *o = json_loadb(buf + start, want - 1 - start, 0, NULL);
+		json_t *o = ag_json_loadb(buf + start, want - 1 - start, 0, NULL);
+		if (!o && errno == ENOMEM)
+			return -ENOMEM;
 		json_t *seq = json_object_get(o, "seq");
 		found = json_is_integer(seq) && (uint64_t)json_integer_value(seq) == a->seq &&
 			json_object_get(o, "index_txn");
@@ -623,7 +627,9 @@ static int verify_line(uint64_t no, const char *line, size_t len, void *arg)
 {
 	struct verify_state *v = arg;
 	v->lines = no;
-	json_t *o = json_loadb(line, len, 0, NULL);
+	json_t *o = ag_json_loadb(line, len, 0, NULL);
+	if (!o && errno == ENOMEM)
+		return -ENOMEM;
 	if (!o)
 		return fail_at(v, no, "line %llu is not valid JSON: it was edited or damaged",
 			       (unsigned long long)no);
@@ -736,9 +742,11 @@ struct foreach_state {
 static int foreach_line(uint64_t no, const char *line, size_t len, void *arg)
 {
 	struct foreach_state *f = arg;
-	json_t *o = json_loadb(line, len, 0, NULL);
-	if (!o)
-		o = json_pack("{s:s#}", "unparsable", line, (int)len);
+	json_t *o = ag_json_loadb(line, len, 0, NULL);
+	if (!o && errno == ENOMEM)
+		return -ENOMEM;
+	if (!o && !(o = json_pack("{s:s#}", "unparsable", line, (int)len)))
+		return -ENOMEM;
 	int r = f->cb(no, o, f->arg);
 	json_decref(o);
 	return r;

@@ -108,9 +108,10 @@ const struct ag_catalog_blob *ag_catalog_blob(const struct ag_catalog *c, const 
 
 int ag_catalog_encode(const struct ag_catalog *c, char **out, size_t *len)
 {
+	unsigned long nomem = ag_json_alloc_failures();
 	json_t *o = catalog_json(c);
-	if (!o)
-		return -EINVAL;
+	if (!o) /* a limit broken, or memory ran out building it */
+		return ag_json_alloc_failures() != nomem ? -ENOMEM : -EINVAL;
 	char *s = json_dumps(o, DUMP_FLAGS);
 	json_decref(o);
 	if (!s)
@@ -149,14 +150,16 @@ static int parse_entries(json_t *o, struct ag_catalog_entry **out, size_t *n, si
 		return -1;
 	*out = calloc(json_object_size(o) + 1, sizeof(**out));
 	if (!*out)
-		return -1;
+		return -ENOMEM;
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v)
 	{
 		struct ag_catalog_entry *e = &(*out)[*n];
-		if (!get_hex(v, &e->digest) || !(e->name = strdup(k)))
+		if (!get_hex(v, &e->digest))
 			return -1;
+		if (!(e->name = strdup(k)))
+			return -ENOMEM;
 		(*n)++;
 	}
 	return 0;
@@ -168,7 +171,7 @@ static int parse_blobs(json_t *o, struct ag_catalog *c)
 		return -1;
 	c->blobs = calloc(json_object_size(o) + 1, sizeof(*c->blobs));
 	if (!c->blobs)
-		return -1;
+		return -ENOMEM;
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v)
@@ -184,9 +187,16 @@ static int parse_blobs(json_t *o, struct ag_catalog *c)
 	return 0;
 }
 
+/* A part that failed: -ENOMEM as it is, anything else the clause. */
+static int part_failed(int r, const char **why, const char *clause)
+{
+	return r == -ENOMEM ? r : fail(why, clause);
+}
+
 static int parse_fields(json_t *o, struct ag_catalog *c, const char **why)
 {
 	json_t *v;
+	int r;
 	if (!json_is_object(o) || json_object_size(o) != 9)
 		return fail(why, "it is not a catalog object of exactly nine fields");
 	if (!json_is_integer(json_object_get(o, "catalog")) ||
@@ -196,27 +206,32 @@ static int parse_fields(json_t *o, struct ag_catalog *c, const char **why)
 	    !get_u64(json_object_get(o, "serial"), &c->serial))
 		return fail(why, "its generation or serial is not a non-negative integer");
 	v = json_object_get(o, "created");
-	if (!json_is_string(v) || !(c->created = strdup(json_string_value(v))))
+	if (!json_is_string(v))
 		return fail(why, "its created time is not a string");
+	if (!(c->created = strdup(json_string_value(v))))
+		return -ENOMEM;
 	v = json_object_get(o, "label");
-	if (!json_is_null(v) && (!json_is_string(v) || !(c->label = strdup(json_string_value(v)))))
+	if (!json_is_null(v) && !json_is_string(v))
 		return fail(why, "its label is neither a string nor null");
+	if (json_is_string(v) && !(c->label = strdup(json_string_value(v))))
+		return -ENOMEM;
 	v = json_object_get(o, "parent");
 	if (!json_is_null(v) && !(c->has_parent = get_hex(v, &c->parent)))
 		return fail(why, "its parent is neither a digest nor null");
-	if (parse_blobs(json_object_get(o, "blobs"), c) < 0)
-		return fail(why, "its blob list is malformed");
-	if (parse_entries(json_object_get(o, "models"), &c->models, &c->nmodels,
-			  AG_CATALOG_MAX_MODELS) < 0)
-		return fail(why, "its model list is malformed");
+	if ((r = parse_blobs(json_object_get(o, "blobs"), c)) < 0)
+		return part_failed(r, why, "its blob list is malformed");
+	if ((r = parse_entries(json_object_get(o, "models"), &c->models, &c->nmodels,
+			       AG_CATALOG_MAX_MODELS)) < 0)
+		return part_failed(r, why, "its model list is malformed");
 	v = json_object_get(o, "bundle");
 	if (json_is_null(v))
 		return 0;
 	c->has_bundle = true;
-	if (!json_is_object(v) || json_object_size(v) != 2 ||
-	    parse_entries(json_object_get(v, "files"), &c->files, &c->nfiles,
-			  AG_CATALOG_MAX_MODELS) < 0)
+	if (!json_is_object(v) || json_object_size(v) != 2)
 		return fail(why, "its bundle is malformed");
+	if ((r = parse_entries(json_object_get(v, "files"), &c->files, &c->nfiles,
+			       AG_CATALOG_MAX_MODELS)) < 0)
+		return part_failed(r, why, "its bundle is malformed");
 	json_t *h = json_object_get(v, "sha256");
 	if (!json_is_null(h) && !(c->has_bundle_sha256 = get_hex(h, &c->bundle_sha256)))
 		return fail(why, "its bundle SHA-256 is neither a digest nor null");
@@ -278,9 +293,9 @@ int ag_catalog_parse(const char *buf, size_t len, struct ag_catalog *out, const 
 	memset(out, 0, sizeof(*out));
 	if (len > AG_CATALOG_MAX_BYTES)
 		return fail(why, "it is larger than the catalog limit");
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *o = ag_json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!o)
-		return fail(why, "it is not JSON");
+		return errno == ENOMEM ? -ENOMEM : fail(why, "it is not JSON");
 	int rc = parse_fields(o, out, why);
 	json_decref(o);
 	if (rc == 0)
@@ -290,8 +305,10 @@ int ag_catalog_parse(const char *buf, size_t len, struct ag_catalog *out, const 
 			out); /* one byte form per content: the input must be our encoding */
 		char *again = NULL;
 		size_t n = 0;
-		if (ag_catalog_encode(out, &again, &n) < 0)
-			rc = fail(why, "it breaks a limit or names a blob it does not list");
+		int re = ag_catalog_encode(out, &again, &n);
+		if (re < 0)
+			rc = part_failed(re, why,
+					 "it breaks a limit or names a blob it does not list");
 		else if (n != len || memcmp(again, buf, len) != 0)
 			rc = fail(why, "it is not in canonical form");
 		free(again);

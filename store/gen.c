@@ -291,9 +291,9 @@ static int gen_fields(json_t *o, ag_gen *g)
 int ag_gen_decode(const void *data, size_t len, ag_gen **out)
 {
 	json_error_t err;
-	json_t *o = json_loadb(data, len, 0, &err);
+	json_t *o = ag_json_loadb(data, len, 0, &err);
 	if (!o)
-		return -AG_ECORRUPT;
+		return errno == ENOMEM ? -ENOMEM : -AG_ECORRUPT;
 	ag_gen *g = ag_gen_new();
 	json_t *models = json_object_get(o, "models");
 	int r = !g ? -ENOMEM : json_is_array(models) ? gen_fields(o, g) : -AG_ECORRUPT;

@@ -495,6 +495,16 @@ int ag_audit_verify(ag_store *s, uint64_t *bad_line, char **why);
 /* Calls cb with every line parsed (line numbers 1-based). */
 int ag_audit_foreach(ag_store *s, int (*cb)(uint64_t lineno, json_t *obj, void *arg), void *arg);
 
+/* json_loadb / json_loads that set errno when they return NULL: ENOMEM
+ * when memory ran out while parsing, EINVAL when the input is not JSON (or
+ * breaks a flag such as JSON_REJECT_DUPLICATES). */
+json_t *ag_json_loadb(const void *buf, size_t len, size_t flags, json_error_t *err);
+json_t *ag_json_loads(const char *s, size_t flags, json_error_t *err);
+/* How many of jansson's allocations failed in this thread so far: a
+ * function that builds JSON and returned NULL while it moved ran out of
+ * memory. */
+unsigned long ag_json_alloc_failures(void);
+
 /* Writes all of buf (retrying short writes and EINTR): 0 or -errno. */
 int ag_write_all(int fd, const void *buf, size_t len);
 

@@ -318,7 +318,7 @@ static int put_manifest(struct push *p, oci *c, const char *repo, const char *re
 
 static char *manifest_media_type(const char *body, size_t len)
 {
-	json_t *j = json_loadb(body, len, 0, NULL);
+	json_t *j = ag_json_loadb(body, len, 0, NULL);
 	const char *mt = json_string_value(json_object_get(j, "mediaType"));
 	char *out = strdup(mt ? mt : OCI_DOCKER_MANIFEST);
 

@@ -112,7 +112,7 @@ static int gather(ag_store *s, struct status *st)
 	st->has_free = ag_store_free_space(s, &st->free_bytes) >= 0;
 	r = ag_meta_get(s, "last_fsck", &fsck);
 	if (r >= 0 && fsck)
-		st->last_fsck = json_loads(fsck, 0, NULL);
+		st->last_fsck = ag_json_loads(fsck, 0, NULL);
 	else if (r < 0 && r != -ENOENT)
 		return r;
 	bool not_ok = st->last_fsck && !json_is_true(json_object_get(st->last_fsck, "ok"));

@@ -246,11 +246,16 @@ static int load_serials(struct vrun *v)
 		_cleanup_free_ char *buf = NULL;
 		struct ag_catalog c = {0};
 		size_t len = 0;
-		if (ag_gen_catalog(v->s, ids[i], NULL, &buf, &len) < 0)
-			continue;
-		if (ag_catalog_parse(buf, len, &c, NULL) == 0)
+		if ((r = ag_gen_catalog(v->s, ids[i], NULL, &buf, &len)) < 0) {
+			if (r == -ENOMEM)
+				return r;
+			continue; /* its own check names what is wrong with it */
+		}
+		if ((r = ag_catalog_parse(buf, len, &c, NULL)) == 0)
 			v->sers[v->nsers++] = (struct idser){ids[i], c.serial};
 		ag_catalog_clear(&c);
+		if (r == -ENOMEM)
+			return r;
 	}
 	return 0;
 }
@@ -280,8 +285,10 @@ static int check_parent(struct vrun *v)
 			v->io = 0;
 			continue;
 		}
-		if (ag_catalog_parse(buf, len, &pc, NULL) < 0) {
+		if ((r = ag_catalog_parse(buf, len, &pc, NULL)) < 0) {
 			ag_catalog_clear(&pc);
+			if (r == -ENOMEM)
+				return cant(v, r, "the parent catalog cannot be parsed");
 			continue;
 		}
 		uint64_t ps = pc.serial;
@@ -379,7 +386,9 @@ static int check_manifests(struct vrun *v)
 			return vbreak(v, "manifest", "%s is not among the catalog's blobs", what);
 		if ((r = read_object(v, "bytes", what, &e->digest, IMP_MAX_SMALL, &buf, &len)) < 0)
 			return r;
-		if (imp_manifest_parse(buf, len, &m, &why) < 0)
+		if ((r = imp_manifest_parse(buf, len, &m, &why)) == -ENOMEM)
+			return cant(v, r, "%s cannot be parsed", what);
+		if (r < 0)
 			return vbreak(v, "manifest", "%s is not a valid manifest (%s)", what,
 				      why ? why : "malformed");
 		r = check_layer(v, e->name, &m.config);
@@ -585,7 +594,9 @@ static int check_bundle(struct vrun *v)
 	if (r < 0)
 		return vbreak(v, "bundle", "bundle.json's signature: %s",
 			      why ? why : "it is not valid");
-	if (imp_bundle_json_parse(bj, len, &b, &pwhy) < 0)
+	if ((r = imp_bundle_json_parse(bj, len, &b, &pwhy)) == -ENOMEM)
+		return cant(v, r, "bundle.json cannot be parsed");
+	if (r < 0)
 		return vbreak(v, "bundle", "bundle.json is malformed (%s)", pwhy ? pwhy : "?");
 	r = check_models_hash(v, &b);
 	imp_bundle_json_free(&b);

@@ -29,7 +29,7 @@ static int bundle_date(const ag_gen *g, int64_t *when, bool *is_signed)
 
 	if (!g->report)
 		return -ENOENT;
-	rep = json_loads(g->report, 0, NULL);
+	rep = ag_json_loads(g->report, 0, NULL);
 	cd = json_string_value(json_object_get(json_object_get(rep, "bundle"), "creation_date"));
 	if (!cd || ag_parse_time(cd, when) < 0)
 		return -ENOENT;
