@@ -276,8 +276,20 @@ static int check_layer(struct imp_source *src, ag_store *store, struct imp_membe
 	if (!mb) {
 		if (imp_delta_omits(src, &l->digest, l->size)) /* verified in the store: delta.c */
 			return 0;
-		if (store && ag_blob_lookup(store, &l->digest, &bi) == 0 && bi.size == l->size)
+		int r = store ? ag_blob_lookup(store, &l->digest, &bi) : -ENOENT;
+		if (r == 0 && bi.size == l->size)
 			return 0;
+		if (r == 0)
+			return imp_fail(e, IMP_REFUSED, -AG_EDIGEST, man->path,
+					"it gives blob sha256:%s %llu bytes, but the store holds "
+					"that blob with %llu",
+					hex, (unsigned long long)l->size,
+					(unsigned long long)bi.size);
+		if (r != -ENOENT) /* the store's fault, not the bundle's */
+			return imp_fail(e, IMP_IO, r, man->path,
+					"it names blob sha256:%s, which the bundle does not hold "
+					"and whose record in the store cannot be read (%s)",
+					hex, ag_strerror(r));
 		return imp_fail(
 			e, IMP_REFUSED, -ENOENT, man->path,
 			"it names blob sha256:%s, which is neither in the bundle nor in the "

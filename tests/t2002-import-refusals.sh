@@ -210,6 +210,30 @@ ollama_case symlink "it is a symbolic link" 'ln -s /etc/passwd manifests/registr
 ollama_case bad-manifest "it is not a valid manifest" 'echo "{}" >manifests/registry.ollama.ai/library/tiny/latest'
 ollama_case bad-name "is not a valid model name" 'mkdir -p "manifests/h/n/m" && cp manifests/registry.ollama.ai/library/tiny/latest "manifests/h/n/m/bad tag"'
 
+# A tree that leaves out a blob because the store holds it, whose record in
+# the store cannot be read: the store's fault (exit 4, "could not import"),
+# not "neither in the bundle nor in the store" (a refusal of the tree).
+FAULTS=$HELPERS/store-faults
+if [ -x "$FAULTS" ]; then
+	rm -rf "$T/dmg" "$T/ot" && cp -a "$S" "$T/dmg" && cp -a "$T/tree-b" "$T/ot"
+	w=$(jq -r '.layers[0].digest' "$T/ot/manifests/registry.ollama.ai/library/tiny/latest" | cut -c8-)
+	rm "$T/ot/blobs/sha256-$w"
+	"$AGIMPORT" --store "$T/dmg" --no-signature --dry-run --ollama-dir "$T/ot" >/dev/null 2>&1
+	ok $? "(a tree without tiny's weights, which the store holds, is accepted)"
+	"$FAULTS" break-record "$T/dmg" "$w" || bail "cannot damage the record of $w"
+	before=$(snap "$T/dmg")
+	nlog=$(wc -l <"$T/dmg/audit.log")
+	run_fail "$AGIMPORT" --store "$T/dmg" --no-signature --ollama-dir "$T/ot"
+	is "$rc" 4 "that blob's record damaged in the store: exit 4, not a refusal of the tree"
+	grep -q "could not import .*tiny/latest: it names blob sha256:$w, which the bundle does not hold and whose record in the store cannot be read (" "$T/err"
+	ok $? "naming the manifest, the blob and the store's record: $(cat "$T/err")"
+	is "$(snap "$T/dmg")" "$before" "the store is unchanged"
+	is "$(tail -n +$((nlog + 1)) "$T/dmg/audit.log" | jq -c '[.event, .io_error]')" \
+		'["BUNDLE_REJECTED",true]' "the audit record says it was an I/O failure"
+else
+	skip "the store-faults helper is not built ($FAULTS)"
+fi
+
 # free space is checked before starting (a small tmpfs as the store's file system)
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=3m tmpfs "$T/small" 2>/dev/null; then
 	_mounts+=("$T/small") # unmounted by lib.sh even if this test dies

@@ -7,6 +7,9 @@
  *       transactions, print "ready" and wait for standard input to close.
  *   store-faults damage-record STORE HEX
  *       overwrite the blob record of HEX with bytes that fail its check.
+ *   store-faults break-record STORE HEX
+ *       flip a byte of the version of HEX's blob record: every read of the
+ *       record fails, even a lookup that does not check its sum.
  *   store-faults audited-gen STORE
  *       copy the current generation into a new one and make it current with
  *       an audited commit (ag_txn_commit_audit, event TEST_COMMIT).
@@ -54,14 +57,15 @@ static int readers(const char *store, int max, int hold)
 	return 0;
 }
 
-static int damage_record(const char *store, const char *hex)
+static int damage_record(const char *store, const char *hex, long at)
 {
 	ag_digest d;
 	int rc;
 	if (ag_digest_parse(hex, strlen(hex), &d) < 0)
 		return th_die(hex, -AG_EBADNAME);
-	/* Same length, one byte of the record's own check flipped. */
-	if ((rc = th_index_flip(store, "blobs", d.b, 32, -1)))
+	/* Same length, one byte flipped: of the record's own check (-1), or of
+	 * its version (0). */
+	if ((rc = th_index_flip(store, "blobs", d.b, 32, at)))
 		return th_die("damaging the record", rc);
 	return 0;
 }
@@ -136,10 +140,13 @@ int main(int argc, char **argv)
 	if (argc == 5 && !strcmp(argv[1], "readers"))
 		return readers(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "damage-record"))
-		return damage_record(argv[2], argv[3]);
+		return damage_record(argv[2], argv[3], -1);
+	if (argc == 4 && !strcmp(argv[1], "break-record"))
+		return damage_record(argv[2], argv[3], 0);
 	if (argc == 3 && !strcmp(argv[1], "audited-gen"))
 		return audited_gen(argv[2]);
 	fprintf(stderr, "usage: store-faults readers STORE MAX HOLD | damage-record STORE HEX | "
+			"break-record STORE HEX | "
 			"audited-gen STORE\n");
 	return 2;
 }

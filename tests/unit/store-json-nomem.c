@@ -66,7 +66,8 @@ static char *big_gen(size_t *len)
 	for (unsigned i = 0; i < NBLOBS; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "registry.ollama.ai/library/m%u/latest", i);
-		ag_layer layer = {.digest = dig(i, 3), .size = 100,
+		ag_layer layer = {.digest = dig(i, 3),
+				  .size = 100,
 				  .media_type = (char *)"application/vnd.ollama.image.model"};
 		ag_model m = {.name = name,
 			      .manifest = dig(i, 1),
@@ -132,7 +133,8 @@ static char *big_log(size_t *len)
 		int w = snprintf(out + n, cap - n,
 				 "{\"seq\":%u,\"time\":\"2026-12-02T00:00:00Z\",\"event\":\"%s\","
 				 "\"operator\":\"t\",\"detail\":\"%s\",\"prev\":\"%s\"}",
-				 i, i == 1 ? "STORE_INIT" : "FSCK", i == NBLOBS / 2 ? big : "-", prev);
+				 i, i == 1 ? "STORE_INIT" : "FSCK", i == NBLOBS / 2 ? big : "-",
+				 prev);
 		ag_digest d;
 		ag_sha256(out + n, (size_t)w, &d);
 		ag_digest_hex(&d, prev);
@@ -155,7 +157,10 @@ static unsigned long vm_bytes(void)
 
 static int classify(int r)
 {
-	return r == 0 ? RES_PARSED : r == -ENOMEM ? RES_NOMEM : r == -AG_ECORRUPT ? RES_CORRUPT : RES_OTHER;
+	return r == 0		   ? RES_PARSED
+	       : r == -ENOMEM	   ? RES_NOMEM
+	       : r == -AG_ECORRUPT ? RES_CORRUPT
+				   : RES_OTHER;
 }
 
 static int parse_catalog(const char *buf, size_t len)
