@@ -179,6 +179,19 @@ static int read_blob_entry(int bfd, const char *name, unsigned char dtype,
 	return walk_entry(bfd, name, dtype, "blobs", 1, rd, src, e);
 }
 
+/* blobs/ or manifests/ of the tree cannot be opened: missing, not a
+ * directory or a link is the tree's fault (refused); anything else (no
+ * permission, no descriptor, a disk error) is the host's (exit 4). */
+static int open_failed(struct imp_error *e, const char *name)
+{
+	int err = errno;
+	if (err == ENOENT)
+		return imp_fail(e, IMP_REFUSED, -err, name, "the tree has no such directory");
+	if (err == ENOTDIR || err == ELOOP)
+		return imp_fail(e, IMP_REFUSED, -err, name, "it is not a directory");
+	return imp_fail(e, IMP_IO, -err, name, "it cannot be opened (%s)", strerror(err));
+}
+
 static int read_blobs(int dirfd, const struct imp_read *rd, struct imp_source *src,
 		      struct imp_error *e)
 {
@@ -190,7 +203,7 @@ static int read_blobs(int dirfd, const struct imp_read *rd, struct imp_source *s
 	int r = 0;
 
 	if (bfd < 0)
-		return imp_fail(e, IMP_REFUSED, -errno, "blobs", "it cannot be opened (%m)");
+		return open_failed(e, "blobs");
 	if ((r = collect_wanted(src, &w)) < 0) {
 		free(w.d);
 		return imp_fail(e, IMP_IO, r, "manifests", "out of memory");
@@ -202,10 +215,12 @@ static int read_blobs(int dirfd, const struct imp_read *rd, struct imp_source *s
 		free(w.d);
 		return imp_fail(e, IMP_IO, -errno, "blobs", "it cannot be listed (%m)");
 	}
-	while (r == 0 && (de = readdir(d))) {
+	while (r == 0 && (errno = 0, de = readdir(d))) {
 		if (de->d_name[0] != '.')
 			r = read_blob_entry(bfd, de->d_name, de->d_type, rd, src, &w, e);
 	}
+	if (r == 0 && errno) /* a read error is not the end of the directory */
+		r = imp_fail(e, IMP_IO, -errno, "blobs", "it cannot be listed (%m)");
 	closedir(d);
 	free(w.d);
 	return r;
@@ -219,7 +234,7 @@ int imp_read_ollama_dir(int dirfd, const struct imp_read *rd, struct imp_source 
 	int r;
 
 	if (mfd < 0)
-		return imp_fail(e, IMP_REFUSED, -errno, "manifests", "it cannot be opened (%m)");
+		return open_failed(e, "manifests");
 	src->skipped = json_array();
 	src->ollama_root = strdup("");
 	if (!src->skipped || !src->ollama_root)

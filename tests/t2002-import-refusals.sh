@@ -209,6 +209,30 @@ ollama_case missing-blob "neither in the bundle nor in the store" \
 ollama_case symlink "it is a symbolic link" 'ln -s /etc/passwd manifests/registry.ollama.ai/library/tiny/evil'
 ollama_case bad-manifest "it is not a valid manifest" 'echo "{}" >manifests/registry.ollama.ai/library/tiny/latest'
 ollama_case bad-name "is not a valid model name" 'mkdir -p "manifests/h/n/m" && cp manifests/registry.ollama.ai/library/tiny/latest "manifests/h/n/m/bad tag"'
+ollama_case no-blobs-dir "blobs: the tree has no such directory" 'rm -rf blobs'
+ollama_case blobs-link "blobs: it is not a directory" 'mv blobs b2 && ln -s b2 blobs'
+
+# blobs/ or manifests/ that agimport may not open (run as nobody, with a
+# store nobody owns): the host's fault, exit 4, not a refusal of the tree.
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+	U=$T/nobody
+	rm -rf "$U" && mkdir -p "$U" && chmod 755 "$T" "$U"
+	cp -a "$T/tree-b" "$U/tree" && chown -R nobody "$U"
+	as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$AGIMPORT" "$@"; }
+	as_nobody --store "$U/s1" --no-signature --dry-run --ollama-dir "$U/tree" >/dev/null 2>"$T/err"
+	ok $? "(nobody may import the tree: $(cat "$T/err"))"
+	for dir in blobs manifests; do
+		chmod 000 "$U/tree/$dir"
+		run_fail as_nobody --store "$U/s-$dir" --no-signature --ollama-dir "$U/tree"
+		is "$rc" 4 "$dir/ unreadable to the importer: exit 4, not a refusal of the tree"
+		grep -q "could not import $U/tree: $dir: it cannot be opened (Permission denied)" "$T/err"
+		ok $? "saying so: $(cat "$T/err")"
+		chmod 755 "$U/tree/$dir"
+	done
+else
+	skip "an unreadable tree directory needs root, the user nobody and setpriv"
+	skip "an unreadable tree directory needs root, the user nobody and setpriv"
+fi
 
 # A tree that leaves out a blob because the store holds it, whose record in
 # the store cannot be read: the store's fault (exit 4, "could not import"),
