@@ -877,8 +877,10 @@ static void report(struct pull *p, int r)
 	if (p->json) {
 		json_t *j = r == 0 ? pull_fields(p)
 				   : json_pack("{s:s, s:s, s:s, s:s}", "url", p->url, "result",
-					       "refused", "member", p->err.member, "reason",
-					       p->err.reason);
+					       p->err.cls == IMP_IO	 ? "failed"
+					       : p->err.cls == IMP_USAGE ? "usage"
+									 : "refused",
+					       "member", p->err.member, "reason", p->err.reason);
 		if (r == 0)
 			json_object_set_new(j, "generation", json_integer((json_int_t)p->gen_id)),
 				json_object_set_new(j, "up_to_date", json_boolean(p->up_to_date));
@@ -895,9 +897,13 @@ static void report(struct pull *p, int r)
 		       p->url, p->x.generation, p->gen_id, p->x.label ? p->x.label : "-",
 		       p->x.nmodels, p->fetched, p->fetched_bytes, p->present);
 	}
+	/* As for a bundle: "refused" blames what the registry served. */
 	if (r < 0)
-		fprintf(stderr, "agimport: refused %s: %s%s%s.%s\n", p->url, p->err.member,
-			p->err.member[0] ? ": " : "", p->err.reason,
+		fprintf(stderr, "agimport: %s %s: %s%s%s.%s\n",
+			p->err.cls == IMP_IO	  ? "could not pull"
+			: p->err.cls == IMP_USAGE ? "cannot pull"
+						  : "refused",
+			p->url, p->err.member, p->err.member[0] ? ": " : "", p->err.reason,
 			p->kept_partial ? " The blobs fetched and verified so far were kept; a "
 					  "rerun fetches the rest."
 					: "");

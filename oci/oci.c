@@ -7,13 +7,16 @@
  * and checks the status.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -110,6 +113,28 @@ static void resp_clear(struct resp *r)
 		.max = r->max, .sink = r->sink, .arg = r->arg, .range_from = r->range_from};
 }
 
+/* A file curl will read for TLS: said now, as a usage error naming the
+ * option, rather than as a TLS failure against the registry (a refusal). */
+static int check_file(oci *c, const char *what, const char *file)
+{
+	struct stat st;
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK), err;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		err = errno;
+		if (fd >= 0)
+			close(fd);
+		seterr(c, "%s %s cannot be read (%s)", what, file, strerror(err));
+		return -err;
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode)) {
+		seterr(c, "%s %s is not a file", what, file);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int read_token(oci *c, const char *file)
 {
 	FILE *f = fopen(file, "re");
@@ -172,6 +197,10 @@ int oci_open(const char *url, const struct oci_opts *o, oci **out)
 		seterr(c, "a client certificate needs both --cert and --key");
 		return -EINVAL;
 	}
+	if ((o->ca_file && (r = check_file(c, "the CA file (--ca-file)", o->ca_file)) < 0) ||
+	    (o->cert && (r = check_file(c, "the client certificate (--cert)", o->cert)) < 0) ||
+	    (o->key && (r = check_file(c, "the client key (--key)", o->key)) < 0))
+		return r;
 	if (o->token_file && (r = read_token(c, o->token_file)) < 0)
 		return r;
 	return 0;
