@@ -97,6 +97,18 @@ static int write_zeros(struct imp_sink *k, uint64_t n, struct imp_error *e)
 	return 0;
 }
 
+/* A libarchive failure is the archive's (refused) unless libarchive ran
+ * out of memory (zlib's or zstd's state, a header buffer): the host's. */
+static int la_class(struct archive *a)
+{
+	return archive_errno(a) == ENOMEM ? IMP_IO : IMP_REFUSED;
+}
+
+static int la_err(struct archive *a)
+{
+	return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+}
+
 /* The member's bytes; a sparse member's holes (also one at its end, which
  * libarchive reports as no block at all) are read as zeros up to its size. */
 static int copy_data(struct archive *a, struct archive_entry *ae, struct imp_sink *k,
@@ -111,6 +123,9 @@ static int copy_data(struct archive *a, struct archive_entry *ae, struct imp_sin
 		r = archive_read_data_block(a, &buf, &len, &off);
 		if (r == ARCHIVE_EOF)
 			break;
+		if (r != ARCHIVE_OK && la_class(a) == IMP_IO)
+			return imp_fail(e, IMP_IO, -ENOMEM, k->mb->path, "out of memory (%s)",
+					archive_error_string(a));
 		if (r != ARCHIVE_OK)
 			return imp_fail(e, IMP_REFUSED, -EIO, k->mb->path,
 					"the archive is damaged or truncated (%s)",
@@ -167,6 +182,8 @@ static int read_member(struct archive *a, struct archive_entry *ae, const struct
 	if (!raw)
 		return imp_fail(e, IMP_REFUSED, -EINVAL, "", "a member has no readable path");
 	r = imp_tarpath_check(raw, strlen(raw), &path, &why);
+	if (r == -ENOMEM)
+		return imp_fail(e, IMP_IO, r, raw, "out of memory");
 	if (r < 0 && archive_entry_filetype(ae) == AE_IFDIR && strstr(why, "bundle root"))
 		return 0;
 	if (r < 0)
@@ -176,6 +193,8 @@ static int read_member(struct archive *a, struct archive_entry *ae, const struct
 	if (archive_entry_filetype(ae) == AE_IFDIR)
 		return 0;
 	struct imp_member *mb = imp_member_add(src, path);
+	if (!mb && errno != E2BIG)
+		return imp_fail(e, IMP_IO, -ENOMEM, path, "out of memory");
 	if (!mb)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, path,
 				"the bundle has too many members or path bytes");
@@ -201,6 +220,10 @@ static int read_entries(struct archive *a, const struct imp_read *rd, struct imp
 		r = archive_read_next_header(a, &ae);
 		if (r == ARCHIVE_EOF)
 			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN && la_class(a) == IMP_IO)
+			return imp_fail(e, IMP_IO, -ENOMEM, src->n ? src->m[src->n - 1].path : "",
+					"out of memory (%s)",
+					archive_error_string(a) ? archive_error_string(a) : "?");
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
 			return imp_fail(e, IMP_REFUSED, -EIO, src->n ? src->m[src->n - 1].path : "",
 					count ? "the archive is damaged or truncated after it (%s)"
@@ -249,9 +272,12 @@ int imp_read_archive(int fd, const struct imp_read *rd, struct imp_source *src, 
 	}
 	if (archive_read_open(a, &rr, NULL, raw_read, NULL) != ARCHIVE_OK) {
 		r = rr.err ? imp_fail(e, IMP_IO, rr.err, "", "the source cannot be read")
-			   : imp_fail(e, IMP_REFUSED, -EINVAL, "",
-				      "the source is not a readable tar archive (%s)",
-				      archive_error_string(a));
+		    : la_class(a) == IMP_IO
+			    ? imp_fail(e, IMP_IO, la_err(a), "", "out of memory (%s)",
+				       archive_error_string(a))
+			    : imp_fail(e, IMP_REFUSED, -EINVAL, "",
+				       "the source is not a readable tar archive (%s)",
+				       archive_error_string(a));
 		goto out;
 	}
 	r = read_entries(a, rd, src, e);

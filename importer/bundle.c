@@ -151,8 +151,10 @@ static int parse_files(struct imp_bundle_json *b, json_t *files, const char **wh
 		_cleanup_free_ char *norm = NULL;
 		const char *pwhy;
 		struct imp_file *f = &b->files[b->nfiles];
-		if (imp_tarpath_check(key, strlen(key), &norm, &pwhy) < 0 || strcmp(norm, key) ||
-		    !strcmp(key, "manifest/bundle.json") ||
+		int rp = imp_tarpath_check(key, strlen(key), &norm, &pwhy);
+		if (rp == -ENOMEM)
+			return rp;
+		if (rp < 0 || strcmp(norm, key) || !strcmp(key, "manifest/bundle.json") ||
 		    !strcmp(key, "manifest/bundle.json.asc")) {
 			*why = "a \"files\" path is not a plain relative path of a member";
 			return -EINVAL;

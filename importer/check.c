@@ -162,15 +162,20 @@ static int check_sumlist(struct imp_source *src, struct imp_member *list, struct
 	if (!list->data)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, list->path, "it is too large");
 	r = imp_sumlist_parse(list->data, list->size, &l, &bad);
+	if (r == -ENOMEM)
+		return imp_fail(e, IMP_IO, r, list->path, "out of memory");
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, list->path, "line %zu is malformed", bad);
 	for (size_t i = 0; r == 0 && i < l.n; i++) {
 		_cleanup_free_ char *norm = NULL;
 		const char *why;
 		struct imp_member *mb = NULL;
-		if (imp_tarpath_check(l.lines[i].path, strlen(l.lines[i].path), &norm, &why) == 0)
+		int rp = imp_tarpath_check(l.lines[i].path, strlen(l.lines[i].path), &norm, &why);
+		if (rp == 0)
 			mb = imp_member_find(src, norm);
-		if (!mb)
+		if (rp == -ENOMEM)
+			r = imp_fail(e, IMP_IO, rp, list->path, "out of memory");
+		else if (!mb)
 			r = imp_fail(e, IMP_REFUSED, -ENOENT, l.lines[i].path,
 				     "it is listed in %s but is not in the bundle", list->path);
 		else if (!ag_digest_eq(&mb->digest, &l.lines[i].digest))

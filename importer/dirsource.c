@@ -33,6 +33,8 @@ static int add_file(int dfd, const char *name, const char *path, const struct im
 	if (!S_ISREG(st.st_mode))
 		return imp_fail(e, IMP_REFUSED, -EINVAL, path, "it is not a regular file");
 	struct imp_member *mb = imp_member_add(src, path);
+	if (!mb && errno != E2BIG)
+		return imp_fail(e, IMP_IO, -ENOMEM, path, "out of memory");
 	if (!mb)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, path, "the source has too many files");
 	return imp_member_fill_fd(mb, fd, st.st_size, rd, src, e);
