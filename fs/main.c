@@ -28,6 +28,7 @@
 #include "fs/agfs.h"
 #include "fs/journal.h"
 #include "fs/metrics.h"
+#include "sig/sig.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 4 };
 
@@ -270,7 +271,7 @@ static int open_store(struct fs_ctx *c)
 	lease_start(c); /* before anything is served */
 	_cleanup_free_ char *why = NULL;
 	if ((r = trust_start(c, &why)) < 0)
-		return die(r == -ENOMEM ? EXIT_SYSTEM : EXIT_REFUSED,
+		return die(sig_keyring_err_is_input(r) ? EXIT_REFUSED : EXIT_SYSTEM,
 			   "keyring=%s: %s; refusing to mount", c->opt.keyring,
 			   why ? why : ag_strerror(r));
 	r = watch_load(c);

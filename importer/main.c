@@ -425,8 +425,8 @@ static int open_keyring(struct run *rn)
 		return imp_fail(&rn->err, IMP_IO, -ENOMEM, "", "out of memory");
 	r = sig_keyring_open(rn->o.keyring, rn->o.signers, rn->o.nsigners, parent, &rn->ks, &why);
 	if (r < 0)
-		return imp_fail(&rn->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, rn->o.keyring, "%s",
-				why ? why : ag_strerror(r));
+		return imp_fail(&rn->err, sig_keyring_err_is_input(r) ? IMP_USAGE : IMP_IO, r,
+				rn->o.keyring, "%s", why ? why : ag_strerror(r));
 	return 0;
 }
 

@@ -403,8 +403,8 @@ static int verify_catalog(struct pull *p)
 		return imp_fail(&p->err, IMP_IO, -ENOMEM, "", "out of memory");
 	sig_keyring_remove_stale(parent);
 	if ((r = sig_keyring_open(p->keyring, p->signers, p->nsigners, parent, &ks, &why)) < 0)
-		return imp_fail(&p->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r, p->keyring, "%s",
-				why ? why : ag_strerror(r));
+		return imp_fail(&p->err, sig_keyring_err_is_input(r) ? IMP_USAGE : IMP_IO, r,
+				p->keyring, "%s", why ? why : ag_strerror(r));
 	r = sig_verify_detached(ks, p->cat, p->catlen, p->asc, p->asclen, &p->fpr, &why);
 	sig_keyring_free(ks);
 	if (r < 0 && r != -AG_EDIGEST)

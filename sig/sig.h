@@ -17,6 +17,7 @@
 #ifndef AGFS_SIG_H
 #define AGFS_SIG_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -34,6 +35,15 @@ struct sig_keyring;
 int sig_keyring_open(const char *path, char *const *signers, size_t nsigners,
 		     const char *home_parent, struct sig_keyring **out, char **why);
 void sig_keyring_free(struct sig_keyring *k); /* removes the private home; accepts NULL */
+/* Whether sig_keyring_open's error is the keyring the admin named (missing,
+ * not readable for permission, not a key file, no usable key): a usage
+ * error.  Otherwise the host failed (no memory or descriptor, gpg could not
+ * run, a disk error): exit 4, not the admin's input. */
+static inline bool sig_keyring_err_is_input(int r)
+{
+	return r == -ENOENT || r == -ENOTDIR || r == -EISDIR || r == -ELOOP || r == -EACCES ||
+	       r == -EPERM || r == -EINVAL;
+}
 /* Removes the private homes in parent of runs that are gone (pid dead). */
 void sig_keyring_remove_stale(const char *parent);
 /* Verifies a detached signature (armored or binary) over data.  Returns 0

@@ -31,15 +31,18 @@ struct sig_keyring {
 	size_t nsigners;
 };
 
+static int system_errno(gpgme_error_t ge);
+
 static int new_ctx(const char *home, gpgme_ctx_t *out)
 {
 	gpgme_check_version(NULL);
-	if (gpgme_new(out))
-		return -ENOMEM;
-	if (gpgme_ctx_set_engine_info(*out, GPGME_PROTOCOL_OpenPGP, NULL, home)) {
+	gpgme_error_t ge = gpgme_new(out);
+	if (ge)
+		return system_errno(ge) ? -system_errno(ge) : -ENOMEM;
+	if ((ge = gpgme_ctx_set_engine_info(*out, GPGME_PROTOCOL_OpenPGP, NULL, home))) {
 		gpgme_release(*out);
 		*out = NULL;
-		return -ENOENT;
+		return system_errno(ge) ? -system_errno(ge) : -ENOENT;
 	}
 	gpgme_set_armor(*out, 0);
 	return 0;
@@ -245,8 +248,12 @@ int sig_keyring_open(const char *path, char *const *signers, size_t nsigners,
 	r = make_home(k, home_parent);
 	if (r == 0)
 		r = new_ctx(k->home, &k->ctx);
-	if (r < 0 && !*why)
-		*why = strdup("a private GnuPG home cannot be made");
+	/* Never the keyring's fault: whatever the errno, not an input error. */
+	if (r < 0) {
+		*why = sfmt("a private GnuPG home cannot be made (%s)", strerror(-r));
+		if (sig_keyring_err_is_input(r))
+			r = -EIO;
+	}
 	if (r == 0)
 		r = import_keys(k, path, why);
 	if (r < 0) {

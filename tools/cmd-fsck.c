@@ -38,6 +38,7 @@ struct fsck {
 	uint64_t total_bytes;
 	atomic_size_t next, done;
 	atomic_uint_fast64_t done_bytes;
+	atomic_bool starved; /* the last object checked ran out of retries */
 	unsigned jobs;
 	json_t *problems;
 	size_t ncorrupt, nmissing, nstray, ndangling, nunchecked, nunaudited;
@@ -74,14 +75,18 @@ static void *worker(void *arg)
 	while ((i = atomic_fetch_add(&f->next, 1)) < f->nrecs) {
 		struct fsck_rec *rec = &f->recs[i];
 		/* Could not check (a full reader table, no memory): try again a
-		 * few times before reporting it as unchecked, never as corrupt. */
-		for (int tries = 0; tries < 5; tries++) {
+		 * few times before reporting it as unchecked, never as corrupt;
+		 * once, while the object before ran out of its tries too (a
+		 * lasting shortage must not cost half a second per object). */
+		int tries = atomic_load(&f->starved) ? 4 : 0;
+		for (;; tries++) {
 			rec->result = f->full ? ag_object_check(f->s, &rec->bi, &rec->chunk)
 					      : ag_object_check_once(f->s, &rec->bi, &rec->chunk);
-			if (rec->result != -EAGAIN && rec->result != -ENOMEM)
+			if ((rec->result != -EAGAIN && rec->result != -ENOMEM) || tries == 4)
 				break;
 			nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
 		}
+		atomic_store(&f->starved, rec->result == -EAGAIN || rec->result == -ENOMEM);
 		atomic_fetch_add(&f->done_bytes, rec->bi.size);
 		atomic_fetch_add(&f->done, 1);
 	}
@@ -585,6 +590,13 @@ static void report(const struct fsck *f)
 					  : ag_strerror(f->lock_err));
 }
 
+/* Why the store lock may be missing in a sound run: another writer holds
+ * it, or this user may only read the store. */
+static bool lock_expected(int err)
+{
+	return err == -AG_ELOCKED || err == -EACCES || err == -EPERM || err == -EROFS;
+}
+
 /* No more hashing threads than LMDB reader slots allow: each holds one
  * while it loads a table page, and the mounts need theirs.  Half of the
  * free slots at most. */
@@ -710,6 +722,13 @@ int cmd_fsck(struct tool *t, int argc, char **argv)
 		r = tool_fail(t, EX_AG_PROBLEM, "fsck found %zu problem%s in %s",
 			      json_array_size(f.problems),
 			      json_array_size(f.problems) == 1 ? "" : "s", t->store_path);
+	/* The structure unchecked for a system error, not for another writer
+	 * at work or a read-only fsck: incomplete, not a clean bill. */
+	else if (r == EX_AG_OK && !f.locked && !lock_expected(f.lock_err))
+		r = tool_fail(t, EX_AG_IO,
+			      "fsck could not check the structure of %s (%s); the objects it "
+			      "checked were right",
+			      t->store_path, ag_strerror(f.lock_err));
 	ag_store_close(f.s);
 	json_decref(f.problems);
 	json_decref(f.badrecs);

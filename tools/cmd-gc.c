@@ -112,14 +112,16 @@ static int gc_problem(struct gc_plan *p, json_t *what)
 	return json_array_append_new(p->problems, what) < 0 ? -ENOMEM : 0;
 }
 
-/* A kept generation that cannot be read names blobs nobody can know: it is
- * reported and no blob is swept this time (the generations still are). */
+/* A kept generation whose record is damaged names blobs nobody can know: it
+ * is reported and no blob is swept this time (the generations still are).
+ * One that could not be read (a full reader table, no memory, a disk error)
+ * is not damaged: gc stops, exit 4, nothing removed. */
 static int mark_gen(ag_store *s, uint64_t id, struct gc_plan *p)
 {
 	_cleanup_gen_ ag_gen *g = NULL;
 	int r = ag_gen_get(s, id, &g);
 
-	if (r < 0 && r != -ENOMEM) {
+	if (r == -AG_ECORRUPT || r == -AG_EINDEX || r == -ENOENT) {
 		p->unsure = true;
 		return gc_problem(p, json_pack("{s:s,s:I,s:s}", "kind", "corrupt", "generation",
 					       (json_int_t)id, "detail", ag_strerror(r)));

@@ -641,11 +641,11 @@ static json_t *verify_gen(struct vrun *v, uint64_t id)
 		hexof(&v->g->catalog, hex);
 	if (v->g && v->g->has_signature)
 		hexof(&v->g->signature, shex);
-	return json_pack("{s:I,s:b,s:s?,s:s?,s:s?,s:s?,s:I,s:s?,s:s?,s:I,s:I,s:I}", "generation",
-			 (json_int_t)id, "ok", v->link == NULL, "break", v->link, "reason",
-			 v->link ? v->reason : NULL, "catalog", hex[0] ? hex : NULL, "signature",
-			 shex[0] ? shex : NULL, "serial", (json_int_t)v->cat.serial, "signer",
-			 v->signer, "bundle_signer",
+	return json_pack("{s:I,s:b,s:b,s:s?,s:s?,s:s?,s:s?,s:I,s:s?,s:s?,s:I,s:I,s:I}",
+			 "generation", (json_int_t)id, "ok", v->link == NULL, "checked", v->io == 0,
+			 "break", v->io ? NULL : v->link, "reason", v->link ? v->reason : NULL,
+			 "catalog", hex[0] ? hex : NULL, "signature", shex[0] ? shex : NULL,
+			 "serial", (json_int_t)v->cat.serial, "signer", v->signer, "bundle_signer",
 			 v->bundle_signer ? v->bundle_signer : v->bundle_note, "models",
 			 (json_int_t)v->cat.nmodels, "blobs", (json_int_t)v->cat.nblobs, "bytes",
 			 (json_int_t)v->bytes);
@@ -655,6 +655,10 @@ static void print_gen(const struct vrun *v)
 {
 	char size[TOOL_SIZE_LEN];
 
+	if (v->io) { /* not a verdict: the chain was not followed to its end */
+		printf("generation %" PRIu64 ": NOT CHECKED: %s\n", v->id, v->reason);
+		return;
+	}
 	if (v->link) {
 		printf("generation %" PRIu64 ": BROKEN at %s: %s\n", v->id, v->link, v->reason);
 		return;
@@ -711,8 +715,8 @@ static int open_keyrings(struct tool *t, const struct vopts *o, struct vrun *v)
 	int r = sig_keyring_open(o->keyring, o->signers, o->nsigners, NULL, &v->ks, &why);
 
 	if (r < 0)
-		return tool_fail(t, r == -ENOMEM ? EX_AG_IO : EX_AG_USAGE, "--keyring %s: %s",
-				 o->keyring, why ? why : ag_strerror(r));
+		return tool_fail(t, sig_keyring_err_is_input(r) ? EX_AG_USAGE : EX_AG_IO,
+				 "--keyring %s: %s", o->keyring, why ? why : ag_strerror(r));
 	if (!o->bundle_keyring) {
 		free(TAKE_PTR(why));
 		r = sig_keyring_open(o->keyring, NULL, 0, NULL, &v->bks, &why);
@@ -720,7 +724,7 @@ static int open_keyrings(struct tool *t, const struct vopts *o, struct vrun *v)
 		r = sig_keyring_open(o->bundle_keyring, NULL, 0, NULL, &v->bks, &why);
 	}
 	if (r < 0)
-		return tool_fail(t, r == -ENOMEM ? EX_AG_IO : EX_AG_USAGE,
+		return tool_fail(t, sig_keyring_err_is_input(r) ? EX_AG_USAGE : EX_AG_IO,
 				 "--bundle-keyring %s: %s",
 				 o->bundle_keyring ? o->bundle_keyring : o->keyring,
 				 why ? why : ag_strerror(r));
