@@ -98,22 +98,27 @@ ok $? "audit verify --json"
 # (line 4, MODELS_REMOVED; GC and FSCK are plain appends).
 is "$(sed -n 4p "$S/audit.log" | jq -r '.event + " " + (.index_txn | type)')" \
 	"MODELS_REMOVED number" "(line 4 is the last audited commit's record)"
+# broken NAME PATTERN WHAT: audit verify of copy NAME exits 1, its error
+# matching PATTERN
+broken() {
+	run_fail "$AGSTORE" --store "$T/$1" audit verify
+	is "$rc" 1 "verify fails when $3"
+	grep -q "$2" "$T/err"
+	ok $? "  saying so: $(cat "$T/err")"
+}
+
 damaged tail
 head -n 3 "$S/audit.log" >"$T/tail/audit.log"
-run_fail "$AGSTORE" --store "$T/tail" audit verify
-is "$rc" 1 "verify fails when lines were removed from the end, back past the last audited commit"
-grep -q "audit.log line 4: the log is [0-9]* bytes, shorter than the [0-9]* it had after line 4, .*lines were removed from its end" "$T/err"
-ok $? "and says so: $(cat "$T/err")"
+broken tail "audit.log line 4: the log is [0-9]* bytes, shorter than the [0-9]* it had after line 4, .*lines were removed from its end" \
+	"lines were removed from the end, back past the last audited commit"
 
 damaged rewritten
 head -n 3 "$S/audit.log" >"$T/rewritten/audit.log"
 "$AGSTORE" --store "$T/rewritten" --operator ivy fsck >/dev/null 2>&1
 "$AGSTORE" --store "$T/rewritten" --operator ivy fsck >/dev/null 2>&1
 is "$(wc -l <"$T/rewritten/audit.log")" 5 "(cut to 3 lines, then two plain appends)"
-run_fail "$AGSTORE" --store "$T/rewritten" audit verify
-is "$rc" 1 "verify fails when the log was cut and written again"
-grep -q "audit.log line 4: line 4 is not the record of the index's last audited commit" "$T/err"
-ok $? "and names the line the index expects: $(cat "$T/err")"
+broken rewritten "audit.log line 4: line 4 is not the record of the index's last audited commit" \
+	"the log was cut and written again"
 
 damaged laundered
 head -n 3 "$S/audit.log" >"$T/laundered/audit.log"
@@ -121,10 +126,8 @@ head -n 3 "$S/audit.log" >"$T/laundered/audit.log"
 ok $? "an audited commit on a log that lost the index's anchor still works"
 is "$(sed -n 4p "$T/laundered/audit.log" | jq -c '[.event, .anchor_lost.line]')" \
 	'["GENERATION_ACTIVATED",4]' "its record says which record the log had lost"
-run_fail "$AGSTORE" --store "$T/laundered" audit verify
-is "$rc" 1 "verify still fails after the index's anchor moved on"
-grep -q "audit.log line 4: it was written when the log no longer held line 4, .*records were removed before it" "$T/err"
-ok $? "naming that record: $(cat "$T/err")"
+broken laundered "audit.log line 4: it was written when the log no longer held line 4, .*records were removed before it" \
+	"the index's anchor moved on after the loss"
 
 damaged missing
 rm "$T/missing/audit.log"
@@ -141,19 +144,14 @@ ok $? "and shows the chain as broken"
 
 damaged empty
 : >"$T/empty/audit.log"
-run_fail "$AGSTORE" --store "$T/empty" audit verify
-is "$rc" 1 "verify fails when audit.log is empty"
-grep -q "audit.log: the file is empty" "$T/err"
-ok $? "and says so"
+broken empty "audit.log: the file is empty" "audit.log is empty"
 
 damaged restarted
 rm "$T/restarted/audit.log"
 "$AGSTORE" --store "$T/restarted" --operator ivy fsck >/dev/null 2>&1
 is "$(jq -r .seq "$T/restarted/audit.log")" 1 "(a deleted log starts again at seq 1 with the next append)"
-run_fail "$AGSTORE" --store "$T/restarted" audit verify
-is "$rc" 1 "verify fails on a log that was deleted and started again"
-grep -q "audit.log line 1: line 1 is a FSCK record, not the STORE_INIT every store's log starts with" "$T/err"
-ok $? "and says why: $(cat "$T/err")"
+broken restarted "audit.log line 1: line 1 is a FSCK record, not the STORE_INIT every store's log starts with" \
+	"the log was deleted and started again"
 
 # A log that cannot be read is not an intact one: read(2) fails on
 # audit.log (EISDIR here; EIO from a failing disk takes the same path).
