@@ -20,39 +20,49 @@
 static const char zero_hex[AG_HEX_LEN + 1] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
 
-/* The last line of the file (without its newline), or NULL when empty. */
-static int last_line(int fd, char **out)
+/* The line that ends at byte end of the file (without its newline, if it
+ * has one: *newline says), or NULL when end is 0. */
+static int line_before(int fd, uint64_t end, char **out, bool *newline)
 {
-	struct stat st;
 	*out = NULL;
-	if (fstat(fd, &st) < 0)
-		return ag_errno();
-	uint64_t size = (uint64_t)st.st_size;
-	if (size == 0)
+	*newline = false;
+	if (end == 0)
 		return 0;
-	size_t want = size < MAX_LINE + 1 ? (size_t)size : MAX_LINE + 1;
+	size_t want = end < MAX_LINE + 1 ? (size_t)end : MAX_LINE + 1;
 	char *buf = malloc(want + 1);
 	if (!buf)
 		return -ENOMEM;
-	ssize_t n = ag_pread_all(fd, buf, want, size - want);
+	ssize_t n = ag_pread_all(fd, buf, want, (off_t)(end - want));
 	if (n != (ssize_t)want) {
 		free(buf);
 		return n < 0 ? (int)n : -EIO;
 	}
-	size_t end = want;
-	if (buf[end - 1] == '\n')
-		end--;
-	size_t start = end;
+	size_t stop = want;
+	if (buf[stop - 1] == '\n') {
+		stop--;
+		*newline = true;
+	}
+	size_t start = stop;
 	while (start > 0 && buf[start - 1] != '\n')
 		start--;
-	if (start == 0 && want < size) {
+	if (start == 0 && want < end) {
 		free(buf);
 		return -AG_ECORRUPT; /* a line longer than MAX_LINE */
 	}
-	memmove(buf, buf + start, end - start);
-	buf[end - start] = '\0';
+	memmove(buf, buf + start, stop - start);
+	buf[stop - start] = '\0';
 	*out = buf;
 	return 0;
+}
+
+/* The last line of the file (without its newline), or NULL when empty. */
+static int last_line(int fd, char **out)
+{
+	struct stat st;
+	bool nl;
+	if (fstat(fd, &st) < 0)
+		return ag_errno();
+	return line_before(fd, (uint64_t)st.st_size, out, &nl);
 }
 
 static void line_hash_hex(const char *line, size_t len, char hex[AG_HEX_LEN + 1])
@@ -362,26 +372,19 @@ static int check_anchor(int fd, const struct anchor *a, char **why)
 		if (asprintf(why,
 			     "the log is %llu bytes, shorter than the %llu it had after line %llu, "
 			     "the record of the index's last audited commit: lines were removed "
-			     "from "
-			     "its end",
+			     "from its end",
 			     (unsigned long long)st.st_size, (unsigned long long)a->end,
 			     (unsigned long long)a->seq) < 0)
 			return -ENOMEM;
 		return -AG_ECHAIN;
 	}
-	size_t want = a->end < MAX_LINE + 1 ? (size_t)a->end : MAX_LINE + 1;
-	_cleanup_free_ char *buf = malloc(want + 1);
-	if (!buf)
-		return -ENOMEM;
-	ssize_t n = ag_pread_all(fd, buf, want, (off_t)(a->end - want));
-	if (n != (ssize_t)want)
-		return n < 0 ? (int)n : -EIO;
-	bool found = false;
-	if (buf[want - 1] == '\n') {
-		size_t start = want - 1;
-		while (start > 0 && buf[start - 1] != '\n')
-			start--;
-		json_t *o = ag_json_loadb(buf + start, want - 1 - start, 0, NULL);
+	_cleanup_free_ char *line = NULL;
+	bool nl, found = false;
+	int r = line_before(fd, a->end, &line, &nl);
+	if (r < 0 && r != -AG_ECORRUPT)
+		return r;
+	if (r == 0 && nl) {
+		json_t *o = ag_json_loads(line, 0, NULL);
 		if (!o && errno == ENOMEM)
 			return -ENOMEM;
 		json_t *seq = json_object_get(o, "seq");
@@ -403,17 +406,11 @@ static int check_anchor(int fd, const struct anchor *a, char **why)
  * index's "audit_seq" that nothing resolved get an INDEX_COMMIT_LOST. */
 static int repair_locked(ag_store *s, int fd, int *repaired)
 {
-	uint64_t aseq = 0, aend = 0;
-	_cleanup_free_ char *vs = NULL, *ve = NULL;
-	int r = ag_meta_get(s, "audit_seq", &vs);
-	if (r == 0 || r == -ENOENT)
-		r = ag_meta_get(s, "audit_end", &ve);
-	if (r < 0 && r != -ENOENT)
+	struct anchor a;
+	int r = read_anchor(s, &a);
+	if (r < 0)
 		return r;
-	if (vs)
-		aseq = strtoull(vs, NULL, 10);
-	if (ve)
-		aend = strtoull(ve, NULL, 10);
+	uint64_t aseq = a.seq, aend = a.end;
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return ag_errno();
