@@ -97,16 +97,19 @@ static int write_zeros(struct imp_sink *k, uint64_t n, struct imp_error *e)
 	return 0;
 }
 
-/* A libarchive failure is the archive's (refused) unless libarchive ran
- * out of memory (zlib's or zstd's state, a header buffer): the host's. */
-static int la_class(struct archive *a)
+/*
+ * Records a libarchive failure: the archive's (refused, rc, "what (libarchive's
+ * words)") unless libarchive ran out of memory (zlib's or zstd's state, a
+ * header buffer), which is the host's.
+ */
+static int la_fail(struct imp_error *e, struct archive *a, const char *member, int rc,
+		   const char *what)
 {
-	return archive_errno(a) == ENOMEM ? IMP_IO : IMP_REFUSED;
-}
+	const char *s = archive_error_string(a) ? archive_error_string(a) : "?";
 
-static int la_err(struct archive *a)
-{
-	return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+	if (archive_errno(a) == ENOMEM)
+		return imp_fail(e, IMP_IO, -ENOMEM, member, "out of memory (%s)", s);
+	return imp_fail(e, IMP_REFUSED, rc, member, "%s (%s)", what, s);
 }
 
 /* The member's bytes; a sparse member's holes (also one at its end, which
@@ -123,13 +126,9 @@ static int copy_data(struct archive *a, struct archive_entry *ae, struct imp_sin
 		r = archive_read_data_block(a, &buf, &len, &off);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r != ARCHIVE_OK && la_class(a) == IMP_IO)
-			return imp_fail(e, IMP_IO, -ENOMEM, k->mb->path, "out of memory (%s)",
-					archive_error_string(a));
 		if (r != ARCHIVE_OK)
-			return imp_fail(e, IMP_REFUSED, -EIO, k->mb->path,
-					"the archive is damaged or truncated (%s)",
-					archive_error_string(a));
+			return la_fail(e, a, k->mb->path, -EIO,
+				       "the archive is damaged or truncated");
 		if (off < pos)
 			return imp_fail(e, IMP_REFUSED, -EIO, k->mb->path,
 					"its sparse map goes backwards");
@@ -182,9 +181,8 @@ static int read_member(struct archive *a, struct archive_entry *ae, const struct
 	if (!raw)
 		return imp_fail(e, IMP_REFUSED, -EINVAL, "", "a member has no readable path");
 	r = imp_tarpath_check(raw, strlen(raw), &path, &why);
-	if (r == -ENOMEM)
-		return imp_fail(e, IMP_IO, r, raw, "out of memory");
-	if (r < 0 && archive_entry_filetype(ae) == AE_IFDIR && strstr(why, "bundle root"))
+	if (r < 0 && r != -ENOMEM && archive_entry_filetype(ae) == AE_IFDIR &&
+	    strstr(why, "bundle root"))
 		return 0;
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, raw, "%s", why);
@@ -220,15 +218,10 @@ static int read_entries(struct archive *a, const struct imp_read *rd, struct imp
 		r = archive_read_next_header(a, &ae);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r != ARCHIVE_OK && r != ARCHIVE_WARN && la_class(a) == IMP_IO)
-			return imp_fail(e, IMP_IO, -ENOMEM, src->n ? src->m[src->n - 1].path : "",
-					"out of memory (%s)",
-					archive_error_string(a) ? archive_error_string(a) : "?");
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return imp_fail(e, IMP_REFUSED, -EIO, src->n ? src->m[src->n - 1].path : "",
-					count ? "the archive is damaged or truncated after it (%s)"
-					      : "the source is not a readable tar archive (%s)",
-					archive_error_string(a) ? archive_error_string(a) : "?");
+			return la_fail(e, a, src->n ? src->m[src->n - 1].path : "", -EIO,
+				       count ? "the archive is damaged or truncated after it"
+					     : "the source is not a readable tar archive");
 		/* One compression at most, as the format's commands make: layers of
 		 * gzip over gzip multiply a bomb's ratio (~1000x each). */
 		if (count++ == 0 && archive_filter_count(a) > 2)
@@ -272,12 +265,7 @@ int imp_read_archive(int fd, const struct imp_read *rd, struct imp_source *src, 
 	}
 	if (archive_read_open(a, &rr, NULL, raw_read, NULL) != ARCHIVE_OK) {
 		r = rr.err ? imp_fail(e, IMP_IO, rr.err, "", "the source cannot be read")
-		    : la_class(a) == IMP_IO
-			    ? imp_fail(e, IMP_IO, la_err(a), "", "out of memory (%s)",
-				       archive_error_string(a))
-			    : imp_fail(e, IMP_REFUSED, -EINVAL, "",
-				       "the source is not a readable tar archive (%s)",
-				       archive_error_string(a));
+			   : la_fail(e, a, "", -EINVAL, "the source is not a readable tar archive");
 		goto out;
 	}
 	r = read_entries(a, rd, src, e);

@@ -162,8 +162,6 @@ static int check_sumlist(struct imp_source *src, struct imp_member *list, struct
 	if (!list->data)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, list->path, "it is too large");
 	r = imp_sumlist_parse(list->data, list->size, &l, &bad);
-	if (r == -ENOMEM)
-		return imp_fail(e, IMP_IO, r, list->path, "out of memory");
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, list->path, "line %zu is malformed", bad);
 	for (size_t i = 0; r == 0 && i < l.n; i++) {
@@ -416,8 +414,6 @@ static int verify_bundle(struct imp_source *src, const struct imp_options *o,
 		return r;
 	bj = imp_member_find(src, BUNDLE_JSON);
 	r = imp_bundle_json_parse(bj->data, bj->size, &res->bundle, &why);
-	if (r == -ENOMEM)
-		return imp_fail(e, IMP_IO, r, BUNDLE_JSON, "out of memory");
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, BUNDLE_JSON, "it is malformed: %s", why);
 	res->has_bundle = true;

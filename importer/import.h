@@ -54,9 +54,22 @@ struct imp_error {
 	char member[512];
 	char reason[512];
 };
-/* Records the first failure only and returns rc (a negative code). */
+/*
+ * Records the first failure only and returns rc (a negative code).  An rc of
+ * -ENOMEM is always IMP_IO, "out of memory", whatever cls the caller gave.
+ */
 int imp_fail(struct imp_error *e, int cls, int rc, const char *member, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/*
+ * How a failure of class cls is reported: imp_result() gives --json's
+ * "result" ("failed", "usage" or "refused"); imp_verdict() the words of the
+ * message, could_not ("could not import") for IMP_IO, cannot ("cannot
+ * import") for IMP_USAGE, "refused" otherwise.  Only "refused" blames the
+ * source.
+ */
+const char *imp_result(int cls);
+const char *imp_verdict(int cls, const char *could_not, const char *cannot);
 
 /* ---------- tar member paths (tarpath.c) ---------- */
 

@@ -501,8 +501,8 @@ static int check_outputs(struct run *rn)
 	if (o->sign_key) {
 		_cleanup_free_ char *why = NULL;
 		if ((r = sig_signer_open(o->sign_homedir, o->sign_key, &o->signer, &why)) < 0)
-			return imp_fail(&rn->err, r == -ENOMEM ? IMP_IO : IMP_USAGE, r,
-					"--sign-key", "%s", why ? why : ag_strerror(r));
+			return imp_fail(&rn->err, IMP_USAGE, r, "--sign-key", "%s",
+					why ? why : ag_strerror(r));
 	}
 	if (o->dry_run)
 		return 0;
@@ -611,8 +611,8 @@ static void report(struct run *rn, int r)
 	} else if (rn->o.json) {
 		json_t *j =
 			json_pack("{s:s, s:s, s:s, s:s}", "source", rn->source ? rn->source : "",
-				  "result", rn->err.cls == IMP_IO ? "failed" : "refused", "member",
-				  rn->err.member, "reason", rn->err.reason);
+				  "result", imp_result(rn->err.cls), "member", rn->err.member,
+				  "reason", rn->err.reason);
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 		json_decref(j);
@@ -635,8 +635,9 @@ static void report(struct run *rn, int r)
 		return;
 	}
 	/* A source found wrong is refused; one that could not be imported (a
-	 * disk error, no space) is not called bad. */
-	const char *what = rn->err.cls == IMP_IO ? "could not import" : "refused";
+	 * disk error, no space) or an option that cannot be used is not called
+	 * bad. */
+	const char *what = imp_verdict(rn->err.cls, "could not import", "cannot import");
 	if (r < 0 && rn->err.member[0])
 		fprintf(stderr, "agimport: %s %s: %s: %s.\n", what, rn->source ? rn->source : "-",
 			rn->err.member, rn->err.reason);

@@ -356,8 +356,6 @@ static int add_model(struct imp_source *src, struct imp_member *mb, const char *
 	if (!mb->data)
 		return imp_fail(e, IMP_REFUSED, -E2BIG, mb->path, "it is too large for a manifest");
 	r = imp_manifest_parse(mb->data, mb->size, &im->model, &why);
-	if (r == -ENOMEM)
-		return imp_fail(e, IMP_IO, r, mb->path, "out of memory");
 	if (r < 0)
 		return imp_fail(e, IMP_REFUSED, r, mb->path, "it is not a valid manifest: %s", why);
 	im->model.manifest = mb->digest;

@@ -370,9 +370,7 @@ static int fetch_index(struct pull *p)
 	if ((r = index_config(p, body, len, &p->idx_digest, &size)) < 0 ||
 	    (r = fetch_small(p, member, &p->idx_digest, size, &idx)) < 0)
 		return r;
-	if ((r = oci_index_parse(idx, size, &p->x, &why)) == -ENOMEM)
-		return imp_fail(&p->err, IMP_IO, r, member, "out of memory");
-	if (r < 0)
+	if ((r = oci_index_parse(idx, size, &p->x, &why)) < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, member, "the index is refused: %s", why);
 	snprintf(member, sizeof(member), "%s:%s catalog", OCI_INDEX_REPO, p->ref);
 	if (p->cat_l.present &&
@@ -458,9 +456,7 @@ static int check_catalog(struct pull *p)
 
 	if (!p->no_signature && (r = verify_catalog(p)) < 0)
 		return r;
-	if ((r = ag_catalog_parse(p->cat, p->catlen, &p->cg, &why)) == -ENOMEM)
-		return imp_fail(&p->err, IMP_IO, r, OCI_INDEX_REPO, "out of memory");
-	if (r < 0)
+	if ((r = ag_catalog_parse(p->cat, p->catlen, &p->cg, &why)) < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, OCI_INDEX_REPO,
 				"the catalog is refused: %s", why ? why : ag_strerror(r));
 	if ((r = meta_u64(p, "max_catalog_serial", &max)) < 0)
@@ -583,9 +579,7 @@ static int fetch_manifest(struct pull *p, const struct oci_index_model *im)
 	if (len != im->size || !ag_digest_eq(&d, &im->manifest))
 		return imp_fail(&p->err, IMP_REFUSED, -AG_EDIGEST, member,
 				"the manifest's bytes are not the ones the index names");
-	if ((r = imp_manifest_parse(body, len, &m, &why)) == -ENOMEM)
-		return imp_fail(&p->err, IMP_IO, r, member, "out of memory");
-	if (r < 0)
+	if ((r = imp_manifest_parse(body, len, &m, &why)) < 0)
 		return imp_fail(&p->err, IMP_REFUSED, r, member, "%s", why);
 	m.name = strdup(im->name);
 	m.manifest = d;
@@ -877,10 +871,8 @@ static void report(struct pull *p, int r)
 	if (p->json) {
 		json_t *j = r == 0 ? pull_fields(p)
 				   : json_pack("{s:s, s:s, s:s, s:s}", "url", p->url, "result",
-					       p->err.cls == IMP_IO	 ? "failed"
-					       : p->err.cls == IMP_USAGE ? "usage"
-									 : "refused",
-					       "member", p->err.member, "reason", p->err.reason);
+					       imp_result(p->err.cls), "member", p->err.member,
+					       "reason", p->err.reason);
 		if (r == 0)
 			json_object_set_new(j, "generation", json_integer((json_int_t)p->gen_id)),
 				json_object_set_new(j, "up_to_date", json_boolean(p->up_to_date));
@@ -900,10 +892,8 @@ static void report(struct pull *p, int r)
 	/* As for a bundle: "refused" blames what the registry served. */
 	if (r < 0)
 		fprintf(stderr, "agimport: %s %s: %s%s%s.%s\n",
-			p->err.cls == IMP_IO	  ? "could not pull"
-			: p->err.cls == IMP_USAGE ? "cannot pull"
-						  : "refused",
-			p->url, p->err.member, p->err.member[0] ? ": " : "", p->err.reason,
+			imp_verdict(p->err.cls, "could not pull", "cannot pull"), p->url,
+			p->err.member, p->err.member[0] ? ": " : "", p->err.reason,
 			p->kept_partial ? " The blobs fetched and verified so far were kept; a "
 					  "rerun fetches the rest."
 					: "");

@@ -61,6 +61,10 @@ for opt in --ca-file --cert --key; do
 	grep -q "cannot pull $REG_URL: .*(${opt}) $T/missing.pem cannot be read (No such file or directory)" "$T/err"
 	ok $? "naming the option and the file: $(cat "$T/err")"
 done
+run_fail "$AGIMPORT" --registry "$REG_URL" --store "$T/r" --ca-file "$T/missing.pem" \
+	--token-file "$T/token" --keyring "$T/pubkey.asc" --json
+[ "$rc" = 2 ] && [ "$(jq -r .result "$T/out")" = usage ]
+ok $? "with --json the pull's result is \"usage\" (exit $rc)" || cat "$T/out"
 run_fail "$AGSTORE" --store "$IN" push "$REG_URL" --ca-file "$T/pki" --cert "$T/pki/client.crt" \
 	--key "$T/pki/client.key" --token-file "$T/token"
 is "$rc" 2 "push with --ca-file naming a directory: usage error"

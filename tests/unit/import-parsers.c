@@ -235,8 +235,35 @@ static void test_pgp(void)
 	   "what looks like a bundle_version");
 }
 
+/* The refusal record: the first failure wins; memory running out is never a
+ * refusal or a usage error, whatever the failing step would call it. */
+static void test_fail(void)
+{
+	struct imp_error e = {0};
+
+	ok(imp_fail(&e, IMP_REFUSED, -EINVAL, "a\nb", "bad %d", 7) == -EINVAL &&
+		   e.cls == IMP_REFUSED && !strcmp(e.member, "a?b") && !strcmp(e.reason, "bad 7"),
+	   "a refusal is recorded, its member made printable");
+	ok(imp_fail(&e, IMP_IO, -EIO, "c", "later") == -EIO && e.cls == IMP_REFUSED &&
+		   !strcmp(e.member, "a?b"),
+	   "a later failure does not replace the first");
+	memset(&e, 0, sizeof(e));
+	ok(imp_fail(&e, IMP_REFUSED, -ENOMEM, "m.json", "it is malformed: %s", "x") == -ENOMEM &&
+		   e.cls == IMP_IO && !strcmp(e.reason, "out of memory") &&
+		   !strcmp(e.member, "m.json"),
+	   "-ENOMEM given as a refusal is recorded as 'could not', out of memory");
+	memset(&e, 0, sizeof(e));
+	ok(imp_fail(&e, IMP_USAGE, -ENOMEM, "--sign-key", "why") == -ENOMEM && e.cls == IMP_IO,
+	   "-ENOMEM given as a usage error is recorded as 'could not'");
+	memset(&e, 0, sizeof(e));
+	ok(imp_fail(&e, IMP_IO, -ENOMEM, "", "out of memory (%s)", "zstd") == -ENOMEM &&
+		   e.cls == IMP_IO && !strcmp(e.reason, "out of memory (zstd)"),
+	   "-ENOMEM given as 'could not' keeps its own words");
+}
+
 int main(void)
 {
+	test_fail();
 	test_files();
 	test_pgp();
 	test_paths();
