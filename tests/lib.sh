@@ -95,6 +95,29 @@ need_cmd() {
 	done
 }
 
+# Address-space caps (prlimit --as) for the out-of-memory sweeps.  The index
+# maps 64 GiB (LMDB), so a cap is that plus EXTRA KiB.
+need_as_caps() { # need_as_caps PROGRAM: skips the file where caps cannot work
+	need_cmd prlimit
+	! ldd "$1" 2>/dev/null | grep -q 'libasan' ||
+		skip_all "AddressSanitizer reserves the address space a cap on it would limit"
+}
+as_cap() { # as_cap EXTRA_KIB: the cap, in bytes
+	echo $(((64 * 1024 * 1024 + $1) * 1024))
+}
+# least_cap STEP_KIB CMD [ARGS...]: the least EXTRA (KiB, within STEP, up to
+# 1 GiB) for which "CMD EXTRA ARGS..." succeeds, given that it fails at 0 and
+# succeeds at 1 GiB.
+least_cap() {
+	local step=$1 lo=0 hi=$((1024 * 1024)) mid
+	shift
+	while [ $((hi - lo)) -gt "$step" ]; do
+		mid=$(((lo + hi) / 2))
+		if "$1" "$mid" "${@:2}"; then hi=$mid; else lo=$mid; fi
+	done
+	echo "$hi"
+}
+
 # mount_agfs STORE MOUNTPOINT [agfs options...]: mounts (daemonized) and registers cleanup.
 mount_agfs() {
 	local store=$1 mnt=$2

@@ -9,9 +9,7 @@
 # bundle (exit 1), never a crash, and the store is left as it was.
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/lib-bundle.sh"
-command -v prlimit >/dev/null || skip_all "prlimit (util-linux) is not installed"
-ldd "$AGIMPORT" 2>/dev/null | grep -q 'libasan' &&
-	skip_all "AddressSanitizer reserves the address space a cap on it would limit"
+need_as_caps "$AGIMPORT"
 
 make_gpg_key
 make_two_bundles || bail "cannot make the bundles"
@@ -21,20 +19,14 @@ S=$T/store
 B2=$T/b2/airgap-bundle-20260502.tar.gz
 before=$(snap "$S")
 
-# The index maps 64 GiB of address space (LMDB); caps are that plus EXTRA KiB.
 run_capped() { # run_capped EXTRA_KIB: imports B2 into a fresh copy of S
 	rm -rf "$T/run" && cp -a "$S" "$T/run"
-	prlimit --as=$(((64 * 1024 * 1024 + $1) * 1024)) \
+	prlimit --as="$(as_cap "$1")" \
 		"$AGIMPORT" --store "$T/run" --keyring "$T/pubkey.asc" "$B2" >"$T/out" 2>"$T/err"
 }
 run_capped $((1024 * 1024))
 ok $? "with a cap 1 GiB above the index's map the import works" || bail "$(cat "$T/err")"
-# The least cap (within 128 KiB) at which it works here.
-lo=0 hi=$((1024 * 1024))
-while [ $((hi - lo)) -gt 128 ]; do
-	mid=$(((lo + hi) / 2))
-	if run_capped "$mid"; then hi=$mid; else lo=$mid; fi
-done
+hi=$(least_cap 128 run_capped)
 diag "the import needs the index's map plus $((hi / 1024)) MiB of address space here"
 
 runs=0 worked=0 nomem=0 bad=""

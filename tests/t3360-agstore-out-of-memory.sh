@@ -11,9 +11,7 @@
 . "$TESTS_DIR/lib-bundle.sh"
 . "$TESTS_DIR/lib-tools.sh"
 need_agstore
-command -v prlimit >/dev/null || skip_all "prlimit (util-linux) is not installed"
-ldd "$AGSTORE" 2>/dev/null | grep -q 'libasan' &&
-	skip_all "AddressSanitizer reserves the address space a cap on it would limit"
+need_as_caps "$AGSTORE"
 
 S=$T/store
 first_generation_signed "$S"
@@ -21,11 +19,10 @@ first_generation_signed "$S"
 	"$T/b2/airgap-bundle-20260502.tar.gz" >/dev/null 2>"$T/err" || bail "import: $(cat "$T/err")"
 "$AGSTORE" --store "$S" fsck >/dev/null 2>&1 || bail "the store is not sound"
 
-# The index maps 64 GiB of address space (LMDB); caps are that plus EXTRA KiB.
 capped() { # capped EXTRA_KIB agstore-args...
 	local extra=$1
 	shift
-	prlimit --as=$(((64 * 1024 * 1024 + extra) * 1024)) "$AGSTORE" --store "$S" "$@" >"$T/out" 2>"$T/err"
+	prlimit --as="$(as_cap "$extra")" "$AGSTORE" --store "$S" "$@" >"$T/out" 2>"$T/err"
 }
 
 # verdict CMD: what in this run's output would be a verdict or an unearned
@@ -49,12 +46,8 @@ for cmd in "verify --keyring $T/pubkey.asc --all" "fsck" "fsck --full" "audit ve
 	# shellcheck disable=SC2086 # cmd is split into its words on purpose
 	capped $((1024 * 1024)) $cmd
 	ok $? "$name with 1 GiB to spare exits 0" || bail "$(cat "$T/err")"
-	lo=0 hi=$((1024 * 1024))
-	while [ $((hi - lo)) -gt 32 ]; do
-		mid=$(((lo + hi) / 2))
-		# shellcheck disable=SC2086
-		if capped "$mid" $cmd; then hi=$mid; else lo=$mid; fi
-	done
+	# shellcheck disable=SC2086
+	hi=$(least_cap 32 capped $cmd)
 	runs=0 failed=0 inside=0 bad=""
 	for extra in $(seq $((hi > 3072 ? hi - 3072 : 0)) 32 "$hi"); do
 		# shellcheck disable=SC2086
