@@ -105,9 +105,58 @@ static int die(int code, const char *fmt, ...)
 	return code;
 }
 
+/*
+ * libfuse's own messages.  One repeats for every request while the daemon
+ * cannot start a worker thread ("fuse: error creating thread", thousands a
+ * minute out of memory): a message the same as the one before is logged
+ * once a minute, then with how many times it was not.
+ */
+static struct {
+	pthread_mutex_t lock;
+	char last[256];
+	int64_t since;
+	unsigned repeated;
+} fuse_msgs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void log_repeats(unsigned n)
+{
+	if (n)
+		syslog(LOG_ERR, "libfuse's message before was repeated %u more times", n);
+}
+
 static void fuse_log_to_syslog(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	vsyslog((int)level, fmt, ap);
+	char msg[sizeof(fuse_msgs.last)];
+	unsigned repeated = 0;
+	int64_t now = fs_mono_s();
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	pthread_mutex_lock(&fuse_msgs.lock);
+	bool same = strcmp(msg, fuse_msgs.last) == 0 && now - fuse_msgs.since < 60;
+	if (same) {
+		fuse_msgs.repeated++;
+	} else {
+		repeated = fuse_msgs.repeated;
+		fuse_msgs.repeated = 0;
+		fuse_msgs.since = now;
+		memcpy(fuse_msgs.last, msg, sizeof(msg));
+	}
+	pthread_mutex_unlock(&fuse_msgs.lock);
+	if (same)
+		return;
+	log_repeats(repeated);
+	syslog((int)level, "%s", msg);
+}
+
+/* The count of a message still repeating when the session ends. */
+static void fuse_log_flush(void)
+{
+	pthread_mutex_lock(&fuse_msgs.lock);
+	unsigned repeated = fuse_msgs.repeated;
+	fuse_msgs.repeated = 0;
+	pthread_mutex_unlock(&fuse_msgs.lock);
+	log_repeats(repeated);
 }
 
 struct args {
@@ -365,12 +414,20 @@ static int serve(struct fs_ctx *c, bool debug)
 		fuse_loop_cfg_set_idle_threads(cfg, c->opt.threads);
 	}
 	r = fuse_session_loop_mt(c->se, cfg);
+	fuse_log_flush();
 	fuse_loop_cfg_destroy(cfg);
 	hash_stop(c);
 	watch_stop(c);
 	events_stop(c);
 	fuse_session_unmount(c->se);
 	fuse_remove_signal_handlers(c->se);
+	/* libfuse 3.14 returns -1 when it cannot start the first worker
+	 * thread (after logging why), not an errno. */
+	if (r == -1)
+		return die(EXIT_SYSTEM,
+			   "%s: the FUSE session stopped: it could not start a worker "
+			   "thread",
+			   c->mountpoint);
 	if (r < 0 || !atomic_load(&c->initialized))
 		return die(EXIT_SYSTEM, "%s: the FUSE session failed (%s)", c->mountpoint,
 			   strerror(r < 0 ? -r : EPROTO));
